@@ -1,0 +1,28 @@
+"""The r3dnas exception hierarchy.
+
+Every error a user can cause derives from :class:`R3dnasError`, so the CLI can turn it into one
+line on stderr and exit code 2, while anything else stays a bug with its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "MissingDependencyError", "R3dnasError", "TrialFailure"]
+
+
+class R3dnasError(Exception):
+    """Base class of every error r3dnas raises on purpose."""
+
+
+class ConfigError(R3dnasError, ValueError):
+    """A configuration, spec or argument is invalid; the message names the field."""
+
+
+class MissingDependencyError(R3dnasError, ImportError):
+    """An optional dependency is not installed; the message gives the ``pip install`` line."""
+
+
+class TrialFailure(R3dnasError):
+    """A trial could not be measured (non-finite loss, out of memory, ...).
+
+    The study records the reason on the trial and goes on with the next one.
+    """

@@ -1,0 +1,176 @@
+"""``ResNet3d``: mmaction2's I3D-style inflated 3D ResNet, built from a validated config.
+
+Same constructor arguments and defaults, same ``state_dict`` keys, same outputs as
+``mmaction.models.backbones.ResNet3d`` (mmaction2 1.2), with three deliberate differences:
+
+* every argument is validated up front (:class:`~search_space.config.ResNet3dConfig`), so a bad
+  one is a one-line :class:`ConfigError`, not an ``assert`` or a crash mid-forward;
+* ``train()`` returns ``self`` (mmaction2's returns ``None``, which breaks chaining);
+* ``init_weights()`` reports every 2D-checkpoint mismatch by name instead of logging some.
+
+As in mmaction2, the constructor does not initialise weights (mmcv's ``ConvModule`` already
+applies Kaiming/constant init); :func:`build_resnet3d` calls :meth:`ResNet3d.init_weights`,
+which adds zero-init of the last BN of each residual branch and loads ``pretrained``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from mmcv.cnn import ConvModule
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from search_space.blocks import BasicBlock3d, Bottleneck3d, build_block, build_conv_module
+from search_space.config import ResNet3dConfig
+from search_space.plan import NetworkPlan, plan_network
+
+__all__ = ["ResNet3d", "build_resnet3d"]
+
+
+class ResNet3d(nn.Module):
+    """The I3D-style ResNet3d backbone; see ``ResNet3dConfig`` for every argument's meaning.
+
+    ``forward(x)`` maps ``(N, C, T, H, W)`` to the feature map of each stage in
+    ``out_indices`` (a single tensor when there is one index, else a tuple).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        # NOTE: kwargs exist only to accept exactly mmaction2's keyword arguments; they are
+        # validated by ResNet3dConfig.from_dict, which rejects unknown names.
+        super().__init__()
+        config = ResNet3dConfig.from_dict(kwargs)
+        self._build(config)
+
+    @classmethod
+    def from_config(cls, config: ResNet3dConfig) -> ResNet3d:
+        """Build from an already validated config (no weight init; see ``build_resnet3d``)."""
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model._build(config)
+        return model
+
+    def _build(self, config: ResNet3dConfig) -> None:
+        self.config = config
+        plan: NetworkPlan = plan_network(config)
+        self.plan = plan
+        # Attributes mmaction2 exposes; kept for code written against it.
+        self.depth = config.depth
+        self.num_stages = config.num_stages
+        self.stage_blocks = config.blocks_per_stage
+        self.out_indices = config.out_indices
+        self.with_pool1 = config.with_pool1
+        self.with_pool2 = config.with_pool2
+        self.frozen_stages = config.frozen_stages
+        self.norm_eval = config.norm_eval
+        self.pretrained = config.pretrained
+        self.pretrained2d = config.pretrained2d
+        self.zero_init_residual = config.zero_init_residual
+        self.feat_dim = config.feat_dim
+        cfgs = {"conv_cfg": config.conv_cfg, "norm_cfg": config.norm_cfg, "act_cfg": config.act_cfg}
+        self.conv1 = build_conv_module(plan.stem, **cfgs)
+        # NOTE: maxpool and pool2 always exist (no parameters), as in mmaction2; the flags decide
+        # whether forward uses them.
+        pool1_stride = (config.pool1_stride_t, config.pool1_stride_s, config.pool1_stride_s)
+        self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=pool1_stride, padding=(0, 1, 1))
+        self.pool2 = nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1))
+        self.res_layers: list[str] = []
+        for stage in plan.stages:
+            blocks = [
+                build_block(
+                    block,
+                    **cfgs,
+                    non_local_cfg=config.non_local_cfg,
+                    with_cp=config.with_cp,
+                )
+                for block in stage.blocks
+            ]
+            self.add_module(stage.name, nn.Sequential(*blocks))
+            self.res_layers.append(stage.name)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        # (N, C, T, H, W) -> (N, base, T/conv1_stride_t/pool1_stride_t, H/4, W/4)
+        x = self.conv1(x)
+        if self.with_pool1:
+            x = self.maxpool(x)
+        outs = []
+        for i, name in enumerate(self.res_layers):
+            # stage i: (N, C_i, T, H, W) -> (N, C_{i+1}, T/ts_i, H/ss_i, W/ss_i)
+            x = getattr(self, name)(x)
+            if i == 0 and self.with_pool2:
+                x = self.pool2(x)  # halves T: (N, C, T, H, W) -> (N, C, T/2, H, W)
+            if i in self.out_indices:
+                outs.append(x)
+        if len(outs) == 1:
+            return outs[0]
+        return tuple(outs)
+
+    # ------------------------------------------------------------------ train / freeze
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            self.conv1.eval()
+            for param in self.conv1.parameters():
+                param.requires_grad = False
+        for i in range(1, self.frozen_stages + 1):
+            layer = getattr(self, f"layer{i}")
+            layer.eval()
+            for param in layer.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> ResNet3d:
+        """Set train mode, then re-apply ``frozen_stages`` and ``norm_eval``; returns ``self``."""
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    # ------------------------------------------------------------------ weights
+    def init_weights(self, pretrained: str | None = None) -> Any:
+        """Initialise like mmaction2's ``ResNet3d.init_weights``.
+
+        Without a checkpoint: Kaiming (fan-out) convs, BN weight 1 / bias 0, and with
+        ``zero_init_residual`` the last BN of every residual branch zeroed, so each block starts
+        as the identity. With ``pretrained`` (or the config's): ``pretrained2d`` inflates a 2D
+        torchvision-style ResNet checkpoint, otherwise a 3D checkpoint is loaded by key.
+
+        Returns:
+            The :class:`~search_space.pretrained2d.LoadReport` when a checkpoint was loaded,
+            else ``None``.
+        """
+        from search_space.pretrained2d import load_checkpoint_3d, load_inflated_2d
+
+        path = pretrained or self.pretrained
+        if path is not None:
+            if self.pretrained2d:
+                return load_inflated_2d(self, path)
+            return load_checkpoint_3d(self, path)
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, _BatchNorm):
+                if module.weight is not None:
+                    nn.init.ones_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        if self.zero_init_residual:
+            for module in self.modules():
+                if isinstance(module, Bottleneck3d | BasicBlock3d):
+                    last: ConvModule = getattr(module, module.conv_names[-1])
+                    if last.norm is not None and last.norm.weight is not None:
+                        nn.init.zeros_(last.norm.weight)
+                        nn.init.zeros_(last.norm.bias)
+        return None
+
+
+def build_resnet3d(config: ResNet3dConfig) -> ResNet3d:
+    """Build a ResNet3d from ``config`` and initialise it (including ``pretrained``)."""
+    model = ResNet3d.from_config(config)
+    model.init_weights()
+    return model
