@@ -19,9 +19,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
   else
     echo "setup: no CUDA; installing the CPU build of torch first"
     # A CPU wheel already on this machine (pip's find-links), else PyTorch's CPU index.
-    "${PIP[@]}" install --no-index "torch${R3DNAS_TORCH_SPEC:-}" 2>/dev/null \
-      || "${PIP[@]}" install "torch==2.13.0" 2>/dev/null \
-      || "${PIP[@]}" install torch --index-url https://download.pytorch.org/whl/cpu
+    "${PIP[@]}" install --no-index torch 2>/dev/null \
+      || "${PIP[@]}" install torch --index-url https://download.pytorch.org/whl/cpu \
+      || "${PIP[@]}" install torch
   fi
 fi
 
