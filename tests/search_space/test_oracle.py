@@ -22,6 +22,11 @@ def _as_tuple(out: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tenso
     return out if isinstance(out, tuple) else (out,)
 
 
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float32 summation order (checkpoint recomputation reorders some sums)."""
+    return bool((a - b).abs().max() <= 1e-5 * max(1.0, a.abs().max().item()))
+
+
 def check_against_reference(seed: int) -> None:
     kwargs, shape = sample(seed, small_blocks=seed % 4 != 0)
     reference_module = load_reference()
@@ -65,14 +70,14 @@ def check_against_reference(seed: int) -> None:
         return
     sum(o.float().mean() for o in out_a).backward()
     sum(o.float().mean() for o in out_b).backward()
-    assert torch.allclose(xa.grad, xb.grad, rtol=1e-4, atol=1e-6)
+    assert _close(xa.grad, xb.grad), f"seed {seed}: input grad"
     for (name, p), (_, q) in zip(
         reference.named_parameters(), ours.named_parameters(), strict=True
     ):
         if p.grad is None or q.grad is None:
             assert p.grad is None and q.grad is None, f"seed {seed}: grad presence of {name}"
             continue
-        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-6), f"seed {seed}: grad {name}"
+        assert _close(p.grad, q.grad), f"seed {seed}: grad {name}"
     for key, value in reference.state_dict().items():
         assert torch.allclose(ours.state_dict()[key].float(), value.float()), key
 
