@@ -1,0 +1,385 @@
+"""Run or resume a study: the loop around :class:`~studies.objective.TrialRunner`.
+
+Guarantees:
+
+* **Exact budget.** ``n_trials`` counts completed trials (measured or reused), across every
+  worker on the same storage: a worker starts a trial only while completed + running trials are
+  below the budget, and a trial that loses a race to an earlier-numbered one stops before doing
+  any work (recorded as ``over_budget``).
+* **Nothing lost.** Each trial is written to the Optuna storage as it ends; a failed or
+  infeasible trial keeps its reason (user attribute ``fail_reason``) and the study goes on.
+* **Clean interrupts.** Ctrl-C or SIGTERM marks the running trial failed ("interrupted"), and
+  the next ``launch`` of the same study re-runs that trial's parameters first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import ConfigError, TrialFailure
+
+__all__ = ["LaunchResult", "build_sampler", "launch", "open_study"]
+
+POLL_S = 1.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LaunchResult:
+    study_name: str
+    storage: str  # display form: no password
+    completed: int
+    failed: int
+    infeasible: int
+    interrupted: bool
+    wall_s: float
+
+
+def build_sampler(spec: Any) -> Any:
+    """The spec's sampler with its seed (always explicit: Optuna 5 changed the defaults)."""
+    import optuna
+
+    study = spec.study
+    if study.sampler == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=study.seed,
+            multivariate=True,
+            constant_liar=True,
+            n_startup_trials=study.n_startup_trials,
+        )
+    if study.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=study.seed)
+    if study.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=study.seed, n_startup_trials=study.n_startup_trials)
+    if study.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=study.seed)
+    if study.sampler == "grid":
+        return optuna.samplers.GridSampler(spec.space.optuna_grid(), seed=study.seed)
+    raise ConfigError(f"[study] sampler {study.sampler!r} is not supported")  # pragma: no cover
+
+
+def open_study(
+    spec: Any, *, study_name: str, storage_url: str, create: bool = True
+) -> Any:
+    """Create or load the study; a study with other objectives is an error, not a mix."""
+    import optuna
+
+    from studies.storage import display_url, open_storage
+
+    storage = open_storage(storage_url)
+    directions = list(spec.directions)
+    if create:
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            directions=directions,
+            sampler=build_sampler(spec),
+            load_if_exists=True,
+        )
+    else:
+        study = load_existing_study(study_name, storage_url)
+    stored = [d.name.lower() for d in study.directions]
+    if stored != [d for d in directions]:
+        raise ConfigError(
+            f"study {study_name!r} in {display_url(storage_url)} has directions {stored}, but the "
+            f"spec asks for {directions}; use another --study name"
+        )
+    if "objectives" not in study.user_attrs:
+        study.set_user_attr("objectives", list(spec.objective_names))
+        study.set_user_attr("spec", _jsonable(spec.raw))
+        study.set_user_attr("spec_source", spec.source)
+    elif study.user_attrs["objectives"] != list(spec.objective_names):
+        raise ConfigError(
+            f"study {study_name!r} records objectives {study.user_attrs['objectives']}, the spec "
+            f"asks for {list(spec.objective_names)}; use another --study name"
+        )
+    return study
+
+
+def load_existing_study(study_name: str, storage_url: str) -> Any:
+    """Load a study that must exist; an unknown name lists the ones in the storage."""
+    import optuna
+
+    from studies.storage import display_url, open_storage
+
+    storage = open_storage(storage_url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if study_name not in names:
+        known = ", ".join(names) if names else "none"
+        raise ConfigError(
+            f"no study named {study_name!r} in {display_url(storage_url)} (studies there: {known})"
+        )
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    from studies.redact import redact
+
+    return json.loads(json.dumps(redact(value), default=str))
+
+
+def _counts(study: Any) -> tuple[int, int]:
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    return complete, len(trials) - complete
+
+
+def _within_budget(study: Any, number: int, n_trials: int) -> bool:
+    """Completed trials plus running trials numbered before ``number`` leave room for it."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    taken = sum(
+        t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING and t.number < number)
+        for t in trials
+    )
+    return taken < n_trials
+
+
+def _requeue_interrupted(study: Any) -> int:
+    """Enqueue the parameters of trials an interrupt cut short, once each."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    count = 0
+    for t in trials:
+        if (
+            t.state == TrialState.FAIL
+            and t.user_attrs.get("fail_reason", "").startswith("interrupted")
+            and t.number not in retried
+        ):
+            attrs = {"retry_of": t.number}
+            if "enqueued_config" in t.user_attrs:
+                attrs["enqueued_config"] = t.user_attrs["enqueued_config"]
+            study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
+            count += 1
+    return count
+
+
+def _enqueue_presets(study: Any, names: tuple[str, ...]) -> None:
+    """Reference points: each preset is evaluated once per study, as its own trial."""
+    from search_space.canonical import canonicalize
+    from search_space.presets import preset
+
+    seen = {t.user_attrs.get("enqueued_preset") for t in study.get_trials(deepcopy=False)}
+    for name in names:
+        if name in seen:
+            continue
+        config = canonicalize(preset(name))
+        study.enqueue_trial(
+            {}, user_attrs={"enqueued_preset": name, "enqueued_config": config.to_json()}
+        )
+
+
+def reusable_finder(study: Any) -> Callable[[str, str], Any]:
+    from optuna.trial import TrialState
+
+    def find(digest: str, signature: str) -> Any:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("digest") == digest and t.user_attrs.get("signature") == signature:
+                return t
+        return None
+
+    return find
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so the running trial is marked and the loop ends."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def make_objective(
+    study: Any, runner: Any, *, n_trials: int, config_for: Callable[[Any], Any] | None = None
+) -> Callable[[Any], tuple[float, ...]]:
+    """The Optuna objective: budget check, enqueued configs, then the runner."""
+    from search_space.config import ResNet3dConfig
+
+    find = reusable_finder(study)
+
+    def objective(trial: Any) -> tuple[float, ...]:
+        if not _within_budget(study, trial.number, n_trials):
+            trial.set_user_attr("state", "over_budget")
+            trial.set_user_attr("fail_reason", "over_budget: other workers filled the budget")
+            raise TrialFailure("over_budget")
+        config = None
+        enqueued = trial.user_attrs.get("enqueued_config")
+        if enqueued:
+            config = ResNet3dConfig.from_json(enqueued)
+        elif config_for is not None:
+            config = config_for(trial)
+        seed = trial.user_attrs.get("train_seed")
+        return runner.run(trial, config=config, seed=seed, find_reusable=find)
+
+    return objective
+
+
+def run_trials(
+    study: Any,
+    objective: Callable[[Any], Any],
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+    progress: bool,
+    label: str,
+) -> bool:
+    """Run trials until ``n_trials`` are complete; returns True when interrupted."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.monotonic()
+    complete, _ = _counts(study)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_trials, initial=min(complete, n_trials), desc=label, unit="trial")
+    attempts = 0
+    max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
+    try:
+        with _sigterm_as_interrupt():
+            while True:
+                complete, running = _counts(study)
+                if bar is not None:
+                    bar.n = min(complete, n_trials)
+                    bar.refresh()
+                if complete >= n_trials:
+                    return False
+                if timeout_s is not None and time.monotonic() - started > timeout_s:
+                    print(f"{label}: timeout after {timeout_s:g} s with {complete} complete")
+                    return False
+                if attempts >= max_attempts:
+                    print(
+                        f"{label}: stopping after {attempts} attempts with only {complete} "
+                        "complete trials; see the failed trials' fail_reason"
+                    )
+                    return False
+                if complete + running >= n_trials:
+                    # Others hold the rest of the budget; wait, but fail stale trials so a dead
+                    # worker's trial frees its slot.
+                    with contextlib.suppress(Exception):
+                        optuna.storages.fail_stale_trials(study)
+                    time.sleep(POLL_S)
+                    continue
+                attempts += 1
+                try:
+                    study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+                except KeyboardInterrupt:
+                    return True
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def launch(
+    spec: Any = None,
+    *,
+    study_name: str | None = None,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    wandb_mode: str | None = None,
+    progress: bool = True,
+    runs_dir: str | Path = "runs",
+    print_pareto: bool = True,
+) -> LaunchResult:
+    """Run or resume a study (``r3dnas launch``).
+
+    Args:
+        spec: a :class:`~studies.spec.StudySpec`, a shipped spec name or a TOML path
+            (default: the CPU default study).
+        study_name: overrides ``[study] name``.
+        storage: an Optuna storage URL (default ``$R3DNAS_STORAGE`` or ``runs/<study>.db``).
+        n_trials: overrides ``[study] n_trials`` (the number of completed trials wanted).
+        wandb_mode: ``offline`` (default), ``online`` or ``disabled``; overrides ``[wandb]``.
+    """
+    from optuna.trial import TrialState
+
+    from studies.objective import TrialRunner
+    from studies.spec import StudySpec, load_spec
+    from studies.storage import display_url, resolve_storage_url
+
+    t0 = time.perf_counter()
+    if not isinstance(spec, StudySpec):
+        spec = load_spec(spec)
+    name = study_name or spec.study.name
+    url = resolve_storage_url(storage, study_name=name, runs_dir=runs_dir)
+    budget = n_trials if n_trials is not None else spec.study.n_trials
+    if budget < 1:
+        raise ConfigError(f"--n-trials must be a positive int; got {budget}")
+    study = open_study(spec, study_name=name, storage_url=url)
+    _requeue_interrupted(study)
+    _enqueue_presets(study, spec.study.enqueue_presets)
+    tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
+    runner = TrialRunner(spec, tracker=tracker)
+    objective = make_objective(study, runner, n_trials=budget)
+    print(f"study {name!r} on {display_url(url)}: {budget} trials of {spec.source}")
+    interrupted = run_trials(
+        study,
+        objective,
+        n_trials=budget,
+        timeout_s=spec.study.timeout_s,
+        progress=progress,
+        label=name,
+    )
+    trials = study.get_trials(deepcopy=False)
+    states = [t.user_attrs.get("state") for t in trials]
+    result = LaunchResult(
+        study_name=name,
+        storage=display_url(url),
+        completed=sum(t.state == TrialState.COMPLETE for t in trials),
+        failed=sum(s in ("failed",) for s in states),
+        infeasible=sum(s == "infeasible" for s in states),
+        interrupted=interrupted,
+        wall_s=time.perf_counter() - t0,
+    )
+    if interrupted:
+        print(f"interrupted: run the same command again to resume study {name!r}")
+    if print_pareto:
+        from studies.pareto import format_pareto, pareto
+
+        front = pareto(study)
+        print(format_pareto(front, fmt="table"))
+        if tracker is not None:
+            tracker.log_study(front.to_dict(orient="records"), summary=_summary(result))
+    return result
+
+
+def _summary(result: LaunchResult) -> dict[str, Any]:
+    return {
+        "completed": result.completed,
+        "failed": result.failed,
+        "infeasible": result.infeasible,
+        "wall_s": result.wall_s,
+    }
+
+
+def _tracker(spec: Any, study_name: str, mode: str | None, run_dir: Path) -> Any:
+    from studies.tracking import StudyTracker, TrackingConfig
+
+    settings = dict(spec.wandb)
+    if mode is not None:
+        settings["mode"] = mode
+    cfg = TrackingConfig(dir=str(run_dir), **settings)
+    return StudyTracker(cfg, study_name=study_name)

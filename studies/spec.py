@@ -1,0 +1,328 @@
+"""Study specs: one TOML file describes a whole study.
+
+Sections (each optional but ``[study]``; every key is checked, an unknown one is an error that
+names the key and its section)::
+
+    [study]        name, objectives, sampler, seed, n_trials, timeout_s, enqueue_presets
+    [space]        a search space (see search_space.space), or base = preset | file.json
+    [data]         runners.data.DataConfig fields
+    [train]        runners.accuracy.TrainConfig fields
+    [measure]      input_shape, device, latency_mode, latency_warmup, latency_repeats, ...
+    [constraints]  max_gflops, max_params_m, max_latency_ms
+    [wandb]        mode, project, entity
+
+Shipped specs live in ``studies/presets/``; :func:`load_spec` takes their name or a path.
+The raw TOML tables are kept (``spec.raw``) so they can be logged beside each trial.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from search_space.errors import ConfigError
+
+__all__ = [
+    "OBJECTIVES",
+    "Constraints",
+    "MeasureSpec",
+    "Objective",
+    "StudySection",
+    "StudySpec",
+    "load_spec",
+    "spec_names",
+]
+
+Direction = Literal["maximize", "minimize"]
+
+# objective name -> its natural direction; these are the metrics a trial records.
+OBJECTIVES: dict[str, Direction] = {
+    "top1": "maximize",
+    "top5": "maximize",
+    "gflops": "minimize",
+    "params_m": "minimize",
+    "latency_ms": "minimize",
+    "throughput_clips_s": "maximize",
+}
+SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
+DEFAULT_SPEC = "cpu_default"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Objective:
+    name: str
+    direction: Direction
+
+    def __str__(self) -> str:
+        return f"{self.name}:{'max' if self.direction == 'maximize' else 'min'}"
+
+
+def parse_objective(text: str) -> Objective:
+    """``"top1"``, ``"top1:max"`` or ``"latency_ms:min"`` -> :class:`Objective`."""
+    name, _, direction = str(text).partition(":")
+    name = name.strip()
+    if name not in OBJECTIVES:
+        raise ConfigError(
+            f"objective {name!r} is not a metric; choose from {', '.join(OBJECTIVES)}"
+        )
+    direction = direction.strip().lower()
+    if not direction:
+        return Objective(name=name, direction=OBJECTIVES[name])
+    aliases = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+    if direction not in aliases:
+        raise ConfigError(f"objective {text!r}: direction must be 'max' or 'min'")
+    return Objective(name=name, direction=aliases[direction])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StudySection:
+    name: str
+    objectives: tuple[Objective, ...]
+    sampler: str = "tpe"
+    seed: int = 0
+    n_trials: int = 8
+    timeout_s: float | None = None
+    enqueue_presets: tuple[str, ...] = ()
+    n_startup_trials: int = 4
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MeasureSpec:
+    """How FLOPs and latency are measured for each trial."""
+
+    input_shape: tuple[int, int, int, int, int] = (1, 3, 8, 224, 224)
+    device: str = "auto"
+    latency_mode: str = "eager"
+    latency_warmup: int = 3
+    latency_repeats: int = 20
+    latency_threads: int | None = None
+    throughput_batch: int = 1
+    include_head: bool = False
+    measure_latency: bool = True
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Constraints:
+    """Budgets checked analytically before a trial is trained (``None`` = unconstrained)."""
+
+    max_gflops: float | None = None
+    max_params_m: float | None = None
+    max_latency_ms: float | None = None
+
+    def any(self) -> bool:
+        return any(v is not None for v in (self.max_gflops, self.max_params_m, self.max_latency_ms))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StudySpec:
+    study: StudySection
+    space: Any  # search_space.space.SearchSpace
+    data: Any  # runners.data.DataConfig
+    train: Any  # runners.accuracy.TrainConfig
+    measure: MeasureSpec
+    constraints: Constraints
+    wandb: dict[str, Any]
+    source: str
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.study.objectives)
+
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        return tuple(o.direction for o in self.study.objectives)
+
+
+# ---------------------------------------------------------------------- parsing helpers
+_SECTIONS = ("study", "space", "data", "train", "measure", "constraints", "wandb")
+
+
+def _check_keys(section: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(
+                f"unknown key {key!r} in [{section}]; allowed: {', '.join(allowed)}"
+            )
+
+
+def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, float))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"[{section}] {key} must be {names}; got {value!r}")
+    return value
+
+
+def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
+    allowed = (
+        "name", "objectives", "sampler", "seed", "n_trials", "timeout_s", "enqueue_presets",
+        "n_startup_trials",
+    )  # fmt: skip
+    _check_keys("study", table, allowed)
+    objectives_raw = table.get("objectives", ["top1:max", "gflops:min", "latency_ms:min"])
+    if isinstance(objectives_raw, str) or not isinstance(objectives_raw, list):
+        raise ConfigError(
+            f"[study] objectives must be a list like [\"top1:max\", \"gflops:min\"]; "
+            f"got {objectives_raw!r}"
+        )
+    objectives = tuple(parse_objective(o) for o in objectives_raw)
+    if not objectives:
+        raise ConfigError("[study] objectives must name at least one metric")
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[study] objectives repeat a metric: {names}")
+    sampler = table.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"[study] sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    n_trials = _typed("study", "n_trials", table.get("n_trials", 8), int)
+    if n_trials < 1:
+        raise ConfigError(f"[study] n_trials must be a positive int; got {n_trials}")
+    timeout = table.get("timeout_s")
+    presets = tuple(table.get("enqueue_presets", ()))
+    if presets:
+        from search_space.presets import preset
+
+        for name in presets:
+            preset(name)  # raises with the valid names
+    return StudySection(
+        name=_typed("study", "name", table.get("name", fallback_name), str),
+        objectives=objectives,
+        sampler=sampler,
+        seed=_typed("study", "seed", table.get("seed", 0), int),
+        n_trials=n_trials,
+        timeout_s=None if timeout is None else _typed("study", "timeout_s", timeout, float),
+        enqueue_presets=presets,
+        n_startup_trials=_typed("study", "n_startup_trials", table.get("n_startup_trials", 4), int),
+    )
+
+
+def _parse_measure(table: Mapping[str, Any], space_input: Any) -> MeasureSpec:
+    from search_space.shapes import parse_input_shape
+
+    allowed = tuple(MeasureSpec.__dataclass_fields__)
+    _check_keys("measure", table, allowed)
+    values = dict(table)
+    shape = values.pop("input_shape", None)
+    if shape is None:
+        shape = space_input if space_input is not None else MeasureSpec().input_shape
+    modes = ("eager", "channels_last", "compile")
+    if values.get("latency_mode", "eager") not in modes:
+        raise ConfigError(
+            f"[measure] latency_mode must be one of {', '.join(modes)}; "
+            f"got {values['latency_mode']!r}"
+        )
+    for key in ("latency_warmup", "latency_repeats", "throughput_batch"):
+        if key in values and (_typed("measure", key, values[key], int) < 1):
+            raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
+    return MeasureSpec(input_shape=parse_input_shape(shape), **values)
+
+
+def _parse_constraints(table: Mapping[str, Any]) -> Constraints:
+    allowed = tuple(Constraints.__dataclass_fields__)
+    _check_keys("constraints", table, allowed)
+    values = {}
+    for key, value in table.items():
+        number = _typed("constraints", key, value, float)
+        if number <= 0:
+            raise ConfigError(f"[constraints] {key} must be positive; got {value}")
+        values[key] = number
+    return Constraints(**values)
+
+
+def _parse_wandb(table: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = ("mode", "project", "entity")
+    _check_keys("wandb", table, allowed)
+    mode = table.get("mode", "offline")
+    if mode not in ("offline", "online", "disabled"):
+        raise ConfigError(
+            f"[wandb] mode must be one of 'offline', 'online', 'disabled'; got {mode!r}"
+        )
+    return dict(table)
+
+
+def _with_section(section: str, build: Any, table: Mapping[str, Any]) -> Any:
+    """Call a ``from_dict`` and make sure its error names the section."""
+    try:
+        return build(dict(table))
+    except ConfigError as exc:
+        message = str(exc)
+        if f"[{section}]" in message:
+            raise
+        raise ConfigError(f"[{section}] {message}") from exc
+
+
+def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> StudySpec:
+    """Build a :class:`StudySpec` from parsed TOML (``base_dir`` resolves relative paths)."""
+    for key in data:
+        if key not in _SECTIONS:
+            raise ConfigError(
+                f"unknown section [{key}] in {source}; allowed: "
+                + ", ".join(f"[{s}]" for s in _SECTIONS)
+            )
+    if "study" not in data:
+        raise ConfigError(f"{source} has no [study] section (it needs at least a name)")
+    from runners.accuracy import TrainConfig
+    from runners.data import DataConfig
+    from search_space.space import SearchSpace
+
+    study = _parse_study(data["study"], fallback_name=Path(source).stem)
+    space = _with_section(
+        "space", lambda d: SearchSpace.from_dict(d, base_dir=base_dir), data.get("space", {})
+    )
+    data_table = dict(data.get("data", {"kind": "motion"}))
+    for key in ("root", "train_list", "val_list"):
+        if isinstance(data_table.get(key), str) and not Path(data_table[key]).is_absolute():
+            data_table[key] = str(base_dir / data_table[key])
+    data_cfg = _with_section("data", DataConfig.from_dict, data_table)
+    train_cfg = _with_section("train", TrainConfig.from_dict, data.get("train", {}))
+    measure = _parse_measure(data.get("measure", {}), getattr(space, "input_shape", None))
+    spec = StudySpec(
+        study=study,
+        space=space,
+        data=data_cfg,
+        train=train_cfg,
+        measure=measure,
+        constraints=_parse_constraints(data.get("constraints", {})),
+        wandb=_parse_wandb(data.get("wandb", {})),
+        source=source,
+        raw={k: v for k, v in data.items()},
+    )
+    return spec
+
+
+def spec_names() -> tuple[str, ...]:
+    """Names of the specs shipped in ``studies/presets``."""
+    folder = resources.files("studies") / "presets"
+    return tuple(sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")))
+
+
+def load_spec(name_or_path: str | Path | None = None) -> StudySpec:
+    """A shipped spec by name (default ``cpu_default``) or a TOML file by path."""
+    target = DEFAULT_SPEC if name_or_path is None else str(name_or_path)
+    path = Path(target)
+    if not (path.suffix == ".toml" or path.exists()):
+        shipped = resources.files("studies") / "presets" / f"{target}.toml"
+        if not shipped.is_file():
+            raise ConfigError(
+                f"unknown study spec {target!r}: not a file, and not one of the shipped specs "
+                f"({', '.join(spec_names())})"
+            )
+        text = shipped.read_text()
+        source, base_dir = f"{target}.toml", Path.cwd()
+    else:
+        if not path.is_file():
+            raise ConfigError(f"study spec file {target!r} not found")
+        text = path.read_text()
+        source, base_dir = str(path), path.parent.resolve()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    return parse_spec(data, source=source, base_dir=base_dir)

@@ -1,0 +1,95 @@
+"""Where a study lives: Optuna storage URLs, resolved and opened in one place.
+
+Accepted forms:
+
+* ``sqlite:///path/to/file.db`` — the default, one machine (``./runs/<study>.db``);
+* ``postgresql://user:password@host:port/db`` — many machines (needs ``psycopg``);
+* ``journal:///path/to/study.log`` — a journal file on a shared filesystem.
+
+``--storage`` wins, then the ``R3DNAS_STORAGE`` environment variable, then the default. RDB
+storages get heartbeats, so a worker killed mid-trial has its trial failed after the grace
+period and retried (``RetryHeartbeatStaleTrialCallback``). Passwords never reach a log line:
+print :func:`display_url` instead of the URL.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import ConfigError
+
+__all__ = ["StorageSettings", "display_url", "open_storage", "resolve_storage_url"]
+
+ENV_VAR = "R3DNAS_STORAGE"
+SCHEMES = ("sqlite", "postgresql", "journal")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StorageSettings:
+    """Heartbeat settings for RDB storages (seconds)."""
+
+    heartbeat_interval: int = 10
+    grace_period: int = 30
+    max_retry: int = 2
+
+
+def default_url(study_name: str, runs_dir: Path | str = "runs") -> str:
+    path = Path(runs_dir) / f"{study_name}.db"
+    return f"sqlite:///{path}"
+
+
+def resolve_storage_url(url: str | None, *, study_name: str, runs_dir: Path | str = "runs") -> str:
+    """The storage URL to use: the argument, else ``$R3DNAS_STORAGE``, else ``./runs/<name>.db``."""
+    chosen = url or os.environ.get(ENV_VAR) or default_url(study_name, runs_dir)
+    scheme = chosen.split(":", 1)[0].split("+", 1)[0]
+    if "://" not in chosen or scheme not in SCHEMES:
+        raise ConfigError(
+            f"storage URL {display_url(chosen)!r} is not supported; use sqlite:///FILE.db, "
+            "postgresql://USER:PASSWORD@HOST/DB or journal:///FILE.log"
+        )
+    return chosen
+
+
+def display_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (safe to print and log)."""
+    from studies.redact import redact_url
+
+    return redact_url(url)
+
+
+def open_storage(url: str, settings: StorageSettings | None = None) -> Any:
+    """An Optuna storage object for ``url`` (creating the sqlite/journal folder if needed)."""
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    settings = settings or StorageSettings()
+    if url.startswith("journal://"):
+        path = Path(url.removeprefix("journal://"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages import journal
+
+        return optuna.storages.JournalStorage(journal.JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql"):
+        from search_space._imports import require
+
+        require("psycopg")
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=settings.heartbeat_interval,
+            grace_period=settings.grace_period,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                max_retry=settings.max_retry
+            ),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+    except Exception as exc:  # sqlalchemy raises many kinds; they all mean "can't open"
+        raise ConfigError(
+            f"cannot open storage {display_url(url)}: {type(exc).__name__}: "
+            f"{display_url(str(exc).splitlines()[0] if str(exc) else '')}"
+        ) from exc
