@@ -68,6 +68,98 @@ def _shapes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cost(args: argparse.Namespace) -> int:
+    from search_space.cost import cost
+
+    config = _load_config(args)
+    result = cost(config, args.input, include_head=args.head, num_classes=args.num_classes)
+    print(result.format())
+    return 0
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from studies.launch import launch
+
+    result = launch(
+        args.spec,
+        study_name=args.study,
+        storage=args.storage,
+        n_trials=args.n_trials,
+        wandb_mode=args.wandb,
+        progress=not args.quiet,
+        runs_dir=args.runs_dir,
+    )
+    print(
+        f"{result.completed} complete, {result.failed} failed, {result.infeasible} infeasible "
+        f"in {result.wall_s:.1f} s"
+    )
+    return 130 if result.interrupted else 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    from studies.ablation import ablate
+
+    result = ablate(
+        args.spec,
+        factors=args.factor,
+        seeds=args.seeds,
+        study_name=args.study,
+        storage=args.storage,
+        wandb_mode=args.wandb,
+        runs_dir=args.runs_dir,
+        out_dir=args.out,
+        progress=not args.quiet,
+    )
+    print(result.format())
+    return 130 if result.interrupted else 0
+
+
+def _pareto(args: argparse.Namespace) -> int:
+    from studies.pareto import _as_study, format_pareto, pareto, plot_pareto
+
+    study = _as_study(args.study, args.storage)
+    objectives = args.objectives.split(",") if args.objectives else None
+    front = pareto(study, objectives=objectives)
+    print(format_pareto(front, fmt=args.format))
+    if args.plot:
+        print(f"plot written to {plot_pareto(front, study, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from studies.export import export
+
+    text = export(
+        args.study,
+        storage=args.storage,
+        trial=args.trial,
+        pick=args.pick,
+        fmt=args.format,
+        out=args.out,
+    )
+    if args.out:
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from studies.reproduce import reproduce
+
+    result = reproduce(
+        args.study,
+        storage=args.storage,
+        trial=args.trial,
+        pick=args.pick,
+        retrain=args.retrain,
+        latency=not args.no_latency,
+    )
+    print(result.format())
+    print("FLOPs and params reproduce exactly" + (", top1 too" if args.retrain else ""))
+    return 0
+
+
 def _add_config_args(parser: argparse.ArgumentParser, *, default_input: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", default="seed_r50", help="preset name (default: seed_r50)")
@@ -93,7 +185,71 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p, default_input="1,3,16,320,256")
     p.add_argument("--no-forward", action="store_true", help="skip the check by a real forward")
     p.set_defaults(handler=_shapes)
+
+    p = sub.add_parser("cost", help="analytic GFLOPs, params and shapes of a configuration")
+    _add_config_args(p, default_input="1,3,32,256,256")
+    p.add_argument("--head", action="store_true", help="include the I3D classification head")
+    p.add_argument("--num-classes", type=int, default=400, help="head classes (default 400)")
+    p.set_defaults(handler=_cost)
+
+    p = sub.add_parser("launch", help="run or resume a study (default: the CPU default study)")
+    p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
+    _add_study_args(p, required=False)
+    p.add_argument("--n-trials", type=int, help="completed trials wanted (overrides the spec)")
+    _add_run_args(p)
+    p.set_defaults(handler=_launch)
+
+    p = sub.add_parser("ablate", help="full factorial over named factors, K seeds each")
+    p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
+    p.add_argument("--factor", action="append", required=True, help="a space parameter (repeat)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
+    p.add_argument("--out", help="folder for the CSV and PNG (default runs/<study>)")
+    _add_study_args(p, required=False)
+    _add_run_args(p)
+    p.set_defaults(handler=_ablate)
+
+    p = sub.add_parser("pareto", help="the Pareto front of a study")
+    _add_study_args(p, required=True)
+    p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
+    p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
+    p.add_argument("--plot", help="also write a PNG plot of the front")
+    p.set_defaults(handler=_pareto)
+
+    for name, handler, text in (
+        ("export", _export, "export a trial's network as JSON or an mmaction2 config"),
+        ("reproduce", _reproduce, "rebuild a trial's network and re-measure it"),
+    ):
+        p = sub.add_parser(name, help=text)
+        _add_study_args(p, required=True)
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--trial", type=int, help="trial number")
+        which.add_argument("--pick", choices=("top1", "knee", "min-latency"),
+                           help="pick from the Pareto front (default knee)")  # fmt: skip
+        if name == "export":
+            p.add_argument("--format", default="json", choices=("json", "mmaction2"))
+            p.add_argument("--out", help="write to this file instead of stdout")
+        else:
+            p.add_argument("--retrain", action="store_true", help="train again with the seed")
+            p.add_argument("--no-latency", action="store_true", help="skip re-measuring latency")
+        p.set_defaults(handler=handler)
     return parser
+
+
+def _add_study_args(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--study", required=required, help="study name")
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL: sqlite:///F.db, postgresql://..., journal:///F.log "
+        "(default $R3DNAS_STORAGE, else runs/<study>.db)",
+    )
+    parser.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+
+
+def _add_run_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wandb", choices=("offline", "online", "disabled"), help="wandb mode (default offline)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

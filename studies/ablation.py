@@ -1,0 +1,239 @@
+"""Ablations: the full factorial over named factors, K seeds each, with honest statistics.
+
+Every grid point x seed is enqueued once as its own trial (so several workers never run the
+same point twice) and measured by the same trial pipeline as a search. The summary gives, per
+factor level and metric, mean ± std and a 95% confidence interval (Student t over seeds and the
+other factors' levels), each factor's effect (the spread of its level means) and its importance
+as the share of the metric's variance its main effect explains (eta squared, exact for a full
+factorial). Results go to a CSV and a bar chart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import ConfigError
+
+__all__ = ["AblationResult", "ablate", "summarize"]
+
+METRICS = ("top1", "gflops", "params_m", "latency_ms")
+# two-sided 95% Student t quantiles by degrees of freedom (1..30); 1.96 beyond.
+_T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t95(dof: int) -> float:
+    if dof < 1:
+        return math.nan
+    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AblationResult:
+    study_name: str
+    trials: Any  # DataFrame: one row per completed trial (factors, seed, metrics)
+    summary: Any  # DataFrame: factor, level, metric, n, mean, std, ci95_low, ci95_high
+    effects: Any  # DataFrame: factor, metric, effect, importance
+    csv_path: Path | None
+    plot_path: Path | None
+    interrupted: bool
+
+    def format(self) -> str:
+        lines = [f"Ablation {self.study_name!r}: {len(self.trials)} completed trials"]
+        for (factor, metric), rows in self.summary.groupby(["factor", "metric"], sort=False):
+            lines.append(f"\n{factor} -> {metric}")
+            for row in rows.itertuples():
+                lines.append(
+                    f"  {row.level!s:<14} {row.mean:10.4g} ± {row.std:<8.3g} "
+                    f"95% CI [{row.ci95_low:.4g}, {row.ci95_high:.4g}]  (n={row.n})"
+                )
+        lines.append("\neffects (max - min of level means) and importance (eta²):")
+        for row in self.effects.itertuples():
+            lines.append(
+                f"  {row.factor:<20} {row.metric:<11} effect {row.effect:10.4g}  "
+                f"importance {row.importance:.3f}"
+            )
+        if self.csv_path:
+            lines.append(f"\nCSV: {self.csv_path}")
+        if self.plot_path:
+            lines.append(f"plot: {self.plot_path}")
+        return "\n".join(lines)
+
+
+def summarize(trials: Any, factors: Sequence[str], metrics: Sequence[str]) -> tuple[Any, Any]:
+    """Per-level statistics and per-factor effects from a per-trial DataFrame."""
+    import pandas as pd
+
+    rows, effects = [], []
+    for metric in metrics:
+        if metric not in trials.columns:
+            continue
+        values = trials[metric].astype(float)
+        grand = values.mean()
+        ss_total = float(((values - grand) ** 2).sum())
+        for factor in factors:
+            level_means = []
+            ss_factor = 0.0
+            for level, group in trials.groupby(factor, sort=True):
+                v = group[metric].astype(float)
+                n = len(v)
+                mean = float(v.mean())
+                std = float(v.std(ddof=1)) if n > 1 else 0.0
+                half = t95(n - 1) * std / math.sqrt(n) if n > 1 else math.nan
+                rows.append(
+                    {
+                        "factor": factor,
+                        "level": level,
+                        "metric": metric,
+                        "n": n,
+                        "mean": mean,
+                        "std": std,
+                        "ci95_low": mean - half,
+                        "ci95_high": mean + half,
+                    }
+                )
+                level_means.append(mean)
+                ss_factor += n * (mean - grand) ** 2
+            effects.append(
+                {
+                    "factor": factor,
+                    "metric": metric,
+                    "effect": max(level_means) - min(level_means),
+                    "importance": ss_factor / ss_total if ss_total > 0 else 0.0,
+                }
+            )
+    return pd.DataFrame(rows), pd.DataFrame(effects)
+
+
+def plot_ablation(summary: Any, path: Path, metric: str = "top1") -> Path:
+    """Bar chart: one panel per factor, bars = level means of ``metric`` with 95% CIs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = summary[summary["metric"] == metric]
+    factors = list(dict.fromkeys(data["factor"]))
+    fig, axes = plt.subplots(1, max(1, len(factors)), figsize=(4 * max(1, len(factors)), 4),
+                             dpi=120, squeeze=False)  # fmt: skip
+    for ax, factor in zip(axes[0], factors, strict=False):
+        rows = data[data["factor"] == factor]
+        errors = (rows["ci95_high"] - rows["mean"]).fillna(0.0)
+        ax.bar([str(v) for v in rows["level"]], rows["mean"], yerr=errors, capsize=4,
+               color="#4c72b0")  # fmt: skip
+        ax.set_title(factor)
+        ax.set_ylabel(metric)
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"ablation: mean {metric} per level (95% CI)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _enqueue_grid(study: Any, space: Any, factors: Sequence[str], seeds: Sequence[int]) -> int:
+    """Enqueue every grid point x seed once per study (idempotent across launches)."""
+    import json
+
+    from search_space.canonical import canonicalize
+
+    key = json.dumps({"factors": list(factors), "seeds": list(seeds)})
+    if study.user_attrs.get("ablation_grid") == key:
+        return 0
+    if "ablation_grid" in study.user_attrs:
+        raise ConfigError(
+            f"study {study.study_name!r} already holds another ablation grid "
+            f"({study.user_attrs['ablation_grid']}); use another --study name"
+        )
+    count = 0
+    for point in space.grid(factors):
+        config = canonicalize(space.config_from_params(point))
+        for seed in seeds:
+            study.enqueue_trial(
+                {},
+                user_attrs={
+                    "enqueued_config": config.to_json(),
+                    "factors": {k: point[k] for k in factors},
+                    "train_seed": seed,
+                },
+                skip_if_exists=False,
+            )
+            count += 1
+    study.set_user_attr("ablation_grid", key)
+    return count
+
+
+def ablate(
+    spec: Any = None,
+    *,
+    factors: Sequence[str],
+    seeds: int = 1,
+    study_name: str | None = None,
+    storage: str | None = None,
+    wandb_mode: str | None = None,
+    runs_dir: str | Path = "runs",
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+) -> AblationResult:
+    """Run (or resume) the full factorial over ``factors`` with ``seeds`` seeds each."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
+    from studies.launch import _tracker, make_objective, open_study, run_trials
+    from studies.objective import TrialRunner
+    from studies.spec import StudySpec, load_spec
+    from studies.storage import display_url, resolve_storage_url
+
+    if not isinstance(spec, StudySpec):
+        spec = load_spec(spec or "inflation_ablation")
+    if not factors:
+        raise ConfigError("ablate needs at least one --factor (a search-space parameter name)")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be a positive int; got {seeds}")
+    name = study_name or f"{spec.study.name}-ablation"
+    url = resolve_storage_url(storage, study_name=name, runs_dir=runs_dir)
+    study = open_study(spec, study_name=name, storage_url=url)
+    seed_values = [spec.train.seed + k for k in range(seeds)]
+    _enqueue_grid(study, spec.space, factors, seed_values)
+    total = len(spec.space.grid(factors)) * seeds
+    print(f"ablation {name!r} on {display_url(url)}: {total} trials ({', '.join(factors)} x {seeds} seeds)")
+    tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
+    runner = TrialRunner(spec, tracker=tracker)
+    objective = make_objective(study, runner, n_trials=total)
+    interrupted = run_trials(
+        study, objective, n_trials=total, timeout_s=spec.study.timeout_s, progress=progress,
+        label=name,
+    )  # fmt: skip
+    records = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        row = {"trial": t.number, **t.user_attrs.get("factors", {}), "seed": t.user_attrs.get("seed")}
+        for metric in METRICS:
+            if metric in t.user_attrs:
+                row[metric] = t.user_attrs[metric]
+        row["arch"] = t.user_attrs.get("arch")
+        records.append(row)
+    trials = pd.DataFrame(records)
+    metrics = [m for m in METRICS if m in trials.columns]
+    summary, effects = summarize(trials, factors, metrics) if len(trials) else (pd.DataFrame(), pd.DataFrame())
+    out = Path(out_dir) if out_dir is not None else Path(runs_dir) / name
+    csv_path = plot_path = None
+    if len(trials):
+        out.mkdir(parents=True, exist_ok=True)
+        csv_path = out / "ablation.csv"
+        trials.to_csv(out / "ablation_trials.csv", index=False)
+        summary.to_csv(csv_path, index=False)
+        effects.to_csv(out / "ablation_effects.csv", index=False)
+        plot_path = plot_ablation(summary, out / "ablation.png")
+    return AblationResult(
+        study_name=name, trials=trials, summary=summary, effects=effects, csv_path=csv_path,
+        plot_path=plot_path, interrupted=interrupted,
+    )  # fmt: skip

@@ -1,0 +1,161 @@
+"""Pick a trial and export its network: ResNet3d keyword JSON or an mmaction2 config file.
+
+``json`` is exactly the ``ResNet3d`` keyword arguments, so ``ResNet3d(**json.load(f))`` builds
+the network both here and in mmaction2. ``mmaction2`` is a Python config that mmengine's
+``Config.fromfile`` parses: a ``Recognizer3D`` with this backbone and an ``I3DHead``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import ConfigError
+
+__all__ = ["PICKS", "export", "mmaction2_config_text", "select_trial"]
+
+PICKS = ("top1", "knee", "min-latency")
+EXPORT_FORMATS = ("json", "mmaction2")
+# mmaction2's ImageNet normalisation on 0-255 pixels (configs/_base_/models/i3d_r50.py).
+_MEAN = [123.675, 116.28, 103.53]
+_STD = [58.395, 57.12, 57.375]
+
+
+def select_trial(
+    study: Any, *, storage: str | None = None, trial: int | None = None, pick: str | None = None
+) -> Any:
+    """The trial asked for by number, or picked from the Pareto front.
+
+    ``top1``: the highest top-1 among completed feasible trials; ``min-latency``: the lowest
+    latency; ``knee``: the front trial closest (Euclidean, after scaling each objective to
+    [0, 1]) to the ideal point of the front.
+    """
+    from optuna.trial import TrialState
+
+    from studies.pareto import _as_study, pareto
+
+    study = _as_study(study, storage)
+    if trial is not None:
+        numbers = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if trial not in numbers:
+            raise ConfigError(
+                f"study {study.study_name!r} has no trial {trial} (trials 0..{len(numbers) - 1})"
+            )
+        chosen = numbers[trial]
+        if chosen.state != TrialState.COMPLETE or "config" not in chosen.user_attrs:
+            reason = chosen.user_attrs.get("fail_reason", chosen.state.name.lower())
+            raise ConfigError(f"trial {trial} did not complete ({reason}); pick a completed one")
+        return chosen
+    pick = pick or "knee"
+    if pick not in PICKS:
+        raise ConfigError(f"--pick must be one of {', '.join(PICKS)}; got {pick!r}")
+    front = pareto(study)
+    if not len(front):
+        raise ConfigError(f"study {study.study_name!r} has no completed feasible trial yet")
+    if pick == "top1":
+        column, best = _metric_column(front, "top1"), "max"
+    elif pick == "min-latency":
+        column, best = _metric_column(front, "latency_ms"), "min"
+    else:
+        return study.trials[_knee(front)]
+    values = front[column]
+    row = values.idxmax() if best == "max" else values.idxmin()
+    return study.trials[int(front.loc[row, "trial"])]
+
+
+def _metric_column(front: Any, name: str) -> str:
+    if name not in front.columns:
+        raise ConfigError(f"the study's trials have no {name!r} metric to pick by")
+    return name
+
+
+def _knee(front: Any) -> int:
+    scaled = []
+    for name, direction in zip(front.attrs["objectives"], front.attrs["directions"], strict=True):
+        column = front[name].astype(float)
+        span = column.max() - column.min()
+        norm = (column - column.min()) / span if span > 0 else column * 0.0
+        scaled.append(1.0 - norm if direction == "maximize" else norm)
+    distance = sum(s**2 for s in scaled) ** 0.5
+    return int(front.loc[distance.idxmin(), "trial"])
+
+
+def _py(value: Any) -> str:
+    """A Python literal mmengine's config parser reads back to the same value."""
+    if isinstance(value, dict):
+        return "dict(" + ", ".join(f"{k}={_py(v)}" for k, v in value.items()) + ")"
+    if isinstance(value, list | tuple):
+        inner = ", ".join(_py(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+def mmaction2_config_text(
+    config_dict: dict[str, Any], *, num_classes: int, header: str = "", dropout: float = 0.5
+) -> str:
+    """An mmaction2 config file for a Recognizer3D with this backbone and an I3DHead."""
+    from search_space.config import ResNet3dConfig
+
+    config = ResNet3dConfig.from_dict(config_dict)
+    backbone = {"type": "ResNet3d", **config.to_dict()}
+    head = {
+        "type": "I3DHead",
+        "num_classes": num_classes,
+        "in_channels": config.feat_dim,
+        "spatial_type": "avg",
+        "dropout_ratio": dropout,
+        "init_std": 0.01,
+        "average_clips": "prob",
+    }
+    preprocessor = {
+        "type": "ActionDataPreprocessor",
+        "mean": _MEAN,
+        "std": _STD,
+        "format_shape": "NCTHW",
+    }
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [
+        "model = dict(",
+        "    type='Recognizer3D',",
+        f"    backbone={_py(backbone)},",
+        f"    cls_head={_py(head)},",
+        f"    data_preprocessor={_py(preprocessor)})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def export(
+    study: Any,
+    *,
+    storage: str | None = None,
+    trial: int | None = None,
+    pick: str | None = None,
+    fmt: str = "json",
+    out: str | Path | None = None,
+) -> str:
+    """The chosen trial's network as text (and written to ``out`` when given)."""
+    import json
+
+    from studies.pareto import _as_study
+
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
+    study = _as_study(study, storage)
+    chosen = select_trial(study, trial=trial, pick=pick)
+    config = chosen.user_attrs["config"]
+    if fmt == "json":
+        text = json.dumps(config, indent=2) + "\n"
+    else:
+        spec = study.user_attrs.get("spec", {})
+        num_classes = int(spec.get("data", {}).get("num_classes", 400))
+        header = (
+            f"Exported by r3dnas from study {study.study_name!r}, trial {chosen.number} "
+            f"(digest {chosen.user_attrs.get('digest')}).\n{chosen.user_attrs.get('arch', '')}"
+        )
+        text = mmaction2_config_text(config, num_classes=num_classes, header=header)
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return text

@@ -1,0 +1,129 @@
+"""Rebuild a trial's network from its stored config and check the stored numbers.
+
+FLOPs and parameters must come out equal to the stored values exactly (they are functions of
+the config); latency is re-measured and shown beside the stored value (it depends on the
+machine); with ``retrain`` the network is trained again with the stored seed and the study's
+spec, which on CPU gives the identical top-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import R3dnasError
+
+__all__ = ["ReproduceResult", "ReproductionMismatch", "reproduce"]
+
+
+class ReproductionMismatch(R3dnasError):
+    """A number that must reproduce exactly did not."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReproduceResult:
+    trial: int
+    digest: str
+    stored: dict[str, float]
+    measured: dict[str, float]
+
+    def format(self) -> str:
+        lines = [f"trial {self.trial} (digest {self.digest})", f"{'metric':<12} stored  measured"]
+        for key, value in self.measured.items():
+            before = self.stored.get(key)
+            shown = "-" if before is None else f"{before:.6g}"
+            lines.append(f"{key:<12} {shown}  {value:.6g}")
+        return "\n".join(lines)
+
+
+def _spec_of(study: Any) -> Any:
+    from studies.spec import parse_spec
+
+    raw = study.user_attrs.get("spec")
+    if raw is None:
+        raise R3dnasError(f"study {study.study_name!r} stores no spec; it was not made by r3dnas")
+    return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())
+
+
+def reproduce(
+    study: Any,
+    *,
+    storage: str | None = None,
+    trial: int | None = None,
+    pick: str | None = None,
+    retrain: bool = False,
+    latency: bool = True,
+) -> ReproduceResult:
+    """Re-measure a trial (``r3dnas reproduce``); raises :class:`ReproductionMismatch`."""
+    from runners.flops import measure_flops
+    from search_space.config import ResNet3dConfig
+    from studies.export import select_trial
+    from studies.pareto import _as_study
+
+    study = _as_study(study, storage)
+    chosen = select_trial(study, trial=trial, pick=pick)
+    spec = _spec_of(study)
+    config = ResNet3dConfig.from_dict(chosen.user_attrs["config"])
+    if config.digest() != chosen.user_attrs.get("digest"):
+        raise ReproductionMismatch(
+            f"trial {chosen.number}: stored config digests to {config.digest()}, "
+            f"stored digest is {chosen.user_attrs.get('digest')}"
+        )
+    shape = spec.measure.input_shape
+    flops = measure_flops(
+        config, shape, include_head=spec.measure.include_head, num_classes=spec.data.num_classes
+    )
+    stored = {k: float(chosen.user_attrs[k]) for k in ("gflops", "params", "latency_ms", "top1")
+              if k in chosen.user_attrs}  # fmt: skip
+    measured: dict[str, float] = {"gflops": flops.gflops, "params": float(flops.params)}
+    for key in ("gflops", "params"):
+        if key in stored and stored[key] != measured[key]:
+            raise ReproductionMismatch(
+                f"trial {chosen.number}: {key} re-measured {measured[key]!r} != stored "
+                f"{stored[key]!r}"
+            )
+    if latency:
+        from runners.latency import LatencyConfig, measure_latency
+
+        result = measure_latency(
+            config,
+            shape,
+            LatencyConfig(
+                device=spec.measure.device,
+                mode=spec.measure.latency_mode,
+                warmup=spec.measure.latency_warmup,
+                repeats=spec.measure.latency_repeats,
+                threads=spec.measure.latency_threads,
+                batch_size=spec.measure.throughput_batch,
+            ),
+        )
+        measured["latency_ms"] = result.median_ms
+    if retrain:
+        import dataclasses
+
+        from runners.accuracy import train_and_evaluate
+        from runners.data import build_datasets
+
+        train_set, val_set = build_datasets(spec.data)
+        seed = int(chosen.user_attrs.get("seed", spec.train.seed))
+        outcome = train_and_evaluate(
+            config,
+            train_set,
+            val_set,
+            dataclasses.replace(spec.train, seed=seed),
+            num_classes=spec.data.num_classes,
+        )
+        measured["top1"] = outcome.top1
+        device = str(getattr(outcome, "device", "cpu"))
+        if device.startswith("cpu") and "top1" in stored and stored["top1"] != outcome.top1:
+            raise ReproductionMismatch(
+                f"trial {chosen.number}: retrained top1 {outcome.top1!r} != stored "
+                f"{stored['top1']!r} on CPU with seed {seed}"
+            )
+    return ReproduceResult(
+        trial=chosen.number,
+        digest=str(chosen.user_attrs.get("digest")),
+        stored=stored,
+        measured=measured,
+    )
