@@ -147,9 +147,7 @@ def plan_block(
     return BlockPlan(block_type, convs, downsample, non_local, out_channels)
 
 
-def plan_stage(
-    config: ResNet3dConfig, index: int, inplanes: int
-) -> StagePlan:
+def plan_stage(config: ResNet3dConfig, index: int, inplanes: int) -> StagePlan:
     """The blocks of ``layer{index+1}``: stride and downsample on the first block only."""
     planes = config.base_channels * 2**index
     expansion = config.expansion

@@ -77,6 +77,4 @@ def preset(name: str) -> ResNet3dConfig:
     try:
         return PRESETS[name]()
     except KeyError:
-        raise ConfigError(
-            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
-        ) from None
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

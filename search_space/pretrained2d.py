@@ -63,7 +63,9 @@ def read_state_dict(source: str | Path | Mapping[str, torch.Tensor]) -> dict[str
     else:
         path = Path(source)
         if not path.is_file():
-            raise ConfigError(f"pretrained must be a local checkpoint file; {str(source)!r} not found")
+            raise ConfigError(
+                f"pretrained must be a local checkpoint file; {str(source)!r} not found"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
     if "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = dict(state["state_dict"])
@@ -123,7 +125,9 @@ def load_inflated_2d(
             if key not in state_2d:
                 missing.append(target)
             elif state_2d[key].shape != tensor.shape:
-                mismatch.append(f"{target}: {tuple(tensor.shape)} vs {key} {tuple(state_2d[key].shape)}")
+                mismatch.append(
+                    f"{target}: {tuple(tensor.shape)} vs {key} {tuple(state_2d[key].shape)}"
+                )
             else:
                 with torch.no_grad():
                     tensor.copy_(state_2d[key])
@@ -146,7 +150,9 @@ def load_checkpoint_3d(
     """Load a 3D checkpoint by key (``backbone.`` prefixes of a recognizer are stripped)."""
     state = read_state_dict(source)
     if any(k.startswith("backbone.") for k in state):
-        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+        state = {
+            k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")
+        }
     own = model.state_dict()
     loaded, mismatch = [], []
     to_load = {}

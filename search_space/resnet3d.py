@@ -68,7 +68,11 @@ class ResNet3d(nn.Module):
         self.pretrained2d = config.pretrained2d
         self.zero_init_residual = config.zero_init_residual
         self.feat_dim = config.feat_dim
-        cfgs = {"conv_cfg": config.conv_cfg, "norm_cfg": config.norm_cfg, "act_cfg": config.act_cfg}
+        cfgs = {
+            "conv_cfg": config.conv_cfg,
+            "norm_cfg": config.norm_cfg,
+            "act_cfg": config.act_cfg,
+        }
         self.conv1 = build_conv_module(plan.stem, **cfgs)
         # NOTE: maxpool and pool2 always exist (no parameters), as in mmaction2; the flags decide
         # whether forward uses them.

@@ -60,9 +60,7 @@ def _pool(thw: Triple, spec: PoolSpec, where: str, input_shape: Sequence[int]) -
     return _apply(thw, spec.kernel, spec.stride, spec.padding, (1, 1, 1), where, input_shape)
 
 
-def block_output(
-    thw: Triple, block: BlockPlan, where: str, input_shape: Sequence[int]
-) -> Triple:
+def block_output(thw: Triple, block: BlockPlan, where: str, input_shape: Sequence[int]) -> Triple:
     """(T, H, W) after one residual block; every conv is checked, not just the last."""
     main = thw
     for j, spec in enumerate(block.convs):
@@ -130,15 +128,12 @@ def parse_input_shape(text: str | Sequence[int]) -> Shape5:
         values = list(text)
     if len(values) != 5 or any(not isinstance(v, int) or v < 1 for v in values):
         raise ConfigError(
-            f"input shape must be five positive ints N,C,T,H,W (e.g. 1,3,16,224,224); "
-            f"got {text!r}"
+            f"input shape must be five positive ints N,C,T,H,W (e.g. 1,3,16,224,224); got {text!r}"
         )
     return values[0], values[1], values[2], values[3], values[4]
 
 
-def walk_shapes(
-    plan: NetworkPlan, input_shape: Shape5
-) -> Iterator[tuple[str, Shape5]]:
+def walk_shapes(plan: NetworkPlan, input_shape: Shape5) -> Iterator[tuple[str, Shape5]]:
     """Yield ``(name, shape)`` after the stem, each stage and pool2, in forward order."""
     n = input_shape[0]
     thw: Triple = (input_shape[2], input_shape[3], input_shape[4])

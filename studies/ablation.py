@@ -205,7 +205,10 @@ def ablate(
     seed_values = [spec.train.seed + k for k in range(seeds)]
     _enqueue_grid(study, spec.space, factors, seed_values)
     total = len(spec.space.grid(factors)) * seeds
-    print(f"ablation {name!r} on {display_url(url)}: {total} trials ({', '.join(factors)} x {seeds} seeds)")
+    print(
+        f"ablation {name!r} on {display_url(url)}: {total} trials "
+        f"({', '.join(factors)} x {seeds} seeds)"
+    )
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
     runner = TrialRunner(spec, tracker=tracker)
     objective = make_objective(study, runner, n_trials=total)
@@ -215,7 +218,11 @@ def ablate(
     )  # fmt: skip
     records = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        row = {"trial": t.number, **t.user_attrs.get("factors", {}), "seed": t.user_attrs.get("seed")}
+        row = {
+            "trial": t.number,
+            **t.user_attrs.get("factors", {}),
+            "seed": t.user_attrs.get("seed"),
+        }
         for metric in METRICS:
             if metric in t.user_attrs:
                 row[metric] = t.user_attrs[metric]
@@ -223,7 +230,9 @@ def ablate(
         records.append(row)
     trials = pd.DataFrame(records)
     metrics = [m for m in METRICS if m in trials.columns]
-    summary, effects = summarize(trials, factors, metrics) if len(trials) else (pd.DataFrame(), pd.DataFrame())
+    summary, effects = (
+        summarize(trials, factors, metrics) if len(trials) else (pd.DataFrame(), pd.DataFrame())
+    )
     out = Path(out_dir) if out_dir is not None else Path(runs_dir) / name
     csv_path = plot_path = None
     if len(trials):

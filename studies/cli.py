@@ -62,7 +62,9 @@ def _shapes(args: argparse.Namespace) -> int:
         outs = out if isinstance(out, tuple) else (out,)
         real = tuple(tuple(o.shape) for o in outs)
         verdict = "matches" if real == table.outputs else "DIFFERS from"
-        print(f"forward output {' '.join('x'.join(map(str, s)) for s in real)} {verdict} inference")
+        print(
+            f"forward output {' '.join('x'.join(map(str, s)) for s in real)} {verdict} inference"
+        )
         if real != table.outputs:
             return 1
     return 0
@@ -88,12 +90,31 @@ def _launch(args: argparse.Namespace) -> int:
         wandb_mode=args.wandb,
         progress=not args.quiet,
         runs_dir=args.runs_dir,
+        workers=args.workers,
+        heartbeat_s=args.heartbeat,
+        grace_s=args.grace,
     )
     print(
         f"{result.completed} complete, {result.failed} failed, {result.infeasible} infeasible "
         f"in {result.wall_s:.1f} s"
     )
     return 130 if result.interrupted else 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from studies.workers import worker
+
+    completed = worker(
+        args.study,
+        storage=args.storage,
+        device=args.device,
+        wandb_mode=args.wandb,
+        progress=not args.quiet,
+        heartbeat_s=args.heartbeat,
+        grace_s=args.grace,
+    )
+    print(f"worker done: the study has {completed} completed trials")
+    return 0
 
 
 def _ablate(args: argparse.Namespace) -> int:
@@ -196,8 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
     _add_study_args(p, required=False)
     p.add_argument("--n-trials", type=int, help="completed trials wanted (overrides the spec)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     _add_run_args(p)
+    _add_heartbeat_args(p)
     p.set_defaults(handler=_launch)
+
+    p = sub.add_parser("worker", help="join an existing study and run trials until it is done")
+    _add_study_args(p, required=True)
+    p.add_argument("--device", help="device for this worker, e.g. cuda:1 (default: the spec's)")
+    _add_run_args(p)
+    _add_heartbeat_args(p)
+    p.set_defaults(handler=_worker)
 
     p = sub.add_parser("ablate", help="full factorial over named factors, K seeds each")
     p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
@@ -243,6 +273,11 @@ def _add_study_args(parser: argparse.ArgumentParser, *, required: bool) -> None:
         "(default $R3DNAS_STORAGE, else runs/<study>.db)",
     )
     parser.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+
+
+def _add_heartbeat_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--heartbeat", type=int, help="heartbeat interval in s (default 10)")
+    parser.add_argument("--grace", type=int, help="stale-trial grace period in s (default 30)")
 
 
 def _add_run_args(parser: argparse.ArgumentParser) -> None:

@@ -64,14 +64,14 @@ def build_sampler(spec: Any) -> Any:
 
 
 def open_study(
-    spec: Any, *, study_name: str, storage_url: str, create: bool = True
+    spec: Any, *, study_name: str, storage_url: str, create: bool = True, settings: Any = None
 ) -> Any:
     """Create or load the study; a study with other objectives is an error, not a mix."""
     import optuna
 
     from studies.storage import display_url, open_storage
 
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, settings)
     directions = list(spec.directions)
     if create:
         study = optuna.create_study(
@@ -244,11 +244,23 @@ def run_trials(
     timeout_s: float | None,
     progress: bool,
     label: str,
+    reap: Callable[[], Any] | None = None,
 ) -> bool:
-    """Run trials until ``n_trials`` are complete; returns True when interrupted."""
+    """Run trials until ``n_trials`` are complete; returns True when interrupted.
+
+    Args:
+        reap: called before each trial and while waiting, to fail trials of dead workers
+            (default: Optuna's stale-trial check, which covers RDB storages).
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if reap is None:
+
+        def reap() -> Any:
+            with contextlib.suppress(Exception):
+                optuna.storages.fail_stale_trials(study)
+
     started = time.monotonic()
     complete, _ = _counts(study)
     bar = None
@@ -261,6 +273,7 @@ def run_trials(
     try:
         with _sigterm_as_interrupt():
             while True:
+                reap()
                 complete, running = _counts(study)
                 if bar is not None:
                     bar.n = min(complete, n_trials)
@@ -277,10 +290,8 @@ def run_trials(
                     )
                     return False
                 if complete + running >= n_trials:
-                    # Others hold the rest of the budget; wait, but fail stale trials so a dead
-                    # worker's trial frees its slot.
-                    with contextlib.suppress(Exception):
-                        optuna.storages.fail_stale_trials(study)
+                    # Others hold the rest of the budget: wait (reap() above frees the slot of
+                    # a dead worker's trial).
                     time.sleep(POLL_S)
                     continue
                 attempts += 1
@@ -303,6 +314,9 @@ def launch(
     progress: bool = True,
     runs_dir: str | Path = "runs",
     print_pareto: bool = True,
+    workers: int = 1,
+    heartbeat_s: int | None = None,
+    grace_s: int | None = None,
 ) -> LaunchResult:
     """Run or resume a study (``r3dnas launch``).
 
@@ -313,6 +327,9 @@ def launch(
         storage: an Optuna storage URL (default ``$R3DNAS_STORAGE`` or ``runs/<study>.db``).
         n_trials: overrides ``[study] n_trials`` (the number of completed trials wanted).
         wandb_mode: ``offline`` (default), ``online`` or ``disabled``; overrides ``[wandb]``.
+        workers: run this many worker processes on this machine (one per GPU where there are
+            GPUs) instead of running trials in this process.
+        heartbeat_s, grace_s: heartbeat interval and stale-trial grace period (RDB storages).
     """
     from optuna.trial import TrialState
 
@@ -328,21 +345,41 @@ def launch(
     budget = n_trials if n_trials is not None else spec.study.n_trials
     if budget < 1:
         raise ConfigError(f"--n-trials must be a positive int; got {budget}")
-    study = open_study(spec, study_name=name, storage_url=url)
+    if workers < 1:
+        raise ConfigError(f"--workers must be a positive int; got {workers}")
+    from studies.workers import _settings, reap_stale_trials, spawn_workers, with_journal_heartbeat
+
+    settings = _settings(heartbeat_s, grace_s)
+    study = open_study(spec, study_name=name, storage_url=url, settings=settings)
+    study.set_user_attr("n_trials", budget)
+    study.set_user_attr("runs_dir", str(runs_dir))
     _requeue_interrupted(study)
     _enqueue_presets(study, spec.study.enqueue_presets)
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
-    runner = TrialRunner(spec, tracker=tracker)
-    objective = make_objective(study, runner, n_trials=budget)
     print(f"study {name!r} on {display_url(url)}: {budget} trials of {spec.source}")
-    interrupted = run_trials(
-        study,
-        objective,
-        n_trials=budget,
-        timeout_s=spec.study.timeout_s,
-        progress=progress,
-        label=name,
-    )
+    interrupted = False
+    if workers > 1:
+        try:
+            spawn_workers(
+                workers, study_name=name, storage_url=url, wandb_mode=wandb_mode,
+                heartbeat_s=heartbeat_s, grace_s=grace_s,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            interrupted = True
+    else:
+        runner = TrialRunner(spec, tracker=tracker)
+        objective = with_journal_heartbeat(
+            study, make_objective(study, runner, n_trials=budget), settings.heartbeat_interval
+        )
+        interrupted = run_trials(
+            study,
+            objective,
+            n_trials=budget,
+            timeout_s=spec.study.timeout_s,
+            progress=progress,
+            label=name,
+            reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
+        )
     trials = study.get_trials(deepcopy=False)
     states = [t.user_attrs.get("state") for t in trials]
     result = LaunchResult(

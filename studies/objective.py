@@ -47,7 +47,7 @@ class TrialOutcome:
 
 
 def readable_architecture(config: Any) -> str:
-    """One line a person can read: ``inflate 111-1010-101010-010 3x1x1 pool2 d1111 s1222 t1111``."""
+    """One line a person can read, e.g. ``R50 inflate 111-1010-101010-010 3x1x1 pool2 ...``."""
     inflate = "-".join("".join(str(b) for b in stage) for stage in config.inflate)
     parts = [f"R{config.depth}", f"inflate {inflate}"]
     if any(any(stage) for stage in config.inflate) and config.block_type == "bottleneck":

@@ -32,8 +32,10 @@ def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
     for i, p in enumerate(points):
         dominated = False
         for j, q in enumerate(points):
-            if j != i and all(a <= b for a, b in zip(q, p, strict=True)) and any(
-                a < b for a, b in zip(q, p, strict=True)
+            if (
+                j != i
+                and all(a <= b for a, b in zip(q, p, strict=True))
+                and any(a < b for a, b in zip(q, p, strict=True))
             ):
                 dominated = True
                 break
@@ -97,14 +99,14 @@ def pareto(
     from optuna.trial import TrialState
 
     study = _as_study(study, storage)
-    names = list(study.user_attrs.get("objectives") or [f"value{i}" for i in range(len(study.directions))])
+    names = list(
+        study.user_attrs.get("objectives") or [f"value{i}" for i in range(len(study.directions))]
+    )
     directions = [d.name.lower() for d in study.directions]
     chosen = list(objectives) if objectives else names
     for name in chosen:
         if name not in names:
-            raise ConfigError(
-                f"objective {name!r} is not one of this study's: {', '.join(names)}"
-            )
+            raise ConfigError(f"objective {name!r} is not one of this study's: {', '.join(names)}")
     idx = [names.index(n) for n in chosen]
     dirs = [directions[i] for i in idx]
     trials = [
@@ -112,7 +114,10 @@ def pareto(
     ]
 
     def minimised(t: Any) -> list[float]:
-        return [t.values[i] if d == "minimize" else -t.values[i] for i, d in zip(idx, dirs, strict=True)]
+        return [
+            t.values[i] if d == "minimize" else -t.values[i]
+            for i, d in zip(idx, dirs, strict=True)
+        ]
 
     points = [minimised(t) for t in trials]
     front_ids = non_dominated(points)
@@ -143,7 +148,9 @@ def pareto(
         study=study.study_name,
         objectives=chosen,
         directions=dirs,
-        reference_point=[r if d == "minimize" else -r for r, d in zip(reference, dirs, strict=True)],
+        reference_point=[
+            r if d == "minimize" else -r for r, d in zip(reference, dirs, strict=True)
+        ],
         hypervolume=hypervolume(front_points, reference) if front_points else 0.0,
         n_complete_feasible=len(trials),
     )
@@ -196,7 +203,9 @@ def format_pareto(frame: Any, *, fmt: str = "table") -> str:
         return frame.assign(config=[json.dumps(c) for c in frame["config"]]).to_csv(index=False)
     if not len(frame):
         return f"study {frame.attrs.get('study')!r}: no completed feasible trials yet"
-    numeric = {c: "{:.4g}".format for c in shown.columns if c not in ("trial", "arch", "digest", "state")}
+    numeric = {
+        c: "{:.4g}".format for c in shown.columns if c not in ("trial", "arch", "digest", "state")
+    }
     if fmt == "markdown":
         header = "| " + " | ".join(shown.columns) + " |"
         rule = "|" + "|".join("---" for _ in shown.columns) + "|"

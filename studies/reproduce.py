@@ -103,6 +103,7 @@ def reproduce(
         import dataclasses
 
         from runners.accuracy import train_and_evaluate
+
         from runners.data import build_datasets
 
         train_set, val_set = build_datasets(spec.data)

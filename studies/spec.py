@@ -72,7 +72,12 @@ def parse_objective(text: str) -> Objective:
     direction = direction.strip().lower()
     if not direction:
         return Objective(name=name, direction=OBJECTIVES[name])
-    aliases = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+    aliases = {
+        "max": "maximize",
+        "maximize": "maximize",
+        "min": "minimize",
+        "minimize": "minimize",
+    }
     if direction not in aliases:
         raise ConfigError(f"objective {text!r}: direction must be 'max' or 'min'")
     return Objective(name=name, direction=aliases[direction])  # type: ignore[arg-type]
@@ -114,7 +119,9 @@ class Constraints:
     max_latency_ms: float | None = None
 
     def any(self) -> bool:
-        return any(v is not None for v in (self.max_gflops, self.max_params_m, self.max_latency_ms))
+        return any(
+            v is not None for v in (self.max_gflops, self.max_params_m, self.max_latency_ms)
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -145,9 +152,7 @@ _SECTIONS = ("study", "space", "data", "train", "measure", "constraints", "wandb
 def _check_keys(section: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(
-                f"unknown key {key!r} in [{section}]; allowed: {', '.join(allowed)}"
-            )
+            raise ConfigError(f"unknown key {key!r} in [{section}]; allowed: {', '.join(allowed)}")
 
 
 def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
@@ -169,7 +174,7 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     objectives_raw = table.get("objectives", ["top1:max", "gflops:min", "latency_ms:min"])
     if isinstance(objectives_raw, str) or not isinstance(objectives_raw, list):
         raise ConfigError(
-            f"[study] objectives must be a list like [\"top1:max\", \"gflops:min\"]; "
+            f'[study] objectives must be a list like ["top1:max", "gflops:min"]; '
             f"got {objectives_raw!r}"
         )
     objectives = tuple(parse_objective(o) for o in objectives_raw)
@@ -199,7 +204,9 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
         n_trials=n_trials,
         timeout_s=None if timeout is None else _typed("study", "timeout_s", timeout, float),
         enqueue_presets=presets,
-        n_startup_trials=_typed("study", "n_startup_trials", table.get("n_startup_trials", 4), int),
+        n_startup_trials=_typed(
+            "study", "n_startup_trials", table.get("n_startup_trials", 4), int
+        ),
     )
 
 
@@ -269,6 +276,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
     if "study" not in data:
         raise ConfigError(f"{source} has no [study] section (it needs at least a name)")
     from runners.accuracy import TrainConfig
+
     from runners.data import DataConfig
     from search_space.space import SearchSpace
 
@@ -300,7 +308,9 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
 def spec_names() -> tuple[str, ...]:
     """Names of the specs shipped in ``studies/presets``."""
     folder = resources.files("studies") / "presets"
-    return tuple(sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")))
+    return tuple(
+        sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    )
 
 
 def load_spec(name_or_path: str | Path | None = None) -> StudySpec:

@@ -42,7 +42,7 @@ def default_url(study_name: str, runs_dir: Path | str = "runs") -> str:
 
 
 def resolve_storage_url(url: str | None, *, study_name: str, runs_dir: Path | str = "runs") -> str:
-    """The storage URL to use: the argument, else ``$R3DNAS_STORAGE``, else ``./runs/<name>.db``."""
+    """The URL to use: the argument, else ``$R3DNAS_STORAGE``, else ``./runs/<name>.db``."""
     chosen = url or os.environ.get(ENV_VAR) or default_url(study_name, runs_dir)
     scheme = chosen.split(":", 1)[0].split("+", 1)[0]
     if "://" not in chosen or scheme not in SCHEMES:

@@ -57,7 +57,9 @@ def random_kwargs(rng: random.Random, *, small_blocks: bool = True) -> dict[str,
             {
                 "sub_sample": rng.random() < 0.5,
                 "use_scale": rng.random() < 0.5,
-                "mode": rng.choice(("embedded_gaussian", "dot_product", "gaussian", "concatenation")),
+                "mode": rng.choice(
+                    ("embedded_gaussian", "dot_product", "gaussian", "concatenation")
+                ),
                 "reduction": rng.choice((1, 2, 4)),
             }
             if with_non_local

@@ -105,7 +105,10 @@ def test_config_is_immutable() -> None:
         ("out_indices", {"out_indices": ()}),
         ("frozen_stages", {"frozen_stages": 5}),
         ("inflate", {"inflate": (1, 1, 1)}),
-        ("inflate\\[1\\].*layer2 has 8 blocks", {"depth": 152, "inflate": ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))}),
+        (
+            "inflate\\[1\\].*layer2 has 8 blocks",
+            {"depth": 152, "inflate": ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))},
+        ),
         ("non_local\\[0\\]", {"non_local": ((1, 0), 0, 0, 0)}),
         ("stage_blocks", {"stage_blocks": (2, 2, 2)}),
         ("stage_blocks", {"stage_blocks": (2, 0, 2, 2)}),
@@ -166,9 +169,7 @@ def test_collapsing_input_shapes_are_rejected(
 
 
 def test_non_local_sub_sample_needs_two_pixels() -> None:
-    config = ResNet3dConfig(
-        depth=18, non_local=(0, 0, 0, 1), non_local_cfg={"sub_sample": True}
-    )
+    config = ResNet3dConfig(depth=18, non_local=(0, 0, 0, 1), non_local_cfg={"sub_sample": True})
     output_shapes(config, (1, 3, 8, 64, 64))  # layer4 is 2x2: fine
     with pytest.raises(ConfigError, match="non_local_block"):
         output_shapes(config, (1, 3, 8, 32, 32))  # layer4 is 1x1

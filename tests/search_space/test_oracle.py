@@ -98,8 +98,15 @@ def test_random_configs_cover_the_space() -> None:
     seen: dict[str, set[object]] = {}
     for seed in list(QUICK_SEEDS) + list(SLOW_SEEDS):
         kwargs, _ = sample(seed, small_blocks=seed % 4 != 0)
-        for key in ("depth", "style", "inflate_style", "with_pool1", "with_pool2", "with_cp",
-                    "norm_eval"):
+        for key in (
+            "depth",
+            "style",
+            "inflate_style",
+            "with_pool1",
+            "with_pool2",
+            "with_cp",
+            "norm_eval",
+        ):
             seen.setdefault(key, set()).add(kwargs[key])
         seen.setdefault("non_local", set()).add(kwargs["non_local"] != 0)
         seen.setdefault("dilated", set()).add(max(kwargs["dilations"]) > 1)

@@ -54,7 +54,10 @@ def test_seed_table_matches_a_real_forward(with_pool2: bool) -> None:
     expected = SEED_TABLE[with_pool2]
     first = expected["pool2"] if with_pool2 else expected["layer1"]
     assert [tuple(o.shape) for o in outs] == [
-        first, expected["layer2"], expected["layer3"], expected["layer4"]
+        first,
+        expected["layer2"],
+        expected["layer3"],
+        expected["layer4"],
     ]
 
 

@@ -14,7 +14,12 @@ HEAVY = ("torch", "optuna", "wandb", "pandas", "fvcore", "av", "matplotlib", "mm
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from studies.cli import main; sys.exit(main())", *args],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from studies.cli import main; sys.exit(main())",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -50,7 +55,9 @@ def test_shapes_prints_the_seed_table_and_checks_it_by_forward() -> None:
 def test_shapes_from_a_json_config(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "cfg.json"
     path.write_text(json.dumps(preset("i3d_r50").to_dict()))
-    assert main(["shapes", "--config", str(path), "--input", "1,3,32,224,224", "--no-forward"]) == 0
+    assert (
+        main(["shapes", "--config", str(path), "--input", "1,3,32,224,224", "--no-forward"]) == 0
+    )
     assert "layer4  1x2048x4x7x7" in capsys.readouterr().out
 
 
