@@ -1,0 +1,522 @@
+"""Latency runner: how long one clip takes through a ResNet3d, measured honestly.
+
+A number without its conditions is useless, so every :class:`LatencyResult` carries the mode,
+the device name, the CPU thread count, the library versions and (for ``compile``) the compile
+time beside the milliseconds.
+
+Protocol (one call of :func:`measure_model_latency`):
+
+1. Prepare (:func:`prepare_model`): eval mode, move to the device, optional channels_last_3d or
+   ``torch.compile`` (on CPU with inductor freezing, which constant-folds the weights and lets
+   inductor call oneDNN convolutions; eager's 3D conv path is several times slower there). The
+   CPU thread count is fixed with ``torch.set_num_threads``; everything global is restored
+   afterwards.
+2. Under ``torch.inference_mode()``: ``warmup`` untimed runs, then ``repeats`` timed runs of one
+   clip (batch 1), split into ``blocks`` consecutive blocks. On CPU each run is timed with
+   ``time.perf_counter_ns``; on CUDA with a pair of CUDA events, the stream synchronized before
+   and after each run, so a run includes its own launch overhead and nothing queued before it.
+3. When ``batch_size > 1``, the same warm-up and repeats at that batch give the throughput.
+
+Definitions (all times in milliseconds per forward call):
+
+* ``median_ms``, ``p90_ms``, ``mean_ms``, ``min_ms``: over all ``repeats`` batch-1 samples;
+  percentiles interpolate linearly between order statistics (numpy's default).
+* ``iqr_ms = p75 - p25`` of the same samples.
+* ``cv_of_median``: the ``repeats`` samples are taken as ``blocks`` consecutive blocks of (nearly)
+  equal size; it is the sample standard deviation (n - 1) of the block medians divided by their
+  mean. It answers "if I measured again with ``repeats / blocks`` runs, how much would the median
+  move?", within one process: it captures drift and interference from other work on the machine,
+  not differences between processes (allocation layout, a different compile).
+* ``throughput_clips_s = batch_size * 1000 / batch_median_ms``, where ``batch_median_ms`` is the
+  median time of one call at ``batch_size`` clips (equal to ``median_ms`` at batch 1, where no
+  extra run is made).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import math
+import os
+import platform
+import re
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import torch
+from torch import nn
+
+from search_space.config import ResNet3dConfig
+from search_space.errors import ConfigError, TrialFailure
+from search_space.resnet3d import build_resnet3d
+from search_space.shapes import output_shapes, parse_input_shape
+
+__all__ = [
+    "LatencyConfig",
+    "LatencyMode",
+    "LatencyResult",
+    "PreparedModel",
+    "measure_latency",
+    "measure_model_latency",
+    "prepare_model",
+    "resolve_device",
+]
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+class LatencyMode(StrEnum):
+    """How the network is run while it is timed."""
+
+    EAGER = "eager"  # plain PyTorch
+    CHANNELS_LAST = "channels_last"  # model and input in torch.channels_last_3d
+    COMPILE = "compile"  # torch.compile (inductor; with freezing on CPU)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LatencyConfig:
+    """How to measure latency.
+
+    Attributes:
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        mode: one of :class:`LatencyMode`'s values.
+        warmup: untimed runs before the timed ones (after the compile in ``compile`` mode).
+        repeats: timed batch-1 runs in total (the sample count of the result).
+        blocks: consecutive blocks the repeats are split into for ``cv_of_median``.
+        threads: ``torch.set_num_threads`` during the measurement; ``None`` means every core this
+            process may run on. Set on CUDA too (it bounds the CPU-side work).
+        batch_size: clips per call for the throughput figure; 1 makes no extra runs.
+        seed: seed of the random input clip.
+    """
+
+    device: str = "auto"
+    mode: str = LatencyMode.EAGER.value
+    warmup: int = 5
+    repeats: int = 30
+    blocks: int = 5
+    threads: int | None = None
+    batch_size: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mode, StrEnum):
+            object.__setattr__(self, "mode", self.mode.value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
+            raise ConfigError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}"
+            )
+        if self.mode not in tuple(LatencyMode):
+            raise ConfigError(
+                f"mode must be one of {', '.join(repr(m.value) for m in LatencyMode)}; "
+                f"got {self.mode!r}"
+            )
+        _check_int("warmup", self.warmup, minimum=0)
+        _check_int("blocks", self.blocks, minimum=2)
+        _check_int("repeats", self.repeats, minimum=1)
+        if self.repeats < self.blocks:
+            raise ConfigError(
+                f"repeats must be at least blocks ({self.blocks}) so every block has a sample; "
+                f"got {self.repeats}"
+            )
+        if self.threads is not None:
+            _check_int("threads", self.threads, minimum=1, extra=" or null (all cores)")
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("seed", self.seed, minimum=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyConfig:
+        """Build from ``to_dict()`` output; unknown keys are rejected by name."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a latency config must be a mapping; got {type(data).__name__}")
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"unknown latency config key(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(known)}"
+            )
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> LatencyConfig:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LatencyResult:
+    """One latency measurement and the conditions it was taken under (see the module docs).
+
+    The ``*_ms`` statistics are per call at batch 1, i.e. the batch-1 latency of one clip.
+    ``compile_s`` is the wall time of the first call at each input shape in ``compile`` mode
+    (tracing, compiling and one run; a warm ``TORCHINDUCTOR_CACHE_DIR`` shortens it), ``None`` in
+    the other modes.
+    """
+
+    median_ms: float
+    p90_ms: float
+    iqr_ms: float
+    mean_ms: float
+    min_ms: float
+    samples: int
+    block_medians_ms: tuple[float, ...]
+    cv_of_median: float
+    batch_size: int
+    batch_median_ms: float
+    throughput_clips_s: float
+    input_shape: tuple[int, int, int, int, int]
+    mode: str
+    device: str
+    threads: int
+    inductor_freezing: bool
+    compile_s: float | None
+    versions: dict[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON types, for trial attributes and logs."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["block_medians_ms"] = list(self.block_medians_ms)
+        out["input_shape"] = list(self.input_shape)
+        out["versions"] = dict(self.versions)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PreparedModel:
+    """A model ready to time: call it on an input from :meth:`make_input`.
+
+    Only valid inside the :func:`prepare_model` context that made it (threads and the inductor
+    flag are set there).
+    """
+
+    forward: Callable[[torch.Tensor], Any]
+    device: torch.device
+    memory_format: torch.memory_format
+    mode: str
+    inductor_freezing: bool
+
+    def __call__(self, x: torch.Tensor) -> Any:
+        return self.forward(x)
+
+    def make_input(self, shape: Sequence[int], *, seed: int = 0) -> torch.Tensor:
+        """A standard-normal clip of ``shape`` on the device, in the mode's memory format."""
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(tuple(shape), generator=generator)
+        return x.to(self.device).contiguous(memory_format=self.memory_format)
+
+
+# ---------------------------------------------------------------------- public functions
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> ``cuda`` when available else ``cpu``; a CUDA device must exist."""
+    if not _DEVICE_RE.match(device):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device {device!r} needs CUDA, which this torch build or machine lacks; "
+                "use 'auto' or 'cpu'"
+            )
+        count = torch.cuda.device_count()
+        if resolved.index is not None and resolved.index >= count:
+            raise ConfigError(
+                f"device {device!r} does not exist; this machine has {count} CUDA device(s) "
+                f"(cuda:0..cuda:{count - 1})"
+            )
+    return resolved
+
+
+@contextlib.contextmanager
+def prepare_model(model: nn.Module, cfg: LatencyConfig) -> Iterator[PreparedModel]:
+    """Make ``model`` ready to time under ``cfg``; restore global state on exit.
+
+    The model is put in eval mode and moved (in place, as ``Module.to`` does) to the device and
+    to the mode's memory format (``torch.channels_last_3d`` in ``channels_last`` mode, else
+    contiguous); its train/eval flag is restored on exit, its device and memory format are not.
+    Inside the context the thread count is ``cfg.threads`` and, for ``compile`` on CPU,
+    ``torch._inductor.config.freezing`` is on (it must stay on until the first call, which is when
+    inductor compiles); both are restored on exit.
+    """
+    device = resolve_device(cfg.device)
+    threads = _resolve_threads(cfg.threads)
+    previous_threads = torch.get_num_threads()
+    was_training = model.training
+    memory_format = (
+        torch.channels_last_3d
+        if cfg.mode == LatencyMode.CHANNELS_LAST
+        else torch.contiguous_format
+    )
+    freezing = cfg.mode == LatencyMode.COMPILE and device.type == "cpu"
+    inductor_config: Any = None
+    previous_freezing = False
+    try:
+        torch.set_num_threads(threads)
+        model.eval()
+        model.to(device)
+        # NOTE: always set, so a model reused after a channels_last run is contiguous again.
+        # Module.to accepts memory_format at run time; its type stubs do not.
+        model.to(memory_format=memory_format)  # type: ignore[call-overload]
+        forward: Callable[[torch.Tensor], Any] = model
+        if cfg.mode == LatencyMode.COMPILE:
+            import torch._inductor.config as inductor_config
+
+            previous_freezing = inductor_config.freezing
+            inductor_config.freezing = freezing
+            # NOTE: dynamic=False: each batch size gets its own static-shape graph, instead of a
+            # slower dynamic-batch graph after the second shape.
+            forward = torch.compile(model, dynamic=False)
+        yield PreparedModel(
+            forward=forward,
+            device=device,
+            memory_format=memory_format,
+            mode=cfg.mode,
+            inductor_freezing=freezing,
+        )
+    finally:
+        if inductor_config is not None:
+            inductor_config.freezing = previous_freezing
+        torch.set_num_threads(previous_threads)
+        model.train(was_training)
+
+
+def measure_model_latency(
+    model: nn.Module, input_shape: str | Sequence[int], cfg: LatencyConfig
+) -> LatencyResult:
+    """Time ``model`` on one clip of ``input_shape`` (N, C, T, H, W with N = 1).
+
+    Raises:
+        ConfigError: a bad input shape or an unavailable device.
+        TrialFailure: ``torch.compile`` failed (no C++ compiler, an unsupported op, ...); the
+            message gives the reason.
+    """
+    shape = parse_input_shape(input_shape)
+    if shape[0] != 1:
+        raise ConfigError(
+            f"input_shape must have batch 1 (latency is per clip); got {list(shape)}; "
+            "set LatencyConfig.batch_size for throughput"
+        )
+    with prepare_model(model, cfg) as prepared, torch.inference_mode():
+        compile_s: float | None = None
+        x = prepared.make_input(shape, seed=cfg.seed)
+        first_s = _first_call(prepared, x)
+        if cfg.mode == LatencyMode.COMPILE:
+            compile_s = first_s
+        samples_ms = _timed_runs(prepared, x, warmup=cfg.warmup, repeats=cfg.repeats)
+        batch_median_ms = statistics.median(samples_ms)
+        if cfg.batch_size > 1:
+            batch_x = prepared.make_input((cfg.batch_size, *shape[1:]), seed=cfg.seed)
+            first_s = _first_call(prepared, batch_x)
+            if compile_s is not None:
+                compile_s += first_s
+            batch_samples = _timed_runs(prepared, batch_x, warmup=cfg.warmup, repeats=cfg.repeats)
+            batch_median_ms = statistics.median(batch_samples)
+        device_name = _device_name(prepared.device)
+        threads = torch.get_num_threads()
+        freezing = prepared.inductor_freezing
+    summary = summarize_ms(samples_ms)
+    block_medians = tuple(statistics.median(b) for b in _split(samples_ms, cfg.blocks))
+    return LatencyResult(
+        median_ms=summary["median_ms"],
+        p90_ms=summary["p90_ms"],
+        iqr_ms=summary["iqr_ms"],
+        mean_ms=summary["mean_ms"],
+        min_ms=summary["min_ms"],
+        samples=len(samples_ms),
+        block_medians_ms=block_medians,
+        cv_of_median=coefficient_of_variation(block_medians),
+        batch_size=cfg.batch_size,
+        batch_median_ms=batch_median_ms,
+        throughput_clips_s=cfg.batch_size * 1000.0 / batch_median_ms,
+        input_shape=shape,
+        mode=cfg.mode,
+        device=device_name,
+        threads=threads,
+        inductor_freezing=freezing,
+        compile_s=compile_s,
+        versions=library_versions(),
+    )
+
+
+def measure_latency(
+    config: ResNet3dConfig, input_shape: str | Sequence[int], cfg: LatencyConfig
+) -> LatencyResult:
+    """Build ``config``'s ResNet3d (random init) and time it; see :func:`measure_model_latency`.
+
+    The shapes are checked first, so a configuration that collapses the clip is a
+    :class:`ConfigError` before any tensor is built. The caller's RNG state is left untouched.
+    """
+    shape = parse_input_shape(input_shape)
+    output_shapes(config, shape)
+    with torch.random.fork_rng(devices=[]):
+        model = build_resnet3d(config)
+    return measure_model_latency(model, shape, cfg)
+
+
+# ---------------------------------------------------------------------- statistics (pure)
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) of sorted values, linear interpolation (numpy default)."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    fraction = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+def summarize_ms(samples_ms: Sequence[float]) -> dict[str, float]:
+    """median, p90, IQR (p75 - p25), mean and min of the samples, in ms."""
+    ordered = sorted(samples_ms)
+    return {
+        "median_ms": percentile(ordered, 50),
+        "p90_ms": percentile(ordered, 90),
+        "iqr_ms": percentile(ordered, 75) - percentile(ordered, 25),
+        "mean_ms": statistics.fmean(ordered),
+        "min_ms": ordered[0],
+    }
+
+
+def coefficient_of_variation(values: Sequence[float]) -> float:
+    """Sample standard deviation (n - 1) over mean; needs at least two values."""
+    return statistics.stdev(values) / statistics.fmean(values)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that change the number: python, torch (+ CUDA/cuDNN when built), mmcv, mmengine."""
+    import mmcv
+    import mmengine
+
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "mmcv": mmcv.__version__,
+        "mmengine": mmengine.__version__,
+    }
+    if torch.version.cuda is not None:
+        versions["cuda"] = torch.version.cuda
+        cudnn = torch.backends.cudnn.version()
+        if cudnn is not None:
+            versions["cudnn"] = str(cudnn)
+    return versions
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_int(name: str, value: Any, *, minimum: int, extra: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int >= {minimum}{extra}; got {value!r}")
+
+
+def _resolve_threads(threads: int | None) -> int:
+    if threads is not None:
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # NOTE: not on macOS / Windows
+        return os.cpu_count() or 1
+
+
+def _split(values: Sequence[float], blocks: int) -> list[Sequence[float]]:
+    """``blocks`` consecutive slices whose sizes differ by at most one."""
+    size, extra = divmod(len(values), blocks)
+    out, start = [], 0
+    for i in range(blocks):
+        stop = start + size + (1 if i < extra else 0)
+        out.append(values[start:stop])
+        start = stop
+    return out
+
+
+def _first_call(prepared: PreparedModel, x: torch.Tensor) -> float:
+    """Run once (compiling in ``compile`` mode); seconds taken. Compile errors -> TrialFailure."""
+    start = time.perf_counter()
+    try:
+        prepared(x)
+        _synchronize(prepared.device)
+    except Exception as exc:
+        if prepared.mode != LatencyMode.COMPILE:
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise TrialFailure(
+            f"torch.compile failed on {prepared.device} for input {list(x.shape)}: "
+            f"{type(exc).__name__}: {reason[:300]}"
+        ) from exc
+    return time.perf_counter() - start
+
+
+def _timed_runs(
+    prepared: PreparedModel, x: torch.Tensor, *, warmup: int, repeats: int
+) -> list[float]:
+    for _ in range(warmup):
+        prepared(x)
+    _synchronize(prepared.device)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # NOTE: as timeit does: a collection inside a run is noise, not model cost
+    try:
+        if prepared.device.type == "cuda":
+            return _timed_runs_cuda(prepared, x, repeats)
+        return _timed_runs_cpu(prepared, x, repeats)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _timed_runs_cpu(prepared: PreparedModel, x: torch.Tensor, repeats: int) -> list[float]:
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        prepared(x)
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return samples
+
+
+def _timed_runs_cuda(prepared: PreparedModel, x: torch.Tensor, repeats: int) -> list[float]:
+    samples = []
+    with torch.cuda.device(prepared.device):
+        stream = torch.cuda.current_stream()
+        for _ in range(repeats):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            # NOTE: an idle stream before each run, so the run pays its own launch overhead
+            # and no earlier work is counted in it.
+            stream.synchronize()
+            start.record(stream)
+            prepared(x)
+            end.record(stream)
+            end.synchronize()
+            samples.append(start.elapsed_time(end))
+    return samples
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index}: {torch.cuda.get_device_name(index)}"
+    return f"cpu: {_cpu_model_name()}"
+
+
+def _cpu_model_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
