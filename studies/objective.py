@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +145,8 @@ class TrialRunner:
         attrs: dict[str, Any] = {"seed": seed, "versions": library_versions()}
         run = None
         t0 = time.perf_counter()
+        # NOTE: lets an operator (and the crash-safety test) see which process runs a trial.
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             if config is None:
                 config = spec.space.sample(trial)
