@@ -1,0 +1,382 @@
+"""What a run trains on: :class:`DataConfig`, the datasets it names, and seeded loaders.
+
+:func:`build_datasets` turns a config into a ``(train, val)`` pair and :func:`build_loader` into
+reproducible DataLoaders. Every item is ``(clip, label)``: ``clip`` a float32 tensor
+``(C, T, H, W)``, normalised, ``label`` an int. A validation set with ``num_clips > 1`` returns
+``(num_clips, C, T, H, W)`` (mmaction2's multi-view testing: average the scores over the clips),
+batched to ``(N, num_clips, C, T, H, W)``.
+
+Kinds of data:
+
+* ``motion``: the built-in procedural dataset (:mod:`runners.motion`), generated from ``seed``;
+* ``video_list``: mmaction2's annotation lists, one ``relative/path/video.mp4 LABEL`` per line,
+  paths relative to ``root`` (or to the list file's folder when ``root`` is None);
+* ``class_folders``: ``root/train/CLASS/*.mp4`` and ``root/val/CLASS/*.mp4``; classes sorted
+  by name give labels ``0..num_classes-1``.
+
+Real videos are read by the datasets of :mod:`runners.video`: data mistakes (missing list file or
+video, bad label, empty list or folder) are one-line :class:`ConfigError`\\ s raised here, before
+training starts; a corrupt video at load time is skipped, warned about and counted in
+``dataset.skipped`` (see :class:`runners.video.VideoClipDataset`).
+
+Randomness: the loader's sampler draws every item's seed together with the order from the
+loader's seeded generator, so batches are identical for a seed whatever the number of workers,
+and differ between epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+
+from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
+from runners.video import ClassFolderDataset, VideoClipDataset, VideoListDataset
+from search_space.errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "DataKind",
+    "SeededSampler",
+    "build_datasets",
+    "build_loader",
+]
+
+
+class DataKind(StrEnum):
+    MOTION = "motion"  # built-in procedural dataset (runners.motion), no files
+    VIDEO_LIST = "video_list"  # mmaction2 annotation lists + data root
+    CLASS_FOLDERS = "class_folders"  # root/{train,val}/CLASS/*.mp4
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
+
+
+def _check_triple(name: str, value: Any, *, positive: bool) -> tuple[float, float, float]:
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3
+    ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ok = ok and all(math.isfinite(v) and (v > 0 or not positive) for v in value)
+    if not ok:
+        rule = "positive finite numbers" if positive else "finite numbers"
+        raise ConfigError(f"{name} must be 3 {rule} (R, G, B on 0-255); got {value!r}")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DataConfig:
+    """Which data a run trains and validates on, and how clips are cut from it.
+
+    Attributes:
+        kind: ``"motion"`` (built-in, generated from ``seed``), ``"video_list"`` or
+            ``"class_folders"``.
+        root: Video root. ``video_list``: list paths are relative to it (None: to the list
+            file's folder). ``class_folders``: holds ``train/`` and ``val/``.
+        train_list: ``video_list`` only: the training annotation list.
+        val_list: ``video_list`` only: the validation annotation list.
+        num_classes: Classes; labels must lie in ``[0, num_classes)``.
+        clip_len: Frames per clip.
+        frame_interval: Step between sampled frames (real videos; the motion dataset must be 1).
+        num_clips: Clips per validation video (mmaction2 multi-view testing); training always
+            samples one. Must be 1 for ``motion``.
+        resolution: Side of the square crop fed to the network (and of motion frames).
+        short_side: Short side after resizing, before cropping; None: ``resolution * 256/224``
+            rounded, mmaction2's 256-then-224 ratio (see :attr:`effective_short_side`).
+        num_workers: DataLoader worker processes.
+        mean: Per-channel normalisation mean, RGB, 0-255 scale (real videos).
+        std: Per-channel normalisation std, RGB, 0-255 scale (real videos).
+        flip: Random horizontal flip in training (real videos only: the motion classes are
+            directions of motion, which a flip would swap).
+        num_train_clips: ``motion`` only: generated training clips.
+        num_val_clips: ``motion`` only: generated validation clips.
+        noise: ``motion`` only: noise level of the generated frames.
+        seed: Seed of the generated data (motion) and of every random sampling choice.
+    """
+
+    kind: DataKind = DataKind.MOTION
+    root: str | None = None
+    train_list: str | None = None
+    val_list: str | None = None
+    num_classes: int = 4
+    clip_len: int = 8
+    frame_interval: int = 1
+    num_clips: int = 1
+    resolution: int = 32
+    short_side: int | None = None
+    num_workers: int = 0
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    flip: bool = True
+    num_train_clips: int = 512
+    num_val_clips: int = 256
+    noise: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid field (normalises kind/mean/std)."""
+        try:
+            object.__setattr__(self, "kind", DataKind(self.kind))
+        except ValueError:
+            allowed = ", ".join(repr(k.value) for k in DataKind)
+            raise ConfigError(f"kind must be one of {allowed}; got {self.kind!r}") from None
+        for name in ("root", "train_list", "val_list"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ConfigError(f"{name} must be a non-empty path string or None; got {value!r}")
+        _check_int("num_classes", self.num_classes, 2)
+        for name in ("clip_len", "frame_interval", "num_clips", "resolution"):
+            _check_int(name, getattr(self, name), 1)
+        if self.short_side is not None:
+            _check_int("short_side", self.short_side, 1)
+            if self.short_side < self.resolution:
+                raise ConfigError(
+                    f"short_side must be >= resolution ({self.resolution}) to crop from; "
+                    f"got {self.short_side}"
+                )
+        _check_int("num_workers", self.num_workers, 0)
+        object.__setattr__(self, "mean", _check_triple("mean", self.mean, positive=False))
+        object.__setattr__(self, "std", _check_triple("std", self.std, positive=True))
+        if not isinstance(self.flip, bool):
+            raise ConfigError(f"flip must be true or false; got {self.flip!r}")
+        _check_int("num_train_clips", self.num_train_clips, 1)
+        _check_int("num_val_clips", self.num_val_clips, 1)
+        if (
+            isinstance(self.noise, bool)
+            or not isinstance(self.noise, int | float)
+            or not math.isfinite(self.noise)
+            or self.noise < 0
+        ):
+            raise ConfigError(f"noise must be a finite number >= 0; got {self.noise!r}")
+        _check_int("seed", self.seed, 0)
+        self._validate_kind()
+
+    def _validate_kind(self) -> None:
+        # NOTE: options that a kind would ignore are errors, so nothing is dropped silently.
+        kind = self.kind.value
+        if self.kind == DataKind.VIDEO_LIST:
+            for name in ("train_list", "val_list"):
+                if getattr(self, name) is None:
+                    raise ConfigError(f"{name} is required for kind 'video_list'; got None")
+            return
+        for name in ("train_list", "val_list"):
+            if getattr(self, name) is not None:
+                raise ConfigError(
+                    f"{name} is only used with kind 'video_list'; got {getattr(self, name)!r} "
+                    f"for kind {kind!r}"
+                )
+        if self.kind == DataKind.CLASS_FOLDERS:
+            if self.root is None:
+                raise ConfigError(
+                    "root is required for kind 'class_folders' (it holds train/ and val/); "
+                    "got None"
+                )
+            return
+        # DataKind.MOTION: generated clips have no files, frame rate or multi-view test.
+        for name, default in (
+            ("root", None),
+            ("short_side", None),
+            ("frame_interval", 1),
+            ("num_clips", 1),
+        ):
+            if getattr(self, name) != default:
+                raise ConfigError(
+                    f"{name} must be {default!r} for kind 'motion' (it applies to real videos); "
+                    f"got {getattr(self, name)!r}"
+                )
+
+    @property
+    def effective_short_side(self) -> int:
+        """``short_side``, or ``round(resolution * 256 / 224)`` when it is None (224 -> 256)."""
+        if self.short_side is not None:
+            return self.short_side
+        return max(round(self.resolution * 256 / 224), self.resolution)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values; ``from_dict(to_dict())`` is equal to the original."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["kind"] = self.kind.value
+        out["mean"] = list(self.mean)
+        out["std"] = list(self.std)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataConfig:
+        """Build from a mapping; unknown keys are an error naming them."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"unknown DataConfig key(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(names)}"
+            )
+        return cls(**dict(d))
+
+    def replace(self, **changes: Any) -> DataConfig:
+        """A validated copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+
+def _clip_pipeline(cfg: DataConfig, *, test_mode: bool) -> ClipPipeline:
+    """The training (one clip) or validation (``cfg.num_clips`` clips) pipeline of ``cfg``."""
+    return ClipPipeline(
+        test_mode=test_mode,
+        clip_len=cfg.clip_len,
+        frame_interval=cfg.frame_interval,
+        num_clips=cfg.num_clips if test_mode else 1,
+        crop_size=cfg.resolution,
+        short_side=cfg.effective_short_side,
+        flip=cfg.flip,
+        mean=cfg.mean,
+        std=cfg.std,
+    )
+
+
+def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
+    """``(train, val)`` datasets for ``cfg``; every file-level check runs here, before training.
+
+    Training items are one clip ``(C, T, H, W)``; validation items are ``(C, T, H, W)`` or, with
+    ``cfg.num_clips > 1``, ``(num_clips, C, T, H, W)``.
+    """
+    if cfg.kind == DataKind.MOTION:
+        from runners.motion import MotionDataset
+
+        train = MotionDataset(
+            num_classes=cfg.num_classes,
+            num_clips=cfg.num_train_clips,
+            clip_len=cfg.clip_len,
+            resolution=cfg.resolution,
+            noise=cfg.noise,
+            seed=cfg.seed,
+            split="train",
+        )
+        val = MotionDataset(
+            num_classes=cfg.num_classes,
+            num_clips=cfg.num_val_clips,
+            clip_len=cfg.clip_len,
+            resolution=cfg.resolution,
+            noise=cfg.noise,
+            seed=cfg.seed,
+            split="val",
+        )
+        return train, val
+    train_pipe = _clip_pipeline(cfg, test_mode=False)
+    val_pipe = _clip_pipeline(cfg, test_mode=True)
+    if cfg.kind == DataKind.VIDEO_LIST:
+        assert cfg.train_list is not None and cfg.val_list is not None  # validate() ensures
+        for name in ("train_list", "val_list"):
+            if not Path(getattr(cfg, name)).is_file():
+                raise ConfigError(f"{name}: list file {getattr(cfg, name)} does not exist")
+        train_set: VideoClipDataset = VideoListDataset(
+            cfg.root,
+            cfg.train_list,
+            num_classes=cfg.num_classes,
+            pipeline=train_pipe,
+            seed=cfg.seed,
+        )
+        val_set: VideoClipDataset = VideoListDataset(
+            cfg.root, cfg.val_list, num_classes=cfg.num_classes, pipeline=val_pipe, seed=cfg.seed
+        )
+        return train_set, val_set
+    assert cfg.root is not None  # validate() ensures it for class_folders
+    for split in ("train", "val"):
+        if not (Path(cfg.root) / split).is_dir():
+            raise ConfigError(
+                f"root: {Path(cfg.root) / split} is not a directory "
+                "(kind 'class_folders' expects root/train/CLASS/*.mp4 and root/val/CLASS/*.mp4)"
+            )
+    train_folders = ClassFolderDataset(
+        Path(cfg.root) / "train", pipeline=train_pipe, num_classes=cfg.num_classes, seed=cfg.seed
+    )
+    val_folders = ClassFolderDataset(
+        Path(cfg.root) / "val", pipeline=val_pipe, classes=train_folders.classes, seed=cfg.seed
+    )
+    return train_folders, val_folders
+
+
+class SeededSampler(Sampler[tuple[int, int]]):
+    """Yields ``(index, item_seed)``: the order and every item's random choices in one stream.
+
+    Both come from ``generator`` in the main process, so they do not depend on the number of
+    DataLoader workers, and a new epoch (a new iteration) draws new ones.
+    """
+
+    def __init__(self, size: int, *, shuffle: bool, generator: torch.Generator) -> None:
+        self.size = size
+        self.shuffle = shuffle
+        self.generator = generator
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=self.generator).tolist()
+        else:
+            order = list(range(self.size))
+        seeds = torch.randint(0, 2**62, (self.size,), generator=self.generator).tolist()
+        return iter(list(zip(order, seeds, strict=True)))
+
+
+def _seed_worker(worker_id: int) -> None:
+    # torch seeds each worker with base_seed + worker_id, base_seed drawn from the loader's
+    # generator; seed NumPy's and Python's global generators from it for any code that uses them.
+    import random
+
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def build_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    num_workers: int,
+    seed: int,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+) -> DataLoader:
+    """A DataLoader whose batches depend only on ``seed`` (and the dataset).
+
+    For a :class:`VideoClipDataset` the sampler also hands every item its seed, so augmentations
+    are reproducible and independent of ``num_workers`` and ``persistent_workers``; other
+    datasets (the motion dataset) get a seeded order and seeded workers.
+    """
+    _check_int("batch_size", batch_size, 1)
+    _check_int("num_workers", num_workers, 0)
+    # NOTE: the sampler owns a generator apart from the one DataLoader draws worker seeds from,
+    # so its stream does not depend on how often workers are (re)started.
+    sampler_generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    sampler: Sampler[Any]
+    if isinstance(dataset, VideoClipDataset):
+        sampler = SeededSampler(len(dataset), shuffle=shuffle, generator=sampler_generator)
+    elif shuffle:
+        sampler = RandomSampler(dataset, generator=sampler_generator)  # type: ignore[arg-type]
+    else:
+        sampler = SequentialSampler(dataset)  # type: ignore[arg-type]
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=_seed_worker,
+        generator=generator,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and num_workers > 0,
+    )

@@ -1,0 +1,230 @@
+"""Frames to a normalised clip tensor: mmaction2's resize, crop, flip and normalisation.
+
+The pipeline is mmaction2's ``Resize(scale=(-1, short_side))`` -> ``RandomCrop(size)`` (training)
+or ``CenterCrop(size)`` (test) -> ``Flip(flip_ratio=0.5)`` (training) -> the data
+preprocessor's ``(x - mean) / std`` -> ``FormatShape('NCTHW')``. One crop and one flip decision
+apply to every frame of every clip of a sample, as in mmaction2.
+
+Differences from mmaction2, all deliberate:
+
+* resizing is bilinear without antialiasing, as ``cv2.INTER_LINEAR`` (mmcv's default), but in
+  float: mmcv rounds the resized frame to uint8 first, so pixels may differ by up to 0.5;
+* a random crop may start at every valid offset ``0..H-size``; mmaction2's ``RandomCrop`` uses
+  ``np.random.randint(0, H - size)`` and so never picks the last one.
+
+Randomness comes only from the ``numpy.random.Generator`` passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runners.sampling import sample_frame_indices
+from search_space.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runners.video import VideoReader
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ClipPipeline",
+    "center_crop_offsets",
+    "crop",
+    "frames_to_tensor",
+    "hflip",
+    "normalize",
+    "random_crop_offsets",
+    "rescale_short_side",
+    "resize",
+    "to_clips",
+    "transform_frames",
+]
+
+# mmaction2's data preprocessor values (ImageNet statistics on the 0-255 scale, RGB).
+IMAGENET_MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
+IMAGENET_STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
+
+
+def rescale_short_side(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """``(new_height, new_width)`` with the short side at ``short_side``, aspect ratio kept.
+
+    The rule of mmcv's ``rescale_size`` used by mmaction2's ``Resize(scale=(-1, short_side))``:
+    scale factor ``short_side / min(h, w)``, each side rounded half up.
+    """
+    factor = short_side / min(height, width)
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def random_crop_offsets(
+    height: int, width: int, size: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    """Uniform ``(top, left)`` of a ``size`` x ``size`` crop inside ``height`` x ``width``."""
+    _check_crop(height, width, size)
+    return int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+
+
+def center_crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
+    """``(top, left)`` of mmaction2's ``CenterCrop``: ``(H - size) // 2``, ``(W - size) // 2``."""
+    _check_crop(height, width, size)
+    return (height - size) // 2, (width - size) // 2
+
+
+def _check_crop(height: int, width: int, size: int) -> None:
+    if size > height or size > width:
+        raise ValueError(f"crop size {size} exceeds the frame size {height}x{width}")
+
+
+def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 ``(N, H, W, C)`` frames (as decoded) -> float32 ``(N, C, H, W)`` on 0-255."""
+    if frames.dtype != np.uint8 or frames.ndim != 4:
+        raise ValueError(f"frames must be uint8 (N, H, W, C); got {frames.dtype} {frames.shape}")
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+
+
+def resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear resize of ``(N, C, H, W)`` to ``(N, C, height, width)`` (cv2 INTER_LINEAR)."""
+    if x.shape[-2:] == (height, width):
+        return x
+    return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def crop(x: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    """The ``size`` x ``size`` window of ``(..., H, W)`` starting at ``(top, left)``."""
+    return x[..., top : top + size, left : left + size]
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    """Mirror ``(..., W)`` left to right."""
+    return x.flip(-1)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of ``(N, C, H, W)``, values on mmaction2's 0-255 scale."""
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def to_clips(x: torch.Tensor, num_clips: int) -> torch.Tensor:
+    """``(num_clips * T, C, H, W)`` frames, clip-major -> ``(num_clips, C, T, H, W)``."""
+    n, c, h, w = x.shape
+    if n % num_clips:
+        raise ValueError(f"{n} frames do not split into {num_clips} clips")
+    return x.view(num_clips, n // num_clips, c, h, w).permute(0, 2, 1, 3, 4).contiguous()
+
+
+def transform_frames(
+    frames: np.ndarray,
+    *,
+    num_clips: int,
+    short_side: int,
+    crop_size: int,
+    test_mode: bool,
+    flip: bool,
+    mean: Sequence[float],
+    std: Sequence[float],
+    rng: np.random.Generator | None = None,
+) -> torch.Tensor:
+    """Decoded frames of one sample -> normalised clips.
+
+    Args:
+        frames: uint8 ``(num_clips * T, H, W, 3)``, clip-major, as ``VideoReader.read`` returns
+            for ``sample_frame_indices(...).ravel()``.
+        num_clips: Clips in ``frames``.
+        short_side: Target of the short-side resize, before cropping.
+        crop_size: Side of the square crop.
+        test_mode: Center crop and no flip; otherwise a random crop and (with ``flip``) a random
+            horizontal flip.
+        flip: Flip with probability 0.5 in training.
+        mean: Per-channel mean, 0-255 scale.
+        std: Per-channel standard deviation, 0-255 scale.
+        rng: Source of the crop and flip; required unless ``test_mode``.
+
+    Returns:
+        float32 ``(num_clips, 3, T, crop_size, crop_size)``.
+    """
+    x = frames_to_tensor(frames)  # (N*T, H, W, C) -> (N*T, C, H, W)
+    new_h, new_w = rescale_short_side(x.shape[-2], x.shape[-1], short_side)
+    x = resize(x, new_h, new_w)  # -> (N*T, C, H', W'), min(H', W') == short_side
+    if test_mode:
+        top, left = center_crop_offsets(new_h, new_w, crop_size)
+        x = crop(x, top, left, crop_size)  # -> (N*T, C, S, S)
+    else:
+        if rng is None:
+            raise ValueError("rng is required for training transforms (test_mode=False)")
+        top, left = random_crop_offsets(new_h, new_w, crop_size, rng)
+        x = crop(x, top, left, crop_size)  # -> (N*T, C, S, S)
+        # NOTE: drawn after the crop, so turning flip off keeps the same crops for a seed.
+        if flip and rng.random() < 0.5:
+            x = hflip(x)
+    x = normalize(x, mean, std)
+    return to_clips(x, num_clips)  # -> (N, C, T, S, S)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ClipPipeline:
+    """How one item is cut from a video: mmaction2's SampleFrames + Resize + crop + Flip.
+
+    Attributes:
+        test_mode: Deterministic test sampling and center crop; otherwise random offsets, random
+            crop and (with ``flip``) random flip.
+        clip_len: Frames per clip.
+        frame_interval: Step between sampled frames.
+        num_clips: Clips per item; more than one gives ``(num_clips, C, T, H, W)``.
+        crop_size: Side of the square crop.
+        short_side: Short side after resizing, before cropping.
+        flip: Random horizontal flip in training.
+        mean: Normalisation mean, 0-255 scale.
+        std: Normalisation std, 0-255 scale.
+    """
+
+    test_mode: bool
+    clip_len: int
+    frame_interval: int = 1
+    num_clips: int = 1
+    crop_size: int
+    short_side: int
+    flip: bool = True
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        for name in ("clip_len", "frame_interval", "num_clips", "crop_size", "short_side"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be an integer >= 1; got {value!r}")
+        if self.short_side < self.crop_size:
+            raise ConfigError(
+                f"short_side must be >= crop_size ({self.crop_size}); got {self.short_side}"
+            )
+
+    def load(self, reader: VideoReader, rng: np.random.Generator) -> torch.Tensor:
+        """Sample, decode and transform one item: ``(C, T, H, W)`` or ``(N, C, T, H, W)``."""
+        inds = sample_frame_indices(
+            reader.num_frames,
+            clip_len=self.clip_len,
+            frame_interval=self.frame_interval,
+            num_clips=self.num_clips,
+            test_mode=self.test_mode,
+            rng=rng,
+        )  # (num_clips, clip_len)
+        frames = reader.read(inds.ravel())  # (num_clips * clip_len, H, W, 3) uint8
+        clips = transform_frames(
+            frames,
+            num_clips=self.num_clips,
+            short_side=self.short_side,
+            crop_size=self.crop_size,
+            test_mode=self.test_mode,
+            flip=self.flip,
+            mean=self.mean,
+            std=self.std,
+            rng=rng,
+        )  # (num_clips, C, T, S, S)
+        return clips[0] if self.num_clips == 1 else clips
