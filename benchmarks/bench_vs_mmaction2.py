@@ -114,10 +114,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument(
+        "--base-channels",
+        type=int,
+        help="override the preset's width; a tiny width on a tiny clip exposes per-module "
+        "Python overhead, which the real sizes hide behind the convolutions",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     config = preset(args.preset)
+    if args.base_channels is not None:
+        config = config.replace(base_channels=args.base_channels)
     shape = parse_input_shape(args.input_shape)
     kwargs = config.to_dict()
     torch.manual_seed(0)
@@ -131,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         same = torch.equal(ours(x), theirs(x))
     print(
-        f"{args.preset} at {'x'.join(map(str, shape))}, {torch.get_num_threads()} threads, "
+        f"{args.preset} (base_channels {config.base_channels}) at {'x'.join(map(str, shape))}, "
+        f"{torch.get_num_threads()} threads, "
         f"torch {torch.__version__}; eval outputs identical: {same}"
     )
     if not same:

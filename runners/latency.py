@@ -247,7 +247,9 @@ def prepare_model(model: nn.Module, cfg: LatencyConfig) -> Iterator[PreparedMode
     contiguous); its train/eval flag is restored on exit, its device and memory format are not.
     Inside the context the thread count is ``cfg.threads`` and, for ``compile`` on CPU,
     ``torch._inductor.config.freezing`` is on (it must stay on until the first call, which is when
-    inductor compiles); both are restored on exit.
+    inductor compiles); both are restored on exit. ``compile`` mode starts with
+    ``torch.compiler.reset()``, which drops the process's in-memory compiled code (not the disk
+    cache), and turns Dynamo's silent fallback to eager at its recompile limit into an error.
     """
     device = resolve_device(cfg.device)
     threads = _resolve_threads(cfg.threads)
@@ -260,7 +262,8 @@ def prepare_model(model: nn.Module, cfg: LatencyConfig) -> Iterator[PreparedMode
     )
     freezing = cfg.mode == LatencyMode.COMPILE and device.type == "cpu"
     inductor_config: Any = None
-    previous_freezing = False
+    dynamo_config: Any = None
+    previous_freezing = previous_fail_on_limit = False
     try:
         torch.set_num_threads(threads)
         model.eval()
@@ -270,8 +273,17 @@ def prepare_model(model: nn.Module, cfg: LatencyConfig) -> Iterator[PreparedMode
         model.to(memory_format=memory_format)  # type: ignore[call-overload]
         forward: Callable[[torch.Tensor], Any] = model
         if cfg.mode == LatencyMode.COMPILE:
+            import torch._dynamo.config as dynamo_config
             import torch._inductor.config as inductor_config
 
+            # NOTE: Dynamo keeps compiled code per code object (ResNet3d.forward), guarded on
+            # this model's parameters, and past recompile_limit (8) entries it silently falls
+            # back to eager: a study timing many networks in one process would measure eager.
+            # So start from an empty in-memory cache (the on-disk cache is kept) and make
+            # hitting the limit an error instead of a wrong number.
+            torch.compiler.reset()
+            previous_fail_on_limit = dynamo_config.fail_on_recompile_limit_hit
+            dynamo_config.fail_on_recompile_limit_hit = True
             previous_freezing = inductor_config.freezing
             inductor_config.freezing = freezing
             # NOTE: dynamic=False: each batch size gets its own static-shape graph, instead of a
@@ -287,6 +299,8 @@ def prepare_model(model: nn.Module, cfg: LatencyConfig) -> Iterator[PreparedMode
     finally:
         if inductor_config is not None:
             inductor_config.freezing = previous_freezing
+        if dynamo_config is not None:
+            dynamo_config.fail_on_recompile_limit_hit = previous_fail_on_limit
         torch.set_num_threads(previous_threads)
         model.train(was_training)
 
