@@ -200,7 +200,19 @@ class ResNet3dConfig:
         return cls.from_dict(data)
 
     def digest(self) -> str:
-        """A short stable identity of these exact field values (12 hex digits of SHA-256)."""
+        """A short stable identity of the network this config builds (12 hex digits of SHA-256).
+
+        It hashes the canonical form (:func:`search_space.canonical.canonicalize`), so spellings
+        that build the same network (any ``inflate_style`` when nothing is inflated, ...) share
+        one digest and a study never trains the same architecture twice.
+        """
+        # NOTE: imported here because canonical.py imports this module.
+        from search_space.canonical import canonicalize
+
+        return canonicalize(self).exact_digest()
+
+    def exact_digest(self) -> str:
+        """12 hex digits of SHA-256 of these exact field values (no canonicalization)."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
 
     def replace(self, **changes: Any) -> ResNet3dConfig:
