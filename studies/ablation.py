@@ -216,6 +216,7 @@ def ablate(
         study, objective, n_trials=total, timeout_s=spec.study.timeout_s, progress=progress,
         label=name,
     )  # fmt: skip
+    tracker.close()
     records = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         row = {

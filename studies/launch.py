@@ -59,7 +59,8 @@ def build_sampler(spec: Any) -> Any:
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=study.seed)
     if study.sampler == "grid":
-        return optuna.samplers.GridSampler(spec.space.optuna_grid(), seed=study.seed)
+        grid = {c.name: list(c.values) for c in spec.space.choices()}
+        return optuna.samplers.GridSampler(grid, seed=study.seed)
     raise ConfigError(f"[study] sampler {study.sampler!r} is not supported")  # pragma: no cover
 
 
@@ -398,8 +399,8 @@ def launch(
 
         front = pareto(study)
         print(format_pareto(front, fmt="table"))
-        if tracker is not None:
-            tracker.log_study(front.to_dict(orient="records"), summary=_summary(result))
+        tracker.log_study(front.to_dict(orient="records"), summary=_summary(result))
+    tracker.close()
     return result
 
 

@@ -265,6 +265,25 @@ def _with_section(section: str, build: Any, table: Mapping[str, Any]) -> Any:
         raise ConfigError(f"[{section}] {message}") from exc
 
 
+def _parse_space(table: dict[str, Any], base_dir: Path) -> Any:
+    """``name = "default"`` (a shipped space or a space TOML), else an inline space table."""
+    import dataclasses
+
+    from search_space.shapes import parse_input_shape
+    from search_space.space import SearchSpace, load_space
+
+    if "name" in table and set(table) <= {"name", "input_shape"}:
+        name = str(table["name"])
+        candidate = base_dir / name
+        space = load_space(candidate if candidate.suffix == ".toml" else name)
+        if "input_shape" in table:
+            space = dataclasses.replace(space, input_shape=parse_input_shape(table["input_shape"]))
+        return space
+    if not table:
+        return load_space("default")
+    return SearchSpace.from_dict(table, root=base_dir)
+
+
 def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> StudySpec:
     """Build a :class:`StudySpec` from parsed TOML (``base_dir`` resolves relative paths)."""
     for key in data:
@@ -276,14 +295,10 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
     if "study" not in data:
         raise ConfigError(f"{source} has no [study] section (it needs at least a name)")
     from runners.accuracy import TrainConfig
-
     from runners.data import DataConfig
-    from search_space.space import SearchSpace
 
     study = _parse_study(data["study"], fallback_name=Path(source).stem)
-    space = _with_section(
-        "space", lambda d: SearchSpace.from_dict(d, base_dir=base_dir), data.get("space", {})
-    )
+    space = _with_section("space", lambda d: _parse_space(d, base_dir), data.get("space", {}))
     data_table = dict(data.get("data", {"kind": "motion"}))
     for key in ("root", "train_list", "val_list"):
         if isinstance(data_table.get(key), str) and not Path(data_table[key]).is_absolute():

@@ -15,6 +15,7 @@ print :func:`display_url` instead of the URL.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,6 @@ def display_url(url: str) -> str:
 def open_storage(url: str, settings: StorageSettings | None = None) -> Any:
     """An Optuna storage object for ``url`` (creating the sqlite/journal folder if needed)."""
     import optuna
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     settings = settings or StorageSettings()
     if url.startswith("journal://"):
@@ -79,17 +79,27 @@ def open_storage(url: str, settings: StorageSettings | None = None) -> Any:
 
         require("psycopg")
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                max_retry=settings.max_retry
-            ),
-            engine_kwargs={"pool_pre_ping": True},
-        )
+        with warnings.catch_warnings():
+            # NOTE: heartbeats are "experimental" in Optuna since 2.9; we rely on them on purpose.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb_storage(url, settings)
     except Exception as exc:  # sqlalchemy raises many kinds; they all mean "can't open"
         raise ConfigError(
             f"cannot open storage {display_url(url)}: {type(exc).__name__}: "
             f"{display_url(str(exc).splitlines()[0] if str(exc) else '')}"
         ) from exc
+
+
+def _rdb_storage(url: str, settings: StorageSettings) -> Any:
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    return optuna.storages.RDBStorage(
+        url,
+        heartbeat_interval=settings.heartbeat_interval,
+        grace_period=settings.grace_period,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+            max_retry=settings.max_retry
+        ),
+        engine_kwargs={"pool_pre_ping": True},
+    )

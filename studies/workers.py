@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ def reap_stale_trials(study: Any, *, grace_s: float, max_retry: int = 2) -> list
     from optuna.trial import TrialState
 
     if not _is_journal(study):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         return []
     storage = study._storage
@@ -174,6 +176,7 @@ def worker(
         label=f"{study_name} worker {os.getpid()}",
         reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
     )
+    tracker.close()
     return sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
 
 
