@@ -188,10 +188,11 @@ def ablate(
     import pandas as pd
     from optuna.trial import TrialState
 
-    from studies.launch import _tracker, make_objective, open_study, run_trials
+    from studies.launch import _tracker, open_study, run_local
     from studies.objective import TrialRunner
     from studies.spec import StudySpec, load_spec
     from studies.storage import display_url, resolve_storage_url
+    from studies.workers import _settings
 
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec or "inflation_ablation")
@@ -211,11 +212,15 @@ def ablate(
     )
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
     runner = TrialRunner(spec, tracker=tracker)
-    objective = make_objective(study, runner, n_trials=total)
-    interrupted = run_trials(
-        study, objective, n_trials=total, timeout_s=spec.study.timeout_s, progress=progress,
+    interrupted = run_local(
+        study,
+        runner,
+        n_trials=total,
+        timeout_s=spec.study.timeout_s,
+        settings=_settings(None, None),
+        progress=progress,
         label=name,
-    )  # fmt: skip
+    )
     tracker.close()
     records = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

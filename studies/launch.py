@@ -257,10 +257,13 @@ def run_trials(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if reap is None:
+        from studies.storage import StorageSettings
+        from studies.workers import reap_stale_trials
+
+        grace = StorageSettings().grace_period
 
         def reap() -> Any:
-            with contextlib.suppress(Exception):
-                optuna.storages.fail_stale_trials(study)
+            return reap_stale_trials(study, grace_s=grace)
 
     started = time.monotonic()
     complete, _ = _counts(study)
@@ -305,6 +308,33 @@ def run_trials(
             bar.close()
 
 
+def run_local(
+    study: Any,
+    runner: Any,
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+    settings: Any,
+    progress: bool,
+    label: str,
+) -> bool:
+    """Run trials in this process with heartbeats and stale-trial reaping; True if interrupted."""
+    from studies.workers import reap_stale_trials, with_journal_heartbeat
+
+    objective = with_journal_heartbeat(
+        study, make_objective(study, runner, n_trials=n_trials), settings.heartbeat_interval
+    )
+    return run_trials(
+        study,
+        objective,
+        n_trials=n_trials,
+        timeout_s=timeout_s,
+        progress=progress,
+        label=label,
+        reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
+    )
+
+
 def launch(
     spec: Any = None,
     *,
@@ -332,12 +362,14 @@ def launch(
             GPUs) instead of running trials in this process.
         heartbeat_s, grace_s: heartbeat interval and stale-trial grace period (RDB storages).
     """
+    import optuna
     from optuna.trial import TrialState
 
     from studies.objective import TrialRunner
     from studies.spec import StudySpec, load_spec
     from studies.storage import display_url, resolve_storage_url
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     t0 = time.perf_counter()
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
@@ -348,7 +380,7 @@ def launch(
         raise ConfigError(f"--n-trials must be a positive int; got {budget}")
     if workers < 1:
         raise ConfigError(f"--workers must be a positive int; got {workers}")
-    from studies.workers import _settings, reap_stale_trials, spawn_workers, with_journal_heartbeat
+    from studies.workers import _settings, spawn_workers
 
     settings = _settings(heartbeat_s, grace_s)
     study = open_study(spec, study_name=name, storage_url=url, settings=settings)
@@ -369,18 +401,10 @@ def launch(
             interrupted = True
     else:
         runner = TrialRunner(spec, tracker=tracker)
-        objective = with_journal_heartbeat(
-            study, make_objective(study, runner, n_trials=budget), settings.heartbeat_interval
-        )
-        interrupted = run_trials(
-            study,
-            objective,
-            n_trials=budget,
-            timeout_s=spec.study.timeout_s,
-            progress=progress,
-            label=name,
-            reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
-        )
+        interrupted = run_local(
+            study, runner, n_trials=budget, timeout_s=spec.study.timeout_s, settings=settings,
+            progress=progress, label=name,
+        )  # fmt: skip
     trials = study.get_trials(deepcopy=False)
     states = [t.user_attrs.get("state") for t in trials]
     result = LaunchResult(

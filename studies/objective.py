@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from search_space.errors import ConfigError, R3dnasError, TrialFailure
+from search_space.errors import R3dnasError, TrialFailure
+from search_space.space import InfeasibleConfig
 
 __all__ = ["TRIAL_ATTRS", "TrialOutcome", "TrialRunner", "readable_architecture"]
 
@@ -197,8 +198,8 @@ class TrialRunner:
                 timings["wandb_s"] = timings.get("wandb_s", 0.0) + time.perf_counter() - t
                 trial.set_user_attr("timings", timings)
             return tuple(float(metrics[k]) for k in spec.objective_names)
-        except (ConfigError, TrialFailure) as exc:
-            state = "infeasible" if isinstance(exc, ConfigError | Infeasible) else "failed"
+        except (InfeasibleConfig, TrialFailure) as exc:
+            state = "infeasible" if isinstance(exc, InfeasibleConfig | Infeasible) else "failed"
             reason = str(exc)
             trial.set_user_attr("state", state)
             trial.set_user_attr("fail_reason", reason)
@@ -244,20 +245,13 @@ class TrialRunner:
 
         needs_latency = spec.measure.measure_latency or "latency_ms" in spec.objective_names
         if needs_latency:
-            from runners.latency import LatencyConfig, measure_latency
+            from runners.latency import measure_latency
 
             t = time.perf_counter()
             latency = measure_latency(
                 config,
                 shape,
-                LatencyConfig(
-                    device=spec.measure.device,
-                    mode=spec.measure.latency_mode,
-                    warmup=spec.measure.latency_warmup,
-                    repeats=spec.measure.latency_repeats,
-                    threads=spec.measure.latency_threads,
-                    batch_size=spec.measure.throughput_batch,
-                ),
+                spec.measure.latency_config(),
             )
             timings["latency_s"] = time.perf_counter() - t
             metrics["latency_ms"] = latency.median_ms

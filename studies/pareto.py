@@ -14,6 +14,7 @@ completed feasible trials pushed 10% of that objective's range further (1.0 when
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def pareto(
         row["config"] = t.user_attrs.get("config", {})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=_columns(rows, chosen))
-    reference = _reference_point(points)
+    reference = _reference_point(points) or [math.nan] * len(chosen)
     front_points = [points[i] for i in front_ids]
     frame.attrs.update(
         study=study.study_name,

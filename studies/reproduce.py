@@ -84,26 +84,18 @@ def reproduce(
                 f"{stored[key]!r}"
             )
     if latency:
-        from runners.latency import LatencyConfig, measure_latency
+        from runners.latency import measure_latency
 
         result = measure_latency(
             config,
             shape,
-            LatencyConfig(
-                device=spec.measure.device,
-                mode=spec.measure.latency_mode,
-                warmup=spec.measure.latency_warmup,
-                repeats=spec.measure.latency_repeats,
-                threads=spec.measure.latency_threads,
-                batch_size=spec.measure.throughput_batch,
-            ),
+            spec.measure.latency_config(),
         )
         measured["latency_ms"] = result.median_ms
     if retrain:
         import dataclasses
 
         from runners.accuracy import train_and_evaluate
-
         from runners.data import build_datasets
 
         train_set, val_set = build_datasets(spec.data)

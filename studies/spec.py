@@ -109,6 +109,21 @@ class MeasureSpec:
     include_head: bool = False
     measure_latency: bool = True
 
+    def latency_config(self) -> Any:
+        """The :class:`runners.latency.LatencyConfig` these settings describe."""
+        from runners.latency import LatencyConfig
+
+        return LatencyConfig(
+            device=self.device,
+            mode=self.latency_mode,
+            warmup=self.latency_warmup,
+            repeats=self.latency_repeats,
+            # NOTE: the run-to-run CV needs >= 2 blocks; up to 5 when repeats allow.
+            blocks=max(2, min(5, self.latency_repeats)),
+            threads=self.latency_threads,
+            batch_size=self.throughput_batch,
+        )
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Constraints:
@@ -228,7 +243,11 @@ def _parse_measure(table: Mapping[str, Any], space_input: Any) -> MeasureSpec:
     for key in ("latency_warmup", "latency_repeats", "throughput_batch"):
         if key in values and (_typed("measure", key, values[key], int) < 1):
             raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
-    return MeasureSpec(input_shape=parse_input_shape(shape), **values)
+    if values.get("latency_repeats", 2) < 2:
+        raise ConfigError("[measure] latency_repeats must be at least 2 (for the run-to-run CV)")
+    measure = MeasureSpec(input_shape=parse_input_shape(shape), **values)
+    _with_section("measure", lambda _: measure.latency_config(), {})  # validates it
+    return measure
 
 
 def _parse_constraints(table: Mapping[str, Any]) -> Constraints:

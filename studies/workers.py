@@ -149,7 +149,7 @@ def worker(
     """Join an existing study and run trials until its budget is spent; returns completed."""
     from optuna.trial import TrialState
 
-    from studies.launch import _tracker, make_objective, run_trials
+    from studies.launch import _tracker, run_local
     from studies.objective import TrialRunner
     from studies.reproduce import _spec_of
     from studies.storage import resolve_storage_url
@@ -164,18 +164,10 @@ def worker(
     runs_dir = Path(study.user_attrs.get("runs_dir", "runs"))
     tracker = _tracker(spec, study_name, wandb_mode, runs_dir / study_name)
     runner = TrialRunner(spec, tracker=tracker)
-    objective = with_journal_heartbeat(
-        study, make_objective(study, runner, n_trials=int(budget)), settings.heartbeat_interval
-    )
-    run_trials(
-        study,
-        objective,
-        n_trials=int(budget),
-        timeout_s=spec.study.timeout_s,
-        progress=progress,
-        label=f"{study_name} worker {os.getpid()}",
-        reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
-    )
+    run_local(
+        study, runner, n_trials=int(budget), timeout_s=spec.study.timeout_s, settings=settings,
+        progress=progress, label=f"{study_name} worker {os.getpid()}",
+    )  # fmt: skip
     tracker.close()
     return sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
 
