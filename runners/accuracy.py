@@ -484,10 +484,11 @@ class _Run:
         # NOTE: the shuffle order has its own generator: the DataLoader also draws worker seeds
         # from its generator (once with persistent workers, every epoch without), and sharing
         # one would make the order depend on num_workers.
+        sized: Any = dataset  # map-style datasets have __len__; torch's stubs do not say so
         sampler = (
-            RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+            RandomSampler(sized, generator=torch.Generator().manual_seed(cfg.seed))
             if train
-            else SequentialSampler(dataset)
+            else SequentialSampler(sized)
         )
         return DataLoader(
             dataset,
