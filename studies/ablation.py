@@ -206,6 +206,9 @@ def ablate(
     seed_values = [spec.train.seed + k for k in range(seeds)]
     _enqueue_grid(study, spec.space, factors, seed_values)
     total = len(spec.space.grid(factors)) * seeds
+    # NOTE: lets `r3dnas worker --study NAME` processes join the ablation.
+    study.set_user_attr("n_trials", total)
+    study.set_user_attr("runs_dir", str(runs_dir))
     print(
         f"ablation {name!r} on {display_url(url)}: {total} trials "
         f"({', '.join(factors)} x {seeds} seeds)"

@@ -308,6 +308,25 @@ def run_trials(
             bar.close()
 
 
+def prepare_study(
+    spec: Any,
+    *,
+    study_name: str,
+    storage_url: str,
+    n_trials: int,
+    runs_dir: str | Path = "runs",
+    settings: Any = None,
+) -> Any:
+    """Create or resume a study ready for workers: budget recorded, interrupted trials and
+    preset reference points enqueued. ``r3dnas worker`` processes can join it afterwards."""
+    study = open_study(spec, study_name=study_name, storage_url=storage_url, settings=settings)
+    study.set_user_attr("n_trials", n_trials)
+    study.set_user_attr("runs_dir", str(runs_dir))
+    _requeue_interrupted(study)
+    _enqueue_presets(study, spec.study.enqueue_presets)
+    return study
+
+
 def run_local(
     study: Any,
     runner: Any,
@@ -383,11 +402,10 @@ def launch(
     from studies.workers import _settings, spawn_workers
 
     settings = _settings(heartbeat_s, grace_s)
-    study = open_study(spec, study_name=name, storage_url=url, settings=settings)
-    study.set_user_attr("n_trials", budget)
-    study.set_user_attr("runs_dir", str(runs_dir))
-    _requeue_interrupted(study)
-    _enqueue_presets(study, spec.study.enqueue_presets)
+    study = prepare_study(
+        spec, study_name=name, storage_url=url, n_trials=budget, runs_dir=runs_dir,
+        settings=settings,
+    )  # fmt: skip
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
     print(f"study {name!r} on {display_url(url)}: {budget} trials of {spec.source}")
     interrupted = False

@@ -86,15 +86,18 @@ def reap_stale_trials(study: Any, *, grace_s: float, max_retry: int = 2) -> list
             last = t.datetime_start.timestamp() if t.datetime_start else now
         if now - float(last) <= grace_s:
             continue
+        silence = now - float(last)
         try:
+            # NOTE: attributes first: a finished trial can no longer be updated. Only the worker
+            # whose state change wins (the journal replays one) goes on to re-enqueue.
+            storage.set_trial_user_attr(
+                t._trial_id, "fail_reason", f"stale: no heartbeat for {silence:.0f} s"
+            )
+            storage.set_trial_user_attr(t._trial_id, "state", "failed")
             if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
                 continue
         except Exception:  # another worker reaped it first, or it just finished
             continue
-        storage.set_trial_user_attr(
-            t._trial_id, "fail_reason", f"stale: no heartbeat for {now - float(last):.0f} s"
-        )
-        storage.set_trial_user_attr(t._trial_id, "state", "failed")
         reaped.append(t.number)
         history = list(t.system_attrs.get("retry_history", [])) + [t.number]
         if len(history) > max_retry:

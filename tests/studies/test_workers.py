@@ -1,0 +1,178 @@
+"""Several workers on one study, over every real storage backend, with a worker killed.
+
+The same tests run over SQLite, a journal file and PostgreSQL (when
+``R3DNAS_TEST_POSTGRES_URL`` names a server: ``.ci/run`` starts one on loopback).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search_space import ConfigError, ResNet3dConfig
+from studies.launch import prepare_study
+from studies.spec import parse_spec
+from studies.storage import display_url, resolve_storage_url
+from studies.workers import _settings
+
+TINY = Path(__file__).parent / "specs" / "tiny.toml"
+POSTGRES = os.environ.get("R3DNAS_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "journal", "postgresql"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    if request.param == "journal":
+        return f"journal://{tmp_path / 'study.log'}"
+    if not POSTGRES:
+        pytest.skip("set R3DNAS_TEST_POSTGRES_URL to run the PostgreSQL storage tests")
+    return POSTGRES
+
+
+def _spec(epochs: int) -> object:
+    data = tomllib.loads(TINY.read_text())
+    data["train"]["epochs"] = epochs
+    return parse_spec(data, source="tiny", base_dir=Path.cwd())
+
+
+def _worker(name: str, url: str) -> subprocess.Popen[bytes]:
+    code = "import sys; from studies.cli import main; sys.exit(main())"
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "worker",
+            "--study",
+            name,
+            "--storage",
+            url,
+            "--quiet",
+            "--wandb",
+            "disabled",
+            "--heartbeat",
+            "1",
+            "--grace",
+            "3",
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path) -> None:
+    name = f"kill-{uuid.uuid4().hex[:8]}"
+    n_trials = 6
+    study = prepare_study(
+        _spec(epochs=4), study_name=name, storage_url=storage_url, n_trials=n_trials,
+        runs_dir=tmp_path, settings=_settings(1, 3),
+    )  # fmt: skip
+    workers = {}
+    for _ in range(3):
+        proc = _worker(name, storage_url)
+        workers[proc.pid] = proc
+
+    # Wait for a trial that is training (config recorded, no result yet) and kill its worker.
+    victim = None
+    deadline = time.monotonic() + 180
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            pid = int(t.user_attrs.get("worker", "x:0").rsplit(":", 1)[1])
+            if pid in workers and "digest" in t.user_attrs and "state" not in t.user_attrs:
+                victim = (t.number, pid)
+                break
+    assert victim is not None, "no worker was seen training a trial"
+    killed_number, pid = victim
+    workers[pid].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    workers[pid].wait()
+
+    for proc in workers.values():
+        _, err = proc.communicate(timeout=300)
+        if proc.pid != pid:
+            assert proc.returncode == 0, err.decode()[-2000:]
+
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == n_trials, [
+        (t.number, t.state, t.user_attrs.get("state")) for t in trials
+    ]
+    killed = trials[killed_number]
+    assert killed.state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed_number]
+    assert len(retries) == 1, "the dead trial must be retried exactly once"
+    retry = retries[0]
+    assert retry.state == TrialState.COMPLETE
+    assert retry.params == killed.params
+    assert retry.user_attrs["digest"] == killed.user_attrs["digest"]
+    retry_delay = retry.datetime_start.timestamp() - killed_at
+    assert retry_delay > 0
+    print(f"{display_url(storage_url)}: retried trial {killed_number} as {retry.number} "
+          f"{retry_delay:.1f} s after the kill")  # fmt: skip
+    for t in complete:
+        config = ResNet3dConfig.from_dict(t.user_attrs["config"])
+        assert config.digest() == t.user_attrs["digest"]
+        assert len(t.values) == 3 and all(math.isfinite(v) for v in t.values)
+        assert t.values[0] == t.user_attrs["top1"]
+    other_states = {t.user_attrs.get("state") for t in trials if t.state == TrialState.FAIL}
+    assert other_states <= {None, "failed", "over_budget"}
+
+
+def test_workers_share_the_budget_exactly(storage_url: str, tmp_path: Path) -> None:
+    name = f"budget-{uuid.uuid4().hex[:8]}"
+    study = prepare_study(
+        _spec(epochs=1), study_name=name, storage_url=storage_url, n_trials=4,
+        runs_dir=tmp_path, settings=_settings(1, 3),
+    )  # fmt: skip
+    procs = [_worker(name, storage_url) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert len(complete) == 4
+    workers = {t.user_attrs["worker"] for t in complete}
+    assert len(workers) >= 1
+
+
+def test_storage_urls_and_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+psycopg://alice:s3cr%40t@db.example:5432/studies"
+    assert display_url(url) == "postgresql+psycopg://alice:***@db.example:5432/studies"
+    monkeypatch.setenv("R3DNAS_STORAGE", url)
+    assert resolve_storage_url(None, study_name="x") == url
+    assert resolve_storage_url("sqlite:///a.db", study_name="x") == "sqlite:///a.db"
+    monkeypatch.delenv("R3DNAS_STORAGE")
+    assert resolve_storage_url(None, study_name="x", runs_dir="r") == "sqlite:///r/x.db"
+    with pytest.raises(ConfigError, match="not supported") as info:
+        resolve_storage_url("mysql://bob:hunter2@h/db", study_name="x")
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_bad_postgres_url_is_one_line_without_the_password(tmp_path: Path) -> None:
+    from studies.storage import open_storage
+
+    with pytest.raises(ConfigError, match="cannot open storage") as info:
+        open_storage("postgresql+psycopg://bob:hunter2@127.0.0.1:1/none")
+    assert "hunter2" not in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_worker_on_an_unknown_study_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    optuna.create_study(study_name="other", storage=url)
+    proc = _worker("missing", url)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert "no study named 'missing'" in err.decode()
