@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset
 
 from runners.model import Recognizer3D, build_recognizer
 from search_space.config import ResNet3dConfig
@@ -479,26 +479,20 @@ class _Run:
         return loss_sum, correct, seen, lr
 
     def _loader(self, dataset: Dataset, *, train: bool) -> DataLoader:
+        from runners.data import build_loader
+
         cfg = self.train_cfg
         size = len(dataset)  # type: ignore[arg-type]
-        # NOTE: the shuffle order has its own generator: the DataLoader also draws worker seeds
-        # from its generator (once with persistent workers, every epoch without), and sharing
-        # one would make the order depend on num_workers.
-        sized: Any = dataset  # map-style datasets have __len__; torch's stubs do not say so
-        sampler = (
-            RandomSampler(sized, generator=torch.Generator().manual_seed(cfg.seed))
-            if train
-            else SequentialSampler(sized)
-        )
-        return DataLoader(
+        # NOTE: build_loader seeds the order and, for real videos, every item's augmentation,
+        # independently of num_workers. A trailing training batch of 1 would break BatchNorm on
+        # small final feature maps, hence drop_last.
+        return build_loader(
             dataset,
             batch_size=min(cfg.batch_size, size),
-            sampler=sampler,
-            # NOTE: a trailing batch of 1 would break BatchNorm on small final feature maps.
-            drop_last=train,
+            shuffle=train,
             num_workers=cfg.num_workers,
-            generator=torch.Generator().manual_seed(cfg.seed + 1),
-            worker_init_fn=_seed_worker,
+            seed=cfg.seed,
+            drop_last=train,
             pin_memory=self.device.type == "cuda",
             persistent_workers=cfg.num_workers > 0,
         )
@@ -518,9 +512,16 @@ class _Run:
         self.phase, self.phase_steps, self.step = "eval", len(loader), 1
         with torch.inference_mode():
             for clips, labels in loader:
+                views = 1
+                if clips.dim() == 6:  # (N, num_clips, C, T, H, W): several test clips per video
+                    views = clips.shape[1]
+                    clips = clips.flatten(0, 1)
                 clips, labels = self._to_device(clips, labels)
                 with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
                     logits = model(clips).float()
+                if views > 1:
+                    # mmaction2's average_clips='prob': average the clips' class probabilities
+                    logits = logits.softmax(dim=1).view(-1, views, logits.shape[1]).mean(dim=1)
                 top = logits.topk(self.topk, dim=1).indices  # (N, k)
                 hits = top == labels[:, None]
                 correct1 += int(hits[:, 0].sum())
@@ -620,14 +621,6 @@ def _threads(num_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _seed_worker(worker_id: int) -> None:
-    """Give each DataLoader worker python/numpy seeds derived from its torch seed."""
-    seed = torch.initial_seed() % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-
-
-# ---------------------------------------------------------------------- devices and memory
 def _resolve_flag(name: str, value: bool | str, device: torch.device) -> bool:
     if value == "auto":
         return device.type == "cuda"
