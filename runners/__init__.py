@@ -2,4 +2,50 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from runners.accuracy import AccuracyResult, TrainConfig, train_and_evaluate
+from runners.data import DataConfig, DataKind, build_datasets, build_loader
+from runners.flops import FlopsMismatchError, FlopsResult, measure_flops
+from runners.latency import LatencyConfig, LatencyResult, measure_latency, measure_model_latency
+from runners.model import I3DHead, Recognizer3D, build_recognizer
+from runners.motion import MotionDataset
+from runners.sampling import sample_frame_indices
+from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
+from runners.video import (
+    ClassFolderDataset,
+    CorruptVideoWarning,
+    VideoDecodeError,
+    VideoListDataset,
+    VideoReader,
+    probe_video,
+)
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "AccuracyResult",
+    "ClassFolderDataset",
+    "ClipPipeline",
+    "CorruptVideoWarning",
+    "DataConfig",
+    "DataKind",
+    "FlopsMismatchError",
+    "FlopsResult",
+    "I3DHead",
+    "LatencyConfig",
+    "LatencyResult",
+    "MotionDataset",
+    "Recognizer3D",
+    "TrainConfig",
+    "VideoDecodeError",
+    "VideoListDataset",
+    "VideoReader",
+    "build_datasets",
+    "build_loader",
+    "build_recognizer",
+    "measure_flops",
+    "measure_latency",
+    "measure_model_latency",
+    "probe_video",
+    "sample_frame_indices",
+    "train_and_evaluate",
+]

@@ -8,6 +8,7 @@ a ``KeyError`` deep inside ``ConvModule``) and hand out private copies, because 
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any, Literal
 
 from search_space.errors import ConfigError
@@ -22,6 +23,7 @@ _SUGGESTED = {
 }
 
 
+@functools.cache
 def _registered(name: str) -> bool:
     import mmcv.cnn  # noqa: F401  (registers mmcv's layers with mmengine's MODELS)
     from mmengine.registry import MODELS
