@@ -310,7 +310,7 @@ def _normalize(config: ResNet3dConfig) -> None:
         for b in c.stage_blocks:
             if not _is_int(b) or b < 1:
                 raise ConfigError(f"stage_blocks entries must be positive ints; got {b!r}")
-    kernel = c.conv1_kernel
+    kernel: Any = c.conv1_kernel
     if _is_int(kernel):
         kernel = (kernel,) * 3
     _set(c, "conv1_kernel", _as_tuple("conv1_kernel", kernel))
@@ -421,9 +421,10 @@ def _validate_layer_cfgs(c: ResNet3dConfig) -> None:
     check_layer_cfg("conv_cfg", c.conv_cfg, kind="conv")
     check_layer_cfg("norm_cfg", c.norm_cfg, kind="norm")
     check_layer_cfg("act_cfg", c.act_cfg, kind="act")
-    for key, kind in (("conv_cfg", "conv"), ("norm_cfg", "norm")):
-        if c.non_local_cfg.get(key) is not None:
-            check_layer_cfg(f"non_local_cfg.{key}", c.non_local_cfg[key], kind=kind)
+    if c.non_local_cfg.get("conv_cfg") is not None:
+        check_layer_cfg("non_local_cfg.conv_cfg", c.non_local_cfg["conv_cfg"], kind="conv")
+    if c.non_local_cfg.get("norm_cfg") is not None:
+        check_layer_cfg("non_local_cfg.norm_cfg", c.non_local_cfg["norm_cfg"], kind="norm")
 
 
 def _validate_temporal_downsample(c: ResNet3dConfig) -> None:
