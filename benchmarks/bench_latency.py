@@ -8,8 +8,11 @@ Usage (from the repository root)::
 Each mode builds a fresh network and runs :func:`runners.latency.measure_latency` (batch 1;
 ``compile`` on CPU uses inductor freezing). The table gives the median, p90, IQR, min, the
 run-to-run CV of the median (sample std / mean of the medians of ``--blocks`` consecutive blocks
-of the repeats) and each mode's speed-up over eager. Set ``TORCHINDUCTOR_CACHE_DIR`` to reuse
-compiled kernels across runs (the compile time shown then shrinks; the latency does not change).
+of the repeats) and each mode's speed-up over eager. The 1-minute load average before and after
+each mode is printed: on a shared machine, a load above the thread count inflates every number
+(most of all ``compile``, whose many small OpenMP regions each wait for a preempted thread).
+Set ``TORCHINDUCTOR_CACHE_DIR`` to reuse compiled kernels across runs (the compile time shown
+then shrinks; the latency does not change).
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ import sys
 from runners.latency import LatencyConfig, LatencyMode, LatencyResult, measure_latency
 from search_space.presets import preset, preset_names
 from search_space.shapes import parse_input_shape
+
+
+def _load_average() -> str:
+    """The 1-minute load average: other work on the cores shows up here, not in the model."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             blocks=args.blocks,
             threads=args.threads,
         )
+        load_before = _load_average()
         results[mode] = measure_latency(config, shape, cfg)
         r = results[mode]
-        print(f"  {mode}: median {r.median_ms:.1f} ms, CV {100 * r.cv_of_median:.1f}%", flush=True)
+        print(
+            f"  {mode}: median {r.median_ms:.1f} ms, CV {100 * r.cv_of_median:.1f}% "
+            f"(1-min load average before/after: {load_before}/{_load_average()})",
+            flush=True,
+        )
 
     first = next(iter(results.values()))
     print(f"\ndevice: {first.device}; threads {first.threads}; versions {first.versions}")

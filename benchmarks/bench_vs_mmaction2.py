@@ -5,8 +5,8 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench_vs_mmaction2.py                      # i3d_r50, 1x3x8x112x112
     .venv/bin/python benchmarks/bench_vs_mmaction2.py --preset slowonly_r50 --repeats 80
 
-Both networks are built from the same keyword arguments, the reference gets our ``state_dict``
-(so both run the same kernels on the same numbers; the outputs are checked to be equal first),
+Both networks are built from the same keyword arguments and load the same ``state_dict`` (so
+both run the same kernels on the same numbers; the outputs are checked to be equal first),
 and each is timed with ``time.perf_counter_ns`` at the same thread count:
 
 * forward: eval mode under ``torch.inference_mode()``;
@@ -16,7 +16,9 @@ and each is timed with ``time.perf_counter_ns`` at the same thread count:
 Runs are interleaved to cancel drift and other load on the machine: repetition ``i`` runs ours
 then theirs when ``i`` is even and theirs then ours when odd. The ratio ours/theirs is given as the
 ratio of the two medians and as the median of the per-repetition paired ratios with a bootstrap
-95% interval. The target is at most 1.03: the same kernels, nothing added on top.
+95% interval. The target is at most 1.03: the same kernels, nothing added on top. ``--control``
+adds an A/A row (ours against a second copy of ours, "theirs" column): how far from 1.0 the
+ratio strays with identical code.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from torch import nn
 
 from search_space import ResNet3d, build_resnet3d
 from search_space.presets import preset, preset_names
-from search_space.shapes import parse_input_shape
+from search_space.shapes import output_shapes, parse_input_shape
 
 # NOTE: appended after the project imports: tests/ holds folders named like our packages
 # (tests/search_space), which would otherwise shadow an editable install as namespace packages.
@@ -120,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         help="override the preset's width; a tiny width on a tiny clip exposes per-module "
         "Python overhead, which the real sizes hide behind the convolutions",
     )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="also time ours against a second copy of ours (A/A): the noise floor of the ratio",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -127,11 +134,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.base_channels is not None:
         config = config.replace(base_channels=args.base_channels)
     shape = parse_input_shape(args.input_shape)
+    output_shapes(config, shape)  # a clip too small for the network: ConfigError, not a crash
     kwargs = config.to_dict()
     torch.manual_seed(0)
-    ours: ResNet3d = build_resnet3d(config)
+    # NOTE: both networks are built the same way and get the same weights by load_state_dict
+    # from a third one: the freshly initialised network itself ran ~1% slower than a copy of it
+    # on tiny configs here (ours vs ours), an allocation effect that is not the code's.
+    weights = build_resnet3d(config).state_dict()
+    ours = ResNet3d(**kwargs)
+    ours.load_state_dict(weights)
     theirs = load_reference().ResNet3d(**kwargs)
-    theirs.load_state_dict(ours.state_dict())
+    theirs.load_state_dict(weights)
+    copy = ResNet3d(**kwargs) if args.control else None
+    if copy is not None:
+        copy.load_state_dict(weights)
+        copy.eval()
+    del weights
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
     ours.eval()
@@ -155,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         _forward(ours, x), _forward(theirs, x), warmup=args.warmup, repeats=args.repeats
     )
     _report("forward", *fwd)
+    if copy is not None:
+        aa = _interleaved(
+            _forward(ours, x), _forward(copy, x), warmup=args.warmup, repeats=args.repeats
+        )
+        _report("forward A/A", *aa)
 
     ours.train()
     theirs.train()
@@ -162,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     def clear_grads() -> None:
         ours.zero_grad(set_to_none=True)
         theirs.zero_grad(set_to_none=True)
+        if copy is not None:
+            copy.zero_grad(set_to_none=True)
 
     fwd_bwd = _interleaved(
         _forward_backward(ours, x),
@@ -171,6 +196,16 @@ def main(argv: list[str] | None = None) -> int:
         before=clear_grads,
     )
     _report("forward+backward", *fwd_bwd)
+    if copy is not None:
+        copy.train()
+        aa = _interleaved(
+            _forward_backward(ours, x),
+            _forward_backward(copy, x),
+            warmup=args.warmup,
+            repeats=args.repeats,
+            before=clear_grads,
+        )
+        _report("fwd+bwd A/A", *aa)
     return 0
 
 
