@@ -64,6 +64,15 @@ def build_sampler(spec: Any) -> Any:
     raise ConfigError(f"[study] sampler {study.sampler!r} is not supported")  # pragma: no cover
 
 
+def build_pruner(spec: Any) -> Any:
+    """Optuna's median pruner when asked for (single-objective studies), else none."""
+    import optuna
+
+    if spec.study.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=spec.study.n_startup_trials)
+    return optuna.pruners.NopPruner()
+
+
 def open_study(
     spec: Any, *, study_name: str, storage_url: str, create: bool = True, settings: Any = None
 ) -> Any:
@@ -80,6 +89,7 @@ def open_study(
             storage=storage,
             directions=directions,
             sampler=build_sampler(spec),
+            pruner=build_pruner(spec),
             load_if_exists=True,
         )
     else:

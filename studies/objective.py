@@ -216,6 +216,15 @@ class TrialRunner:
             if run is not None:
                 run.finish(state="failed", summary={}, reason=str(exc))
             raise TrialFailure(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__name__ != "TrialPruned":
+                raise
+            trial.set_user_attr("state", "pruned")
+            trial.set_user_attr("fail_reason", str(exc))
+            trial.set_user_attr("timings", timings)
+            if run is not None:
+                run.finish(state="pruned", summary={}, reason=str(exc))
+            raise
         except KeyboardInterrupt:
             trial.set_user_attr("state", "failed")
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGTERM)")
@@ -269,9 +278,19 @@ class TrialRunner:
         train_set, val_set = self.datasets()
         train_cfg = dataclasses.replace(spec.train, seed=seed)
 
+        prune_on = f"val_{spec.objective_names[0]}" if spec.study.pruner != "none" else None
+
         def on_epoch(epoch: int, values: dict[str, Any]) -> None:
             if run is not None:
                 run.log_epoch(epoch, values)
+            if prune_on is not None and values.get(prune_on) is not None:
+                import optuna
+
+                trial.report(float(values[prune_on]), epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(
+                        f"pruned at epoch {epoch}: {prune_on} {values[prune_on]:.4g}"
+                    )
 
         t = time.perf_counter()
         result = train_and_evaluate(

@@ -49,6 +49,7 @@ OBJECTIVES: dict[str, Direction] = {
     "throughput_clips_s": "maximize",
 }
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
+PRUNERS = ("none", "median")
 DEFAULT_SPEC = "cpu_default"
 
 
@@ -93,6 +94,7 @@ class StudySection:
     timeout_s: float | None = None
     enqueue_presets: tuple[str, ...] = ()
     n_startup_trials: int = 4
+    pruner: str = "none"  # "median" | "none"; single-objective studies only (Optuna's rule)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -183,7 +185,7 @@ def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) ->
 def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     allowed = (
         "name", "objectives", "sampler", "seed", "n_trials", "timeout_s", "enqueue_presets",
-        "n_startup_trials",
+        "n_startup_trials", "pruner",
     )  # fmt: skip
     _check_keys("study", table, allowed)
     objectives_raw = table.get("objectives", ["top1:max", "gflops:min", "latency_ms:min"])
@@ -211,7 +213,21 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
 
         for name in presets:
             preset(name)  # raises with the valid names
+    pruner = table.get("pruner", "none")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"[study] pruner must be one of {', '.join(PRUNERS)}; got {pruner!r}")
+    if pruner != "none" and len(objectives) > 1:
+        raise ConfigError(
+            f"[study] pruner {pruner!r} needs a single objective (Optuna cannot prune "
+            f"multi-objective trials); got {len(objectives)} objectives"
+        )
+    if pruner != "none" and objectives[0].name not in ("top1", "top5"):
+        raise ConfigError(
+            f"[study] pruner {pruner!r} prunes on per-epoch accuracy; the objective must be top1 "
+            f"or top5, got {objectives[0].name!r}"
+        )
     return StudySection(
+        pruner=pruner,
         name=_typed("study", "name", table.get("name", fallback_name), str),
         objectives=objectives,
         sampler=sampler,

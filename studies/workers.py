@@ -150,20 +150,32 @@ def worker(
     grace_s: int | None = None,
 ) -> int:
     """Join an existing study and run trials until its budget is spent; returns completed."""
+    import optuna
     from optuna.trial import TrialState
 
-    from studies.launch import _tracker, run_local
+    from studies.launch import _tracker, build_pruner, build_sampler, run_local
     from studies.objective import TrialRunner
     from studies.reproduce import _spec_of
     from studies.storage import resolve_storage_url
 
     url = resolve_storage_url(storage, study_name=study_name)
     settings = _settings(heartbeat_s, grace_s)
-    study = _open_existing(study_name, url, settings)
-    budget = study.user_attrs.get("n_trials")
+    probe = _open_existing(study_name, url, settings)
+    budget = probe.user_attrs.get("n_trials")
     if budget is None:
         raise ConfigError(f"study {study_name!r} records no n_trials; start it with r3dnas launch")
-    spec = _spec_for_device(_spec_of(study), device)
+    spec = _spec_for_device(_spec_of(probe), device)
+    # NOTE: each worker gets its own sampler seed (the spec's + pid), or workers started
+    # together would all propose the same first parameters.
+    worker_spec = dataclasses.replace(
+        spec, study=dataclasses.replace(spec.study, seed=spec.study.seed + os.getpid())
+    )
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=probe._storage,
+        sampler=build_sampler(worker_spec),
+        pruner=build_pruner(spec),
+    )
     runs_dir = Path(study.user_attrs.get("runs_dir", "runs"))
     tracker = _tracker(spec, study_name, wandb_mode, runs_dir / study_name)
     runner = TrialRunner(spec, tracker=tracker)

@@ -274,3 +274,24 @@ def test_shipped_specs_load() -> None:
     for name in names:
         spec = load_spec(name)
         assert spec.study.n_trials >= 1
+
+
+def test_single_objective_study_prunes_with_the_median_pruner(tmp_path: Path) -> None:
+    spec = _spec(
+        tmp_path,
+        study={"objectives": ["top1:max"], "pruner": "median", "n_startup_trials": 1,
+               "n_trials": 3},
+        train={"epochs": 3},
+    )  # fmt: skip
+    result = launch(spec, study_name="prune", storage=_url(tmp_path, "p"), runs_dir=tmp_path,
+                    progress=False, wandb_mode="disabled", print_pareto=False)  # fmt: skip
+    assert result.completed == 3
+    study = optuna.load_study(study_name="prune", storage=_url(tmp_path, "p"))
+    for t in study.trials:
+        if t.user_attrs.get("state") == "complete":
+            assert len(t.intermediate_values) == 3  # one report per epoch
+        if t.state == optuna.trial.TrialState.PRUNED:
+            assert t.user_attrs["state"] == "pruned"
+            assert t.user_attrs["fail_reason"].startswith("pruned at epoch")
+    with pytest.raises(ConfigError, match="needs a single objective"):
+        _spec(tmp_path, study={"pruner": "median"})
