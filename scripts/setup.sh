@@ -18,10 +18,15 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "${PIP[@]}" install torch
   else
     echo "setup: no CUDA; installing the CPU build of torch first"
-    # A CPU wheel already on this machine (pip's find-links), else PyTorch's CPU index.
-    "${PIP[@]}" install --no-index torch 2>/dev/null \
-      || "${PIP[@]}" install torch --index-url https://download.pytorch.org/whl/cpu \
-      || "${PIP[@]}" install torch
+    # A torch wheel already on this machine (pip's find-links), with its dependencies from the
+    # index; else PyTorch's CPU index; else the package index.
+    if "${PIP[@]}" install --no-index --no-deps torch 2>/dev/null; then
+      "${PIP[@]}" install torch
+    else
+      "${PIP[@]}" install torch --index-url https://download.pytorch.org/whl/cpu \
+          --timeout 15 --retries 1 \
+        || "${PIP[@]}" install torch
+    fi
   fi
 fi
 
