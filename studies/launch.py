@@ -145,13 +145,20 @@ def _counts(study: Any) -> tuple[int, int]:
 
 
 def _within_budget(study: Any, number: int, n_trials: int) -> bool:
-    """Completed trials plus running trials numbered before ``number`` leave room for it."""
+    """Completed trials plus the running or waiting trials numbered before ``number`` leave
+    room for it.
+
+    Waiting trials count too: a retry enqueued by another worker's stale-trial check may not yet
+    be visible to this worker's ``ask()``, which then creates a newer trial instead of taking the
+    retry; the older retry keeps its claim on the budget.
+    """
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
     taken = sum(
-        t.state == TrialState.COMPLETE or (t.state == TrialState.RUNNING and t.number < number)
-        for t in trials
+        t.state == TrialState.COMPLETE or t.number < number
+        for t in study.get_trials(deepcopy=False, states=states)
+        if t.number != number
     )
     return taken < n_trials
 

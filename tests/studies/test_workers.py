@@ -107,9 +107,12 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == n_trials, [
-        (t.number, t.state, t.user_attrs.get("state")) for t in trials
-    ]
+    table = [
+        (t.number, t.state.name, t.user_attrs.get("state"), t.system_attrs.get("failed_trial"),
+         t.user_attrs.get("worker"), str(t.datetime_start)[11:23], str(t.datetime_complete)[11:23])
+        for t in trials
+    ]  # fmt: skip
+    assert len(complete) == n_trials, f"killed {killed_number} (pid {pid}): {table}"
     killed = trials[killed_number]
     assert killed.state == TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed_number]
