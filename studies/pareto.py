@@ -23,7 +23,7 @@ from search_space.errors import ConfigError
 
 __all__ = ["format_pareto", "hypervolume", "non_dominated", "pareto", "plot_pareto"]
 
-METRIC_COLUMNS = ("top1", "top5", "gflops", "params_m", "latency_ms", "throughput_clips_s")
+METRIC_COLUMNS = ("top1", "gflops", "params_m", "latency_ms", "throughput_clips_s")
 FORMATS = ("table", "csv", "json", "markdown")
 
 
