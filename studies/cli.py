@@ -9,6 +9,7 @@ shows the traceback. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -296,6 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return handler(args)
+    except BrokenPipeError:  # output piped into `head` and closed early: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         # NOTE: looked up lazily so that `r3dnas version` need not import torch.
         errors = sys.modules.get("search_space.errors")
