@@ -5,7 +5,16 @@ from __future__ import annotations
 from runners.accuracy import AccuracyResult, TrainConfig, train_and_evaluate
 from runners.data import DataConfig, DataKind, build_datasets, build_loader
 from runners.flops import FlopsMismatchError, FlopsResult, measure_flops
-from runners.latency import LatencyConfig, LatencyResult, measure_latency, measure_model_latency
+from runners.latency import (
+    LatencyConfig,
+    LatencyMode,
+    LatencyResult,
+    PreparedModel,
+    measure_latency,
+    measure_model_latency,
+    prepare_model,
+    resolve_device,
+)
 from runners.model import I3DHead, Recognizer3D, build_recognizer
 from runners.motion import MotionDataset
 from runners.sampling import sample_frame_indices
@@ -32,8 +41,10 @@ __all__ = [
     "FlopsResult",
     "I3DHead",
     "LatencyConfig",
+    "LatencyMode",
     "LatencyResult",
     "MotionDataset",
+    "PreparedModel",
     "Recognizer3D",
     "TrainConfig",
     "VideoDecodeError",
@@ -45,7 +56,9 @@ __all__ = [
     "measure_flops",
     "measure_latency",
     "measure_model_latency",
+    "prepare_model",
     "probe_video",
+    "resolve_device",
     "sample_frame_indices",
     "train_and_evaluate",
 ]

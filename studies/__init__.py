@@ -6,7 +6,7 @@ wandb and pandas inside functions, so importing the CLI stays instant.
 
 from __future__ import annotations
 
-from studies.ablation import AblationResult, ablate
+from studies.ablation import AblationResult, ablate, prepare_ablation
 from studies.export import export, mmaction2_config_text, select_trial
 from studies.launch import LaunchResult, launch, prepare_study
 from studies.pareto import format_pareto, hypervolume, pareto, plot_pareto
@@ -37,6 +37,7 @@ __all__ = [
     "mmaction2_config_text",
     "pareto",
     "plot_pareto",
+    "prepare_ablation",
     "prepare_study",
     "read_offline_run",
     "reap_stale_trials",

@@ -172,6 +172,31 @@ def _enqueue_grid(study: Any, space: Any, factors: Sequence[str], seeds: Sequenc
     return count
 
 
+def prepare_ablation(
+    spec: Any,
+    *,
+    factors: Sequence[str],
+    seeds: int,
+    study_name: str,
+    storage_url: str,
+    runs_dir: str | Path = "runs",
+) -> tuple[Any, int]:
+    """Create (or resume) an ablation study with every grid point x seed enqueued once.
+
+    ``r3dnas worker --study NAME`` processes can join it: each enqueued trial is taken by
+    exactly one worker. Returns the study and its number of trials.
+    """
+    from studies.launch import open_study
+
+    study = open_study(spec, study_name=study_name, storage_url=storage_url)
+    seed_values = [spec.train.seed + k for k in range(seeds)]
+    _enqueue_grid(study, spec.space, factors, seed_values)
+    total = len(spec.space.grid(factors)) * seeds
+    study.set_user_attr("n_trials", total)
+    study.set_user_attr("runs_dir", str(runs_dir))
+    return study, total
+
+
 def ablate(
     spec: Any = None,
     *,
@@ -188,7 +213,7 @@ def ablate(
     import pandas as pd
     from optuna.trial import TrialState
 
-    from studies.launch import _tracker, open_study, run_local
+    from studies.launch import _tracker, run_local
     from studies.objective import TrialRunner
     from studies.spec import StudySpec, load_spec
     from studies.storage import display_url, resolve_storage_url
@@ -202,13 +227,9 @@ def ablate(
         raise ConfigError(f"--seeds must be a positive int; got {seeds}")
     name = study_name or f"{spec.study.name}-ablation"
     url = resolve_storage_url(storage, study_name=name, runs_dir=runs_dir)
-    study = open_study(spec, study_name=name, storage_url=url)
-    seed_values = [spec.train.seed + k for k in range(seeds)]
-    _enqueue_grid(study, spec.space, factors, seed_values)
-    total = len(spec.space.grid(factors)) * seeds
-    # NOTE: lets `r3dnas worker --study NAME` processes join the ablation.
-    study.set_user_attr("n_trials", total)
-    study.set_user_attr("runs_dir", str(runs_dir))
+    study, total = prepare_ablation(
+        spec, factors=factors, seeds=seeds, study_name=name, storage_url=url, runs_dir=runs_dir
+    )
     print(
         f"ablation {name!r} on {display_url(url)}: {total} trials "
         f"({', '.join(factors)} x {seeds} seeds)"

@@ -179,3 +179,25 @@ def test_worker_on_an_unknown_study_is_a_clear_error(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     assert "no study named 'missing'" in err.decode()
+
+
+def test_two_workers_run_every_ablation_grid_point_once(storage_url: str, tmp_path: Path) -> None:
+    from studies.ablation import prepare_ablation
+
+    name = f"grid-{uuid.uuid4().hex[:8]}"
+    study, total = prepare_ablation(
+        _spec(epochs=1), factors=["with_pool2", "layer4.inflate"], seeds=2, study_name=name,
+        storage_url=storage_url, runs_dir=tmp_path,
+    )  # fmt: skip
+    assert total == 8
+    procs = [_worker(name, storage_url) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    points = [
+        (t.user_attrs["factors"]["with_pool2"], t.user_attrs["factors"]["layer4.inflate"],
+         t.user_attrs["seed"])
+        for t in complete
+    ]  # fmt: skip
+    assert len(points) == 8 and len(set(points)) == 8
