@@ -18,7 +18,6 @@ import dataclasses
 import gc
 import math
 import random
-import re
 import resource
 import sys
 import time
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from runners._device import DEVICE_PATTERN, resolve_device
 from runners.model import Recognizer3D, build_recognizer
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, TrialFailure
@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "adamw")
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 _MIB = 2**20
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -127,7 +126,7 @@ class TrainConfig:
         _check_number("dropout", self.dropout, low=0, high=1)
         if self.grad_clip is not None:
             _check_number("grad_clip", self.grad_clip, low=0, low_open=True)
-        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.match(self.device):
             raise ConfigError(
                 f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {self.device!r}"
             )
@@ -299,27 +298,6 @@ def train_and_evaluate(
         seed=train_cfg.seed,
         num_params=sum(p.numel() for p in model.parameters()),
     )
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a CUDA request without CUDA is an error."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device {spec!r} needs CUDA, which this torch build or machine lacks; "
-                "use device 'cpu' or 'auto'"
-            )
-        index = device.index or 0
-        if index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {spec!r} does not exist; this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)"
-            )
-        return torch.device("cuda", index)
-    return device
 
 
 def out_of_memory_failure(

@@ -51,49 +51,13 @@ class FlopsResult:
     seconds: float
 
 
-class _I3DHead(nn.Module):
-    """mmaction2's ``I3DHead`` at inference: average pool, dropout, linear.
-
-    Attribute names (``avg_pool``, ``dropout``, ``fc_cls``) are mmaction2's.
-    """
-
-    # TODO(#4): count runners.model's Recognizer3D itself once it is in main.
-
-    def __init__(self, in_channels: int, num_classes: int, dropout_ratio: float = 0.5) -> None:
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool3d((1, 1, 1))
-        self.dropout = nn.Dropout(p=dropout_ratio)
-        self.fc_cls = nn.Linear(in_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # (N, C, T, H, W) -> (N, C, 1, 1, 1) -> (N, num_classes)
-        x = self.dropout(self.avg_pool(x))
-        return self.fc_cls(x.view(x.shape[0], -1))
-
-
-class _Recognizer(nn.Module):
-    """Backbone + head with mmaction2's ``Recognizer3D`` attribute names (``backbone``,
-    ``cls_head``); the head classifies the last stage in ``out_indices``."""
-
-    def __init__(self, backbone: ResNet3d, head: _I3DHead) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.cls_head = head
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.backbone(x)
-        if isinstance(features, tuple):
-            features = features[-1]
-        return self.cls_head(features)
-
-
 def _build(config: ResNet3dConfig, *, include_head: bool, num_classes: int) -> nn.Module:
-    backbone = ResNet3d.from_config(config)
+    """The network fvcore traces: the backbone, or the same Recognizer3D a trial trains."""
     if not include_head:
-        return backbone.eval()
-    last = max(config.out_indices)
-    channels = config.expansion * config.base_channels * 2**last
-    return _Recognizer(backbone, _I3DHead(channels, num_classes)).eval()
+        return ResNet3d.from_config(config).eval()
+    from runners.model import build_recognizer
+
+    return build_recognizer(config, num_classes=num_classes).eval()
 
 
 def measure_flops(

@@ -40,7 +40,6 @@ import gc
 import math
 import os
 import platform
-import re
 import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -51,6 +50,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from runners._device import DEVICE_PATTERN as _DEVICE_RE
+from runners._device import resolve_device
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, TrialFailure
 from search_space.resnet3d import build_resnet3d
@@ -66,8 +67,6 @@ __all__ = [
     "prepare_model",
     "resolve_device",
 ]
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class LatencyMode(StrEnum):
@@ -216,28 +215,6 @@ class PreparedModel:
 
 
 # ---------------------------------------------------------------------- public functions
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> ``cuda`` when available else ``cpu``; a CUDA device must exist."""
-    if not _DEVICE_RE.match(device):
-        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N'; got {device!r}")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"device {device!r} needs CUDA, which this torch build or machine lacks; "
-                "use 'auto' or 'cpu'"
-            )
-        count = torch.cuda.device_count()
-        if resolved.index is not None and resolved.index >= count:
-            raise ConfigError(
-                f"device {device!r} does not exist; this machine has {count} CUDA device(s) "
-                f"(cuda:0..cuda:{count - 1})"
-            )
-    return resolved
-
-
 @contextlib.contextmanager
 def prepare_model(model: nn.Module, cfg: LatencyConfig) -> Iterator[PreparedModel]:
     """Make ``model`` ready to time under ``cfg``; restore global state on exit.

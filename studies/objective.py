@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import platform
 import socket
 import time
 from collections.abc import Callable
@@ -68,10 +67,14 @@ def readable_architecture(config: Any) -> str:
 
 
 def library_versions() -> dict[str, str]:
+    """What produced a trial's numbers: the runners' versions (python, torch, CUDA, mmcv,
+    mmengine) plus r3dnas, Optuna and fvcore."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version()}
-    for dist in ("r3dnas", "torch", "mmcv-lite", "mmengine", "optuna", "fvcore"):
+    from runners.latency import library_versions as runner_versions
+
+    out = runner_versions()
+    for dist in ("r3dnas", "optuna", "fvcore"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

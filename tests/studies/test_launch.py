@@ -178,7 +178,9 @@ def test_interrupt_then_resume(tmp_path: Path) -> None:
     """SIGINT mid-trial marks the trial; the next launch re-runs it and finishes the study."""
     url = _url(tmp_path, "resume")
     spec = tmp_path / "slow.toml"
-    spec.write_text(TINY.read_text().replace("epochs = 1", "epochs = 40"))
+    spec.write_text(
+        TINY.read_text().replace("epochs = 1", "epochs = 1000")
+    )  # still running at SIGINT
     cmd = [sys.executable, "-c", "import sys; from studies.cli import main; sys.exit(main())",
            "launch", str(spec), "--study", "resume", "--storage", url, "--n-trials", "1",
            "--runs-dir", str(tmp_path), "--wandb", "disabled", "-q"]  # fmt: skip
