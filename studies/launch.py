@@ -263,6 +263,7 @@ def run_trials(
     progress: bool,
     label: str,
     reap: Callable[[], Any] | None = None,
+    runner: Any = None,
 ) -> bool:
     """Run trials until ``n_trials`` are complete; returns True when interrupted.
 
@@ -289,6 +290,8 @@ def run_trials(
         from tqdm import tqdm
 
         bar = tqdm(total=n_trials, initial=min(complete, n_trials), desc=label, unit="trial")
+        if runner is not None:
+            runner.status = bar.set_postfix_str
     attempts = 0
     max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
     try:
@@ -323,6 +326,8 @@ def run_trials(
     finally:
         if bar is not None:
             bar.close()
+        if runner is not None:
+            runner.status = None
 
 
 def prepare_study(
@@ -368,6 +373,7 @@ def run_local(
         progress=progress,
         label=label,
         reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
+        runner=runner,
     )
 
 

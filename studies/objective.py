@@ -89,6 +89,8 @@ class TrialRunner:
         self.spec = spec
         self.tracker = tracker
         self.progress = progress
+        # NOTE: set by the run loop to show one quiet status line (trial, epoch, accuracy).
+        self.status: Callable[[str], None] | None = None
         self._datasets: tuple[Any, Any] | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -286,6 +288,10 @@ class TrialRunner:
         def on_epoch(epoch: int, values: dict[str, Any]) -> None:
             if run is not None:
                 run.log_epoch(epoch, values)
+            if self.status is not None:
+                accuracy = values.get("val_top1")
+                shown = "" if accuracy is None else f" val_top1 {accuracy:.1f}"
+                self.status(f"trial {trial.number} epoch {epoch}/{train_cfg.epochs}{shown}")
             if prune_on is not None and values.get(prune_on) is not None:
                 import optuna
 
