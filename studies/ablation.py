@@ -208,8 +208,13 @@ def ablate(
     runs_dir: str | Path = "runs",
     out_dir: str | Path | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> AblationResult:
-    """Run (or resume) the full factorial over ``factors`` with ``seeds`` seeds each."""
+    """Run (or resume) the full factorial over ``factors`` with ``seeds`` seeds each.
+
+    With ``workers > 1`` the trials run in that many ``r3dnas worker`` processes on this machine
+    (one per GPU where there are GPUs); each grid point x seed is still run exactly once.
+    """
     import pandas as pd
     from optuna.trial import TrialState
 
@@ -235,16 +240,27 @@ def ablate(
         f"({', '.join(factors)} x {seeds} seeds)"
     )
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
-    runner = TrialRunner(spec, tracker=tracker)
-    interrupted = run_local(
-        study,
-        runner,
-        n_trials=total,
-        timeout_s=spec.study.timeout_s,
-        settings=_settings(None, None),
-        progress=progress,
-        label=name,
-    )
+    if workers < 1:
+        raise ConfigError(f"--workers must be a positive int; got {workers}")
+    interrupted = False
+    if workers > 1:
+        from studies.workers import spawn_workers
+
+        try:
+            spawn_workers(workers, study_name=name, storage_url=url, wandb_mode=wandb_mode)
+        except KeyboardInterrupt:
+            interrupted = True
+    else:
+        runner = TrialRunner(spec, tracker=tracker)
+        interrupted = run_local(
+            study,
+            runner,
+            n_trials=total,
+            timeout_s=spec.study.timeout_s,
+            settings=_settings(None, None),
+            progress=progress,
+            label=name,
+        )
     tracker.close()
     records = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

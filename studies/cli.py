@@ -131,6 +131,7 @@ def _ablate(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir,
         out_dir=args.out,
         progress=not args.quiet,
+        workers=args.workers,
     )
     print(result.format())
     return 130 if result.interrupted else 0
@@ -235,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factor", action="append", required=True, help="a space parameter (repeat)")
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
     p.add_argument("--out", help="folder for the CSV and PNG (default runs/<study>)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     _add_study_args(p, required=False)
     _add_run_args(p)
     p.set_defaults(handler=_ablate)
