@@ -323,6 +323,10 @@ def run_trials(
                     study.optimize(objective, n_trials=1, catch=(TrialFailure,))
                 except KeyboardInterrupt:
                     return True
+                except optuna.exceptions.UpdateFinishedTrialError as exc:
+                    # Another worker declared this worker's trial stale (its heartbeat was late,
+                    # e.g. on an overloaded machine) and re-enqueued it; the retry re-runs it.
+                    print(f"{label}: {exc} (declared stale elsewhere; its retry re-runs it)")
     finally:
         if bar is not None:
             bar.close()

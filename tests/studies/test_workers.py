@@ -47,26 +47,13 @@ def _spec(epochs: int) -> object:
     return parse_spec(data, source="tiny", base_dir=Path.cwd())
 
 
-def _worker(name: str, url: str) -> subprocess.Popen[bytes]:
+def _worker(name: str, url: str, grace_s: int = 10) -> subprocess.Popen[bytes]:
+    """A worker process; the kill test shortens the grace period to see the retry sooner."""
     code = "import sys; from studies.cli import main; sys.exit(main())"
+    args = ["worker", "--study", name, "--storage", url, "--quiet", "--wandb", "disabled"]
+    args += ["--heartbeat", "1", "--grace", str(grace_s)]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "worker",
-            "--study",
-            name,
-            "--storage",
-            url,
-            "--quiet",
-            "--wandb",
-            "disabled",
-            "--heartbeat",
-            "1",
-            "--grace",
-            "3",
-        ],  # fmt: skip
+        [sys.executable, "-c", code, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -77,11 +64,11 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
     n_trials = 6
     study = prepare_study(
         _spec(epochs=4), study_name=name, storage_url=storage_url, n_trials=n_trials,
-        runs_dir=tmp_path, settings=_settings(1, 3),
+        runs_dir=tmp_path, settings=_settings(1, 5),
     )  # fmt: skip
     workers = {}
     for _ in range(3):
-        proc = _worker(name, storage_url)
+        proc = _worker(name, storage_url, grace_s=5)
         workers[proc.pid] = proc
 
     # Wait for a trial that is training (config recorded, no result yet) and kill its worker.
