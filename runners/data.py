@@ -252,24 +252,19 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
     if cfg.kind == DataKind.MOTION:
         from runners.motion import MotionDataset
 
-        train = MotionDataset(
-            num_classes=cfg.num_classes,
-            num_clips=cfg.num_train_clips,
-            clip_len=cfg.clip_len,
-            resolution=cfg.resolution,
-            noise=cfg.noise,
-            seed=cfg.seed,
-            split="train",
-        )
-        val = MotionDataset(
-            num_classes=cfg.num_classes,
-            num_clips=cfg.num_val_clips,
-            clip_len=cfg.clip_len,
-            resolution=cfg.resolution,
-            noise=cfg.noise,
-            seed=cfg.seed,
-            split="val",
-        )
+        def motion(split: str, num_clips: int) -> MotionDataset:
+            return MotionDataset(
+                num_classes=cfg.num_classes,
+                num_clips=num_clips,
+                clip_len=cfg.clip_len,
+                resolution=cfg.resolution,
+                noise=cfg.noise,
+                seed=cfg.seed,
+                split=split,
+            )
+
+        train = motion("train", cfg.num_train_clips)
+        val = motion("val", cfg.num_val_clips)
         return train, val
     train_pipe = _clip_pipeline(cfg, test_mode=False)
     val_pipe = _clip_pipeline(cfg, test_mode=True)
