@@ -94,7 +94,7 @@ def _rdb_storage(url: str, settings: StorageSettings) -> Any:
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
-    return optuna.storages.RDBStorage(
+    storage = optuna.storages.RDBStorage(
         url,
         heartbeat_interval=settings.heartbeat_interval,
         grace_period=settings.grace_period,
@@ -103,3 +103,33 @@ def _rdb_storage(url: str, settings: StorageSettings) -> Any:
         ),
         engine_kwargs={"pool_pre_ping": True},
     )
+    if storage.engine.name == "sqlite":
+        _serialize_sqlite_transactions(storage.engine)
+    return storage
+
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def _serialize_sqlite_transactions(engine: Any) -> None:
+    """Make every SQLite transaction take the write lock when it begins (``BEGIN IMMEDIATE``).
+
+    Why: Python's sqlite3 driver only opens a transaction at the first write, so Optuna's
+    "read the trial, then claim it" steps (taking a waiting trial, failing a stale one) are not
+    atomic across processes: two workers on one ``.db`` file could both take the same enqueued
+    trial and both run it (``tests/studies/test_storage.py`` shows the race). PostgreSQL locks
+    the row (``SELECT ... FOR UPDATE``) and the journal replays one winner, so only SQLite
+    needs this. Transactions are short, so workers wait on each other for milliseconds.
+    """
+    from sqlalchemy import event
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    engine.dispose()  # connections opened before the listeners existed would skip them

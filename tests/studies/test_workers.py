@@ -7,7 +7,6 @@ The same tests run over SQLite, a journal file and PostgreSQL (when
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -27,18 +26,6 @@ from studies.storage import display_url, resolve_storage_url
 from studies.workers import _settings
 
 TINY = Path(__file__).parent / "specs" / "tiny.toml"
-POSTGRES = os.environ.get("R3DNAS_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(params=["sqlite", "journal", "postgresql"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'study.db'}"
-    if request.param == "journal":
-        return f"journal://{tmp_path / 'study.log'}"
-    if not POSTGRES:
-        pytest.skip("set R3DNAS_TEST_POSTGRES_URL to run the PostgreSQL storage tests")
-    return POSTGRES
 
 
 def _spec(epochs: int) -> object:
