@@ -2,9 +2,10 @@
 
 :func:`build_datasets` turns a config into a ``(train, val)`` pair and :func:`build_loader` into
 reproducible DataLoaders. Every item is ``(clip, label)``: ``clip`` a float32 tensor
-``(C, T, H, W)``, normalised, ``label`` an int. A validation set with ``num_clips > 1`` returns
-``(num_clips, C, T, H, W)`` (mmaction2's multi-view testing: average the scores over the clips),
-batched to ``(N, num_clips, C, T, H, W)``.
+``(C, T, H, W)``, normalised, ``label`` an int. A validation set with several views per video
+(``num_clips > 1``, ``twice_sample`` or ``test_crop = "three"``) returns ``(views, C, T, H, W)``
+(mmaction2's multi-view testing: average the scores over the views), batched to
+``(N, views, C, T, H, W)``.
 
 Kinds of data:
 
@@ -38,7 +39,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
+from runners.sampling import OUT_OF_BOUND_CHOICES, OutOfBound
+from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, TEST_CROPS, ClipPipeline
 from runners.video import ClassFolderDataset, VideoClipDataset, VideoListDataset
 from search_space.errors import ConfigError
 
@@ -100,6 +102,18 @@ class DataConfig:
         num_val_clips: ``motion`` only: generated validation clips.
         noise: ``motion`` only: noise level of the generated frames.
         seed: Seed of the generated data (motion) and of every random sampling choice.
+        temporal_jitter: Real videos, training: SampleFrames' random per-frame shift of
+            ``0..frame_interval-1``.
+        keep_tail_frames: Real videos, training: SampleFrames' fractional segments, so clips can
+            start in the video's last frames.
+        twice_sample: Real videos, validation: twice the test clips (SampleFrames).
+        target_fps: Real videos: resample each video's frame rate to this many frames per
+            second before sampling (SampleFrames); None uses frames as they are.
+        out_of_bound: Real videos: frames past a short video's end ``"loop"`` back to the start
+            or ``"repeat_last"`` (SampleFrames' ``out_of_bound_opt``).
+        test_crop: Real videos, validation: ``"center"`` crop, or ``"three"`` crops along the
+            long side after resizing the short side to ``resolution`` (mmaction2's ThreeCrop);
+            the scores of the views are averaged.
     """
 
     kind: DataKind = DataKind.MOTION
@@ -120,6 +134,12 @@ class DataConfig:
     num_val_clips: int = 256
     noise: float = 0.1
     seed: int = 0
+    temporal_jitter: bool = False
+    keep_tail_frames: bool = False
+    twice_sample: bool = False
+    target_fps: float | None = None
+    out_of_bound: OutOfBound = "loop"
+    test_crop: str = "center"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -160,7 +180,36 @@ class DataConfig:
         ):
             raise ConfigError(f"noise must be a finite number >= 0; got {self.noise!r}")
         _check_int("seed", self.seed, 0)
+        self._validate_sampling()
         self._validate_kind()
+
+    def _validate_sampling(self) -> None:
+        for name in ("temporal_jitter", "keep_tail_frames", "twice_sample"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
+        fps = self.target_fps
+        if fps is not None and (
+            isinstance(fps, bool)
+            or not isinstance(fps, int | float)
+            or not math.isfinite(fps)
+            or fps <= 0
+        ):
+            raise ConfigError(f"target_fps must be a number > 0 or None; got {fps!r}")
+        for name, allowed in (("out_of_bound", OUT_OF_BOUND_CHOICES), ("test_crop", TEST_CROPS)):
+            if getattr(self, name) not in allowed:
+                choices = ", ".join(map(repr, allowed))
+                raise ConfigError(f"{name} must be one of {choices}; got {getattr(self, name)!r}")
+        if self.temporal_jitter and fps is not None:
+            raise ConfigError(
+                "temporal_jitter cannot be combined with target_fps (mmaction2's SampleFrames "
+                "fails on it); got temporal_jitter=true and target_fps="
+                f"{fps!r}"
+            )
+        if self.twice_sample and self.num_clips == 1 and self.clip_len > 1:
+            raise ConfigError(
+                "twice_sample needs num_clips >= 2 for clips of more than one frame "
+                "(mmaction2 divides by zero there); got num_clips=1"
+            )
 
     def _validate_kind(self) -> None:
         # NOTE: options that a kind would ignore are errors, so nothing is dropped silently.
@@ -189,6 +238,12 @@ class DataConfig:
             ("short_side", None),
             ("frame_interval", 1),
             ("num_clips", 1),
+            ("temporal_jitter", False),
+            ("keep_tail_frames", False),
+            ("twice_sample", False),
+            ("target_fps", None),
+            ("out_of_bound", "loop"),
+            ("test_crop", "center"),
         ):
             if getattr(self, name) != default:
                 raise ConfigError(
@@ -240,6 +295,13 @@ def _clip_pipeline(cfg: DataConfig, *, test_mode: bool) -> ClipPipeline:
         flip=cfg.flip,
         mean=cfg.mean,
         std=cfg.std,
+        # NOTE: jitter and tail frames shape training only, so validation stays deterministic.
+        temporal_jitter=cfg.temporal_jitter and not test_mode,
+        keep_tail_frames=cfg.keep_tail_frames,
+        twice_sample=cfg.twice_sample,
+        target_fps=cfg.target_fps,
+        out_of_bound=cfg.out_of_bound,
+        test_crop=cfg.test_crop,
     )
 
 
@@ -247,7 +309,7 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
     """``(train, val)`` datasets for ``cfg``; every file-level check runs here, before training.
 
     Training items are one clip ``(C, T, H, W)``; validation items are ``(C, T, H, W)`` or, with
-    ``cfg.num_clips > 1``, ``(num_clips, C, T, H, W)``.
+    several views per video, ``(views, C, T, H, W)``.
     """
     if cfg.kind == DataKind.MOTION:
         from runners.motion import MotionDataset

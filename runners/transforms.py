@@ -5,6 +5,11 @@ or ``CenterCrop(size)`` (test) -> ``Flip(flip_ratio=0.5)`` (training) -> the dat
 preprocessor's ``(x - mean) / std`` -> ``FormatShape('NCTHW')``. One crop and one flip decision
 apply to every frame of every clip of a sample, as in mmaction2.
 
+The test pipeline can instead take three crops, as mmaction2's ``Resize(scale=(-1, size))`` ->
+``ThreeCrop(size)``: the short side is resized to the crop size and three squares are cut along
+the long side (left, right, middle; or top, bottom, middle), giving three views per clip whose
+scores the evaluation averages.
+
 Differences from mmaction2, all deliberate:
 
 * resizing is bilinear without antialiasing, as ``cv2.INTER_LINEAR`` (mmcv's default), but in
@@ -25,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runners.sampling import sample_frame_indices
+from runners.sampling import OutOfBound, sample_frame_indices
 from search_space.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,6 +40,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ClipPipeline",
+    "TEST_CROPS",
     "center_crop_offsets",
     "crop",
     "frames_to_tensor",
@@ -43,6 +49,7 @@ __all__ = [
     "random_crop_offsets",
     "rescale_short_side",
     "resize",
+    "three_crop_offsets",
     "to_clips",
     "transform_frames",
 ]
@@ -50,6 +57,7 @@ __all__ = [
 # mmaction2's data preprocessor values (ImageNet statistics on the 0-255 scale, RGB).
 IMAGENET_MEAN: tuple[float, float, float] = (123.675, 116.28, 103.53)
 IMAGENET_STD: tuple[float, float, float] = (58.395, 57.12, 57.375)
+TEST_CROPS: tuple[str, ...] = ("center", "three")
 
 
 def rescale_short_side(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -74,6 +82,23 @@ def center_crop_offsets(height: int, width: int, size: int) -> tuple[int, int]:
     """``(top, left)`` of mmaction2's ``CenterCrop``: ``(H - size) // 2``, ``(W - size) // 2``."""
     _check_crop(height, width, size)
     return (height - size) // 2, (width - size) // 2
+
+
+def three_crop_offsets(height: int, width: int, size: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of mmaction2's ``ThreeCrop``: start, end and middle of the long side.
+
+    One side must equal ``size`` (the test pipeline resizes the short side to it first).
+    """
+    _check_crop(height, width, size)
+    if height == size:
+        step = (width - size) // 2
+        return [(0, 0), (0, 2 * step), (0, step)]
+    if width == size:
+        step = (height - size) // 2
+        return [(0, 0), (2 * step, 0), (step, 0)]
+    raise ValueError(
+        f"three crops need a side equal to the crop size {size}; got {height}x{width}"
+    )
 
 
 def _check_crop(height: int, width: int, size: int) -> None:
@@ -131,6 +156,7 @@ def transform_frames(
     mean: Sequence[float],
     std: Sequence[float],
     rng: np.random.Generator | None = None,
+    test_crop: str = "center",
 ) -> torch.Tensor:
     """Decoded frames of one sample -> normalised clips.
 
@@ -146,13 +172,24 @@ def transform_frames(
         mean: Per-channel mean, 0-255 scale.
         std: Per-channel standard deviation, 0-255 scale.
         rng: Source of the crop and flip; required unless ``test_mode``.
+        test_crop: ``"center"``, or ``"three"``: resize the short side to ``crop_size`` and take
+            three crops (test mode only; ``short_side`` is then unused).
 
     Returns:
-        float32 ``(num_clips, 3, T, crop_size, crop_size)``.
+        float32 ``(num_clips, 3, T, crop_size, crop_size)``; with three crops
+        ``(3 * num_clips, ...)``, crop-major as mmaction2 orders them.
     """
+    if test_crop not in TEST_CROPS:
+        raise ValueError(f"test_crop must be one of 'center', 'three'; got {test_crop!r}")
     x = frames_to_tensor(frames)  # (N*T, H, W, C) -> (N*T, C, H, W)
-    new_h, new_w = rescale_short_side(x.shape[-2], x.shape[-1], short_side)
+    three = test_mode and test_crop == "three"
+    new_h, new_w = rescale_short_side(x.shape[-2], x.shape[-1], crop_size if three else short_side)
     x = resize(x, new_h, new_w)  # -> (N*T, C, H', W'), min(H', W') == short_side
+    if three:
+        offsets = three_crop_offsets(new_h, new_w, crop_size)
+        views = [crop(x, top, left, crop_size) for top, left in offsets]
+        x = normalize(torch.cat(views), mean, std)  # (3*N*T, C, S, S), crop-major
+        return to_clips(x, 3 * num_clips)  # -> (3N, C, T, S, S)
     if test_mode:
         top, left = center_crop_offsets(new_h, new_w, crop_size)
         x = crop(x, top, left, crop_size)  # -> (N*T, C, S, S)
@@ -173,16 +210,22 @@ class ClipPipeline:
     """How one item is cut from a video: mmaction2's SampleFrames + Resize + crop + Flip.
 
     Attributes:
-        test_mode: Deterministic test sampling and center crop; otherwise random offsets, random
-            crop and (with ``flip``) random flip.
+        test_mode: Deterministic test sampling and center (or three) crops; otherwise random
+            offsets, random crop and (with ``flip``) random flip.
         clip_len: Frames per clip.
         frame_interval: Step between sampled frames.
-        num_clips: Clips per item; more than one gives ``(num_clips, C, T, H, W)``.
+        num_clips: Clips per item; more than one view gives ``(views, C, T, H, W)``.
         crop_size: Side of the square crop.
         short_side: Short side after resizing, before cropping.
         flip: Random horizontal flip in training.
         mean: Normalisation mean, 0-255 scale.
         std: Normalisation std, 0-255 scale.
+        temporal_jitter: SampleFrames' per-frame jitter of ``0..frame_interval-1``.
+        twice_sample: SampleFrames' doubled test clips.
+        keep_tail_frames: SampleFrames' fractional training segments.
+        target_fps: Resample each video's frame rate to this (None: use the frames as they are).
+        out_of_bound: SampleFrames' ``out_of_bound_opt``: ``"loop"`` or ``"repeat_last"``.
+        test_crop: ``"center"`` or ``"three"`` (test mode).
     """
 
     test_mode: bool
@@ -194,6 +237,12 @@ class ClipPipeline:
     flip: bool = True
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    temporal_jitter: bool = False
+    twice_sample: bool = False
+    keep_tail_frames: bool = False
+    target_fps: float | None = None
+    out_of_bound: OutOfBound = "loop"
+    test_crop: str = "center"
 
     def __post_init__(self) -> None:
         for name in ("clip_len", "frame_interval", "num_clips", "crop_size", "short_side"):
@@ -204,9 +253,21 @@ class ClipPipeline:
             raise ConfigError(
                 f"short_side must be >= crop_size ({self.crop_size}); got {self.short_side}"
             )
+        if self.test_crop not in TEST_CROPS:
+            raise ConfigError(
+                f"test_crop must be one of 'center', 'three'; got {self.test_crop!r}"
+            )
+
+    @property
+    def views(self) -> int:
+        """Clips one item holds: clips (doubled by ``twice_sample``) times crops, in test mode."""
+        if not self.test_mode:
+            return self.num_clips
+        clips = 2 * self.num_clips if self.twice_sample else self.num_clips
+        return clips * (3 if self.test_crop == "three" else 1)
 
     def load(self, reader: VideoReader, rng: np.random.Generator) -> torch.Tensor:
-        """Sample, decode and transform one item: ``(C, T, H, W)`` or ``(N, C, T, H, W)``."""
+        """Sample, decode and transform one item: ``(C, T, H, W)`` or ``(views, C, T, H, W)``."""
         inds = sample_frame_indices(
             reader.num_frames,
             clip_len=self.clip_len,
@@ -214,11 +275,17 @@ class ClipPipeline:
             num_clips=self.num_clips,
             test_mode=self.test_mode,
             rng=rng,
-        )  # (num_clips, clip_len)
-        frames = reader.read(inds.ravel())  # (num_clips * clip_len, H, W, 3) uint8
+            out_of_bound=self.out_of_bound,
+            temporal_jitter=self.temporal_jitter,
+            twice_sample=self.twice_sample,
+            keep_tail_frames=self.keep_tail_frames,
+            target_fps=self.target_fps,
+            fps=reader.fps,
+        )  # (clips, clip_len)
+        frames = reader.read(inds.ravel())  # (clips * clip_len, H, W, 3) uint8
         clips = transform_frames(
             frames,
-            num_clips=self.num_clips,
+            num_clips=len(inds),
             short_side=self.short_side,
             crop_size=self.crop_size,
             test_mode=self.test_mode,
@@ -226,5 +293,6 @@ class ClipPipeline:
             mean=self.mean,
             std=self.std,
             rng=rng,
-        )  # (num_clips, C, T, S, S)
-        return clips[0] if self.num_clips == 1 else clips
+            test_crop=self.test_crop,
+        )  # (views, C, T, S, S)
+        return clips[0] if len(clips) == 1 else clips

@@ -165,6 +165,11 @@ class VideoReader:
     def num_frames(self) -> int:
         return self.info.num_frames
 
+    @property
+    def fps(self) -> float | None:
+        """Average frame rate from the container (None when it has none)."""
+        return self.info.fps
+
     def __enter__(self) -> VideoReader:
         return self
 

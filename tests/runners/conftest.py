@@ -82,16 +82,15 @@ def make_video(video_dir: Path) -> Callable[..., Path]:
     return make
 
 
-@pytest.fixture(scope="session")
-def mmaction_loading() -> ModuleType:
-    """mmaction2's ``datasets/transforms/loading.py`` (holds ``SampleFrames``), as an oracle.
+def _mmaction_transforms(file: str) -> ModuleType:
+    """One of mmaction2's ``datasets/transforms/*.py`` files, loaded by path as an oracle.
 
     Loaded by path like tests/mmaction_oracle.py, because ``import mmaction`` asserts mmcv < 2.2.
     """
     spec = importlib.util.find_spec("mmaction")
     if spec is None or spec.origin is None:
         pytest.skip("mmaction2 is not installed (pip install --no-deps mmaction2)")
-    name = "_mmaction_loading_oracle"
+    name = f"_mmaction_{file.removesuffix('.py')}_oracle"
     if name in sys.modules:  # executing it twice raises "already registered"
         return sys.modules[name]
     import mmcv
@@ -103,10 +102,22 @@ def mmaction_loading() -> ModuleType:
         import mmaction.utils  # noqa: F401
     finally:
         mmcv.__version__ = real_version
-    path = Path(spec.origin).parent / "datasets" / "transforms" / "loading.py"
+    path = Path(spec.origin).parent / "datasets" / "transforms" / file
     module_spec = importlib.util.spec_from_file_location(name, path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
     module_spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def mmaction_loading() -> ModuleType:
+    """mmaction2's ``loading.py``: holds ``SampleFrames``."""
+    return _mmaction_transforms("loading.py")
+
+
+@pytest.fixture(scope="session")
+def mmaction_processing() -> ModuleType:
+    """mmaction2's ``processing.py``: holds ``ThreeCrop``."""
+    return _mmaction_transforms("processing.py")

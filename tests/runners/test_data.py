@@ -25,6 +25,7 @@ from runners.transforms import (
     normalize,
     random_crop_offsets,
     rescale_short_side,
+    three_crop_offsets,
     to_clips,
     transform_frames,
 )
@@ -139,6 +140,113 @@ def test_train_sampling_has_mmaction2_support(mmaction_loading):
             for _ in range(400)
         }
         assert ours == theirs, (num_frames, clip_len, interval, num_clips)
+
+
+def _their_inds(loading, num_frames, fps=None, **kwargs):
+    results = {"total_frames": num_frames, "start_index": 0}
+    if fps is not None:
+        results["avg_fps"] = fps
+    return loading.SampleFrames(**kwargs).transform(results)["frame_inds"]
+
+
+@pytest.mark.parametrize("option", ["twice_sample", "target_fps"])
+def test_test_sampling_options_equal_mmaction2(mmaction_loading, option):
+    rates = [(25.0, 15), (30.0, 30), (12.5, 25), (None, 10)] if option == "target_fps" else [None]
+    for (num_frames, clip_len, interval, num_clips), rate in itertools.product(GRID, rates):
+        if option == "twice_sample" and num_clips == 1 and clip_len > 1:
+            continue  # mmaction2 divides by zero there; ours refuses (tested below)
+        kwargs = {"twice_sample": True} if option == "twice_sample" else {"target_fps": rate[1]}
+        fps = rate[0] if rate else None
+        ref = _their_inds(
+            mmaction_loading, num_frames, fps, clip_len=clip_len, frame_interval=interval,
+            num_clips=num_clips, test_mode=True, **kwargs,
+        )  # fmt: skip
+        ours = sample_frame_indices(
+            num_frames, clip_len=clip_len, frame_interval=interval, num_clips=num_clips,
+            test_mode=True, fps=fps, **kwargs,
+        )  # fmt: skip
+        clips = 2 * num_clips if option == "twice_sample" else num_clips
+        assert ours.shape == (clips, clip_len)
+        np.testing.assert_array_equal(
+            ours.ravel(), ref, err_msg=str((num_frames, clip_len, interval, num_clips, rate))
+        )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"keep_tail_frames": True}, {"target_fps": 15}, {"keep_tail_frames": True, "target_fps": 12}],
+    ids=["keep_tail_frames", "target_fps", "both"],
+)
+def test_train_sampling_options_have_mmaction2_support(mmaction_loading, options):
+    """Same set of possible outputs as mmaction2 for the training-only options.
+
+    Fractional segments make some outputs rare (about 1 in 100), hence the many draws; both
+    generators are seeded, so the result does not change between runs.
+    """
+    DRAWS = 2500  # noqa: N806
+    rng = np.random.default_rng(0)
+    np.random.seed(0)
+    for num_frames, clip_len, interval, num_clips in itertools.product(
+        (3, 9, 14), (2, 4), (1, 2), (1, 2)
+    ):
+        fps = 25.0 if "target_fps" in options else None
+        args = {"clip_len": clip_len, "frame_interval": interval, "num_clips": num_clips}
+        theirs = {
+            tuple(_their_inds(mmaction_loading, num_frames, fps, **args, **options))
+            for _ in range(DRAWS)
+        }
+        ours = {
+            tuple(
+                sample_frame_indices(
+                    num_frames, test_mode=False, rng=rng, fps=fps, **args, **options
+                ).ravel()
+            )
+            for _ in range(DRAWS)
+        }
+        assert ours == theirs, (num_frames, clip_len, interval, num_clips)
+
+
+@pytest.mark.parametrize(
+    ("num_frames", "interval", "num_clips"), [(40, 3, 2), (10, 2, 1), (7, 4, 3)]
+)
+def test_temporal_jitter_per_frame_values_equal_mmaction2(
+    mmaction_loading, num_frames, interval, num_clips
+):
+    """Jitter moves each frame by 0..interval-1 independently. On deterministic test offsets
+    (mmaction2 jitters test clips too) each position takes the same set of values in both."""
+    rng = np.random.default_rng(1)
+    args = {"clip_len": 4, "frame_interval": interval, "num_clips": num_clips}
+    theirs = np.stack(
+        [
+            _their_inds(mmaction_loading, num_frames, temporal_jitter=True, test_mode=True, **args)
+            for _ in range(300)
+        ]
+    )
+    ours = np.stack(
+        [
+            sample_frame_indices(
+                num_frames, temporal_jitter=True, test_mode=True, rng=rng, **args
+            ).ravel()
+            for _ in range(300)
+        ]
+    )
+    for position in range(ours.shape[1]):
+        assert set(ours[:, position]) == set(theirs[:, position]), position
+    assert len(set(ours[:, 0])) == min(interval, num_frames)  # the jitter really varies
+
+
+def test_sampling_option_combinations_mmaction2_cannot_run_are_refused():
+    with pytest.raises(ValueError, match="twice_sample needs num_clips >= 2"):
+        sample_frame_indices(40, clip_len=4, num_clips=1, test_mode=True, twice_sample=True)
+    with pytest.raises(ValueError, match="temporal_jitter cannot be combined with target_fps"):
+        sample_frame_indices(
+            40, clip_len=4, test_mode=False, rng=np.random.default_rng(0),
+            temporal_jitter=True, target_fps=10,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="rng is required"):
+        sample_frame_indices(40, clip_len=4, test_mode=True, temporal_jitter=True)
+    with pytest.raises(ValueError, match="target_fps must be > 0"):
+        sample_frame_indices(40, clip_len=4, test_mode=True, target_fps=0)
 
 
 @pytest.mark.parametrize(
@@ -289,6 +397,53 @@ def test_transform_frames_geometry_and_values():
     assert flips == {True, False}  # both orientations occur, decided per sample
 
 
+@pytest.mark.parametrize(("height", "width"), [(32, 57), (45, 32), (32, 32), (32, 33)])
+def test_three_crops_equal_mmaction2(mmaction_processing, height, width):
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(3)]
+    theirs = mmaction_processing.ThreeCrop(32).transform(
+        {"imgs": imgs, "img_shape": (height, width)}
+    )["imgs"]
+    ours = [
+        img[top : top + 32, left : left + 32]
+        for top, left in three_crop_offsets(height, width, 32)
+        for img in imgs
+    ]  # crop-major, as theirs
+    assert len(ours) == len(theirs) == 9
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="three crops need a side equal to the crop size 32"):
+        three_crop_offsets(40, 50, 32)
+
+
+def test_transform_frames_three_crops():
+    # Red holds x: the three crops of a 40x60 frame resized to 32x48 start at x 0, 16 and 8.
+    t, h, w = 4, 40, 60
+    xx = np.broadcast_to(np.arange(w) * 4, (h, w))
+    frames = np.stack([np.stack([xx, xx * 0, np.full_like(xx, i)], -1) for i in range(t)]).astype(
+        np.uint8
+    )
+    out = transform_frames(
+        frames, num_clips=2, short_side=40, crop_size=32, test_mode=True, flip=False,
+        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), test_crop="three",
+    )  # fmt: skip
+    assert out.shape == (6, 3, 2, 32, 32)
+    # Resized by 0.8 (bilinear), so x' holds about 4 * x' / 0.8 = 5 x' at the crop's columns.
+    left_edges = [round(float(v[0, 0, :, 0].mean()) / 5) for v in out]
+    assert left_edges == [0, 0, 16, 16, 8, 8]  # crop-major: left, right, middle; 2 clips each
+    assert out[1, 2, 1].unique().tolist() == [3.0]  # clip 1, frame 1 is input frame 3
+    center = transform_frames(
+        frames, num_clips=2, short_side=40, crop_size=32, test_mode=True, flip=False,
+        mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+    )  # fmt: skip
+    assert center.shape == (2, 3, 2, 32, 32)
+    with pytest.raises(ValueError, match="test_crop must be one of 'center', 'three'"):
+        transform_frames(
+            frames, num_clips=2, short_side=40, crop_size=32, test_mode=True, flip=False,
+            mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), test_crop="ten",
+        )  # fmt: skip
+
+
 def test_small_transforms():
     x = torch.arange(12.0).view(1, 1, 3, 4)
     assert hflip(x)[0, 0, 0].tolist() == [3.0, 2.0, 1.0, 0.0]
@@ -347,6 +502,38 @@ def test_multi_clip_validation_and_short_video(tmp_path, videos, gray_step):
     # 3 frames, 4 x 2: indices 0 2 4 6 loop to 0 2 1 0, as mmaction2's "loop".
     short = np.stack([clip_ids(c, gray_step) for c in val[1][0]])
     np.testing.assert_array_equal(short, [[0, 2, 1, 0]] * 3)
+
+
+def test_sampling_options_reach_the_decoded_frames(tmp_path, videos, gray_step):
+    """DataConfig's SampleFrames options and three crops, read back from decoded gray levels."""
+    write_list(tmp_path / "l.txt", ["a.mp4 0"])  # 40 frames at 25 fps
+    base = DataConfig(
+        kind="video_list", root=str(videos["a"].parent), train_list=str(tmp_path / "l.txt"),
+        val_list=str(tmp_path / "l.txt"), num_classes=2, clip_len=4, resolution=32,
+    )  # fmt: skip
+
+    def val_ids(cfg: DataConfig) -> np.ndarray:
+        clips = build_datasets(cfg)[1][0][0]
+        return np.stack([clip_ids(c, gray_step) for c in clips.reshape(-1, *clips.shape[-4:])])
+
+    # target_fps 12.5 from 25 fps: a clip spans 8 source frames, floor(linspace(0, 7, 4)).
+    np.testing.assert_array_equal(val_ids(base.replace(target_fps=12.5)), [[16, 18, 20, 23]])
+    # twice_sample with 2 clips: offsets 0, 36, 72, 108 (mod 40 -> 0, 36, 32, 28).
+    twice = val_ids(base.replace(num_clips=2, twice_sample=True))
+    np.testing.assert_array_equal(twice[:, 0], [0, 36, 32, 28])
+    # Three crops of 2 clips: 6 views, crop-major, the same frames in each crop.
+    three = val_ids(base.replace(num_clips=2, test_crop="three"))
+    np.testing.assert_array_equal(three[:, 0], [0, 36, 0, 36, 0, 36])
+    # repeat_last on the 3-frame video: indices 0 1 2 3 -> 0 1 2 2.
+    write_list(tmp_path / "s.txt", ["short.mp4 0"])
+    short = base.replace(val_list=str(tmp_path / "s.txt"), out_of_bound="repeat_last")
+    np.testing.assert_array_equal(val_ids(short), [[0, 1, 2, 2]])
+    # temporal_jitter in training only: frames 2 apart move by 0 or 1 each; validation is fixed.
+    jitter = base.replace(frame_interval=2, temporal_jitter=True)
+    train, val = build_datasets(jitter)
+    gaps = {tuple(np.diff(clip_ids(train[(0, s)][0], gray_step))) for s in range(30)}
+    assert len(gaps) > 1 and all(set(g) <= {1, 2, 3} for g in gaps)
+    np.testing.assert_array_equal(clip_ids(val[0][0], gray_step), [16, 18, 20, 22])
 
 
 def test_dataset_items_are_seeded(tmp_path, videos):
@@ -559,6 +746,16 @@ def test_config_defaults_and_round_trip():
         ("root", {"root": "/r"}),  # motion has no files
         ("num_clips", {"num_clips": 2}),  # motion has no multi-view test
         ("frame_interval", {"frame_interval": 2}),
+        ("test_crop", {"test_crop": "three"}),  # motion clips are already the network's size
+        ("test_crop", {"kind": "class_folders", "root": "/r", "test_crop": "ten"}),
+        ("out_of_bound", {"kind": "class_folders", "root": "/r", "out_of_bound": "clamp"}),
+        ("target_fps", {"kind": "class_folders", "root": "/r", "target_fps": 0}),
+        ("temporal_jitter", {"kind": "class_folders", "root": "/r", "temporal_jitter": 1}),
+        (
+            "temporal_jitter",
+            {"kind": "class_folders", "root": "/r", "temporal_jitter": True, "target_fps": 10},
+        ),
+        ("twice_sample", {"kind": "class_folders", "root": "/r", "twice_sample": True}),
     ],
 )
 def test_config_rejects_bad_values(field, changes):

@@ -44,10 +44,12 @@ def test_each_waiting_trial_is_taken_by_exactly_one_process(storage_url: str) ->
     start = time.time() + 4  # every process has loaded the study by then
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", POP_AT_THE_SAME_INSTANTS, storage_url, name, str(start),
-             str(ROUNDS)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [sys.executable, "-c", POP_AT_THE_SAME_INSTANTS, storage_url, name, str(start)]
+            + [str(ROUNDS)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(PROCESSES)
     ]
     taken: collections.Counter[str] = collections.Counter()
