@@ -350,9 +350,30 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
         constraints=_parse_constraints(data.get("constraints", {})),
         wandb=_parse_wandb(data.get("wandb", {})),
         source=source,
-        raw={k: v for k, v in data.items()},
+        raw=_raw_with_resolved_paths(data, data_table, base_dir),
     )
     return spec
+
+
+def _raw_with_resolved_paths(
+    data: Mapping[str, Any], data_table: dict[str, Any], base_dir: Path
+) -> dict[str, Any]:
+    """The TOML tables as given, but with relative file paths made absolute.
+
+    Why: studies store this copy and ``reproduce``/``export`` parse it again later, from any
+    working directory; paths relative to the spec file would then point elsewhere.
+    """
+    raw = {k: v for k, v in data.items()}
+    if "data" in raw:
+        raw["data"] = data_table
+    space = dict(raw.get("space", {}))
+    for key, suffix in (("name", ".toml"), ("base", ".json")):
+        value = space.get(key)
+        if isinstance(value, str) and value.endswith(suffix) and not Path(value).is_absolute():
+            space[key] = str(base_dir / value)
+    if space:
+        raw["space"] = space
+    return raw
 
 
 def spec_names() -> tuple[str, ...]:

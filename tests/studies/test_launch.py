@@ -278,6 +278,28 @@ def test_shipped_specs_load() -> None:
         assert spec.study.n_trials >= 1
 
 
+def test_stored_spec_paths_do_not_depend_on_the_working_directory(tmp_path: Path) -> None:
+    """A spec's relative paths are relative to its file; the copy a study stores is absolute,
+    so ``reproduce`` and ``export`` parse it the same from any folder."""
+    folder = tmp_path / "project"
+    (folder / "lists").mkdir(parents=True)
+    (folder / "base.json").write_text(ResNet3dConfig(depth=18).to_json())
+    (folder / "study.toml").write_text(
+        '[study]\nname = "paths"\n'
+        '[space]\nbase = "base.json"\ninput_shape = [1, 3, 8, 32, 32]\n'
+        "[space.dimensions]\nwith_pool2 = [true, false]\n"
+        '[data]\nkind = "video_list"\nroot = "videos"\n'
+        'train_list = "lists/train.txt"\nval_list = "lists/val.txt"\n'
+    )
+    spec = load_spec(folder / "study.toml")
+    assert spec.data.root == str(folder / "videos")
+    assert spec.raw["data"]["train_list"] == str(folder / "lists" / "train.txt")
+    assert spec.raw["space"]["base"] == str(folder / "base.json")
+    again = parse_spec(spec.raw, source="stored", base_dir=tmp_path / "elsewhere")
+    assert again.data == spec.data
+    assert again.space.base == spec.space.base
+
+
 def test_single_objective_study_prunes_with_the_median_pruner(tmp_path: Path) -> None:
     spec = _spec(
         tmp_path,
