@@ -159,6 +159,7 @@ def _export(args: argparse.Namespace) -> int:
         pick=args.pick,
         fmt=args.format,
         out=args.out,
+        decoder=args.decoder,
     )
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
@@ -261,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "export":
             p.add_argument("--format", default="json", choices=("json", "mmaction2"))
             p.add_argument("--out", help="write to this file instead of stdout")
+            p.add_argument(
+                "--decoder", default="auto", choices=("auto", "pyav", "decord"),
+                help="mmaction2 format: video decoder of the pipelines (auto: PyAV, as r3dnas; "
+                "Decord when target_fps needs the frame rate)",
+            )  # fmt: skip
         else:
             p.add_argument("--retrain", action="store_true", help="train again with the seed")
             p.add_argument("--no-latency", action="store_true", help="skip re-measuring latency")

@@ -2,7 +2,10 @@
 
 ``json`` is exactly the ``ResNet3d`` keyword arguments, so ``ResNet3d(**json.load(f))`` builds
 the network both here and in mmaction2. ``mmaction2`` is a Python config that mmengine's
-``Config.fromfile`` parses: a ``Recognizer3D`` with this backbone and an ``I3DHead``.
+``Config.fromfile`` parses: a ``Recognizer3D`` with this backbone and an ``I3DHead`` and, when
+the study trained on real videos, its data pipelines, loaders and schedule
+(:mod:`studies.mmaction2_config`). Class-folder datasets are written as annotation lists into
+``<out stem>_lists/`` beside the config.
 """
 
 from __future__ import annotations
@@ -11,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from search_space.errors import ConfigError
+from studies.mmaction2_config import mmaction2_config_text
 
 __all__ = ["PICKS", "export", "mmaction2_config_text", "select_trial"]
 
 PICKS = ("top1", "knee", "min-latency")
 EXPORT_FORMATS = ("json", "mmaction2")
-# mmaction2's ImageNet normalisation on 0-255 pixels (configs/_base_/models/i3d_r50.py).
-_MEAN = [123.675, 116.28, 103.53]
-_STD = [58.395, 57.12, 57.375]
 
 
 def select_trial(
@@ -80,49 +81,30 @@ def _knee(front: Any) -> int:
     return int(front.loc[distance.idxmin(), "trial"])
 
 
-def _py(value: Any) -> str:
-    """A Python literal mmengine's config parser reads back to the same value."""
-    if isinstance(value, dict):
-        return "dict(" + ", ".join(f"{k}={_py(v)}" for k, v in value.items()) + ")"
-    if isinstance(value, list | tuple):
-        inner = ", ".join(_py(v) for v in value)
-        return f"({inner},)" if len(value) == 1 else f"({inner})"
-    return repr(value)
+def _stored_spec(study: Any) -> Any:
+    """The study's spec as parsed at launch (None for a study r3dnas did not make)."""
+    from studies.spec import parse_spec
+
+    raw = study.user_attrs.get("spec")
+    if raw is None:
+        return None
+    return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())
 
 
-def mmaction2_config_text(
-    config_dict: dict[str, Any], *, num_classes: int, header: str = "", dropout: float = 0.5
-) -> str:
-    """An mmaction2 config file for a Recognizer3D with this backbone and an I3DHead."""
-    from search_space.config import ResNet3dConfig
+def _recipe(study: Any) -> tuple[int, Any, Any]:
+    """``(num_classes, data, train)`` for the mmaction2 export.
 
-    config = ResNet3dConfig.from_dict(config_dict)
-    backbone = {"type": "ResNet3d", **config.to_dict()}
-    head = {
-        "type": "I3DHead",
-        "num_classes": num_classes,
-        "in_channels": config.feat_dim,
-        "spatial_type": "avg",
-        "dropout_ratio": dropout,
-        "init_std": 0.01,
-        "average_clips": "prob",
-    }
-    preprocessor = {
-        "type": "ActionDataPreprocessor",
-        "mean": _MEAN,
-        "std": _STD,
-        "format_shape": "NCTHW",
-    }
-    lines = [f"# {line}" for line in header.splitlines()]
-    lines += [
-        "model = dict(",
-        "    type='Recognizer3D',",
-        f"    backbone={_py(backbone)},",
-        f"    cls_head={_py(head)},",
-        f"    data_preprocessor={_py(preprocessor)})",
-        "",
-    ]
-    return "\n".join(lines)
+    A study whose stored spec does not parse (made by hand, or by another tool) still exports
+    its network; the data and training recipe are then left out of the config.
+    """
+    try:
+        spec = _stored_spec(study)
+    except ConfigError:
+        spec = None
+    if spec is not None:
+        return spec.data.num_classes, spec.data, spec.train
+    raw_data = (study.user_attrs.get("spec") or {}).get("data", {})
+    return int(raw_data.get("num_classes", 400)), None, None
 
 
 def export(
@@ -133,8 +115,14 @@ def export(
     pick: str | None = None,
     fmt: str = "json",
     out: str | Path | None = None,
+    decoder: str = "auto",
 ) -> str:
-    """The chosen trial's network as text (and written to ``out`` when given)."""
+    """The chosen trial's network as text (and written to ``out`` when given).
+
+    Args:
+        decoder: mmaction2 format: the video decoder its pipelines use (see
+            :mod:`studies.mmaction2_config`).
+    """
     import json
 
     from studies.pareto import _as_study
@@ -147,13 +135,20 @@ def export(
     if fmt == "json":
         text = json.dumps(config, indent=2) + "\n"
     else:
-        spec = study.user_attrs.get("spec", {})
-        num_classes = int(spec.get("data", {}).get("num_classes", 400))
+        num_classes, data, train = _recipe(study)
         header = (
             f"Exported by r3dnas from study {study.study_name!r}, trial {chosen.number} "
             f"(digest {chosen.user_attrs.get('digest')}).\n{chosen.user_attrs.get('arch', '')}"
         )
-        text = mmaction2_config_text(config, num_classes=num_classes, header=header)
+        text = mmaction2_config_text(
+            config,
+            num_classes=num_classes,
+            header=header,
+            data=data,
+            train=train,
+            decoder=decoder,
+            list_dir=Path(out).with_name(f"{Path(out).stem}_lists") if out is not None else None,
+        )
     if out is not None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ spec, which on CPU gives the identical top-1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from search_space.errors import R3dnasError
@@ -38,12 +37,12 @@ class ReproduceResult:
 
 
 def _spec_of(study: Any) -> Any:
-    from studies.spec import parse_spec
+    from studies.export import _stored_spec
 
-    raw = study.user_attrs.get("spec")
-    if raw is None:
+    spec = _stored_spec(study)
+    if spec is None:
         raise R3dnasError(f"study {study.study_name!r} stores no spec; it was not made by r3dnas")
-    return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())
+    return spec
 
 
 def reproduce(

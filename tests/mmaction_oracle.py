@@ -1,9 +1,9 @@
-"""Load mmaction2's own ``ResNet3d`` as a test oracle (never shipped, never copied).
+"""Load mmaction2's own code as a test oracle (never shipped, never copied).
 
 mmaction2 1.2 cannot be imported normally here: ``mmaction.models`` fails on a missing
-localizer module and ``mmaction/__init__`` asserts ``mmcv < 2.2``. We import only
-``mmaction.registry`` and execute ``models/backbones/resnet3d.py`` by path, once per process
-(executing it twice raises "already registered").
+localizer module, ``mmaction.datasets`` on scipy, and ``mmaction/__init__`` asserts
+``mmcv < 2.2``. We import only ``mmaction.registry`` and execute single files by path, once per
+process (executing one twice raises "already registered").
 """
 
 from __future__ import annotations
@@ -13,30 +13,67 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
+TRANSFORM_FILES = ("loading.py", "processing.py", "formatting.py")
 
-@functools.cache
-def load_reference() -> ModuleType:
-    """The reference ``resnet3d`` module, or skip the test when mmaction2 is absent."""
+
+def _exec_mmaction_file(relative: str, name: str) -> ModuleType:
+    """Execute ``mmaction/<relative>`` as module ``name`` (cached in ``sys.modules``)."""
     spec = importlib.util.find_spec("mmaction")
     if spec is None or spec.origin is None:
         pytest.skip("mmaction2 is not installed (pip install --no-deps mmaction2)")
+    if name in sys.modules:
+        return sys.modules[name]
     import mmcv
 
     real_version = mmcv.__version__
-    # NOTE: mmaction/__init__ asserts mmcv < 2.2.0; mmcv-lite 2.2 works for resnet3d.py.
+    # NOTE: mmaction/__init__ asserts mmcv < 2.2.0; mmcv-lite 2.2 works for the files we load.
     mmcv.__version__ = "2.1.0"
     try:
         import mmaction.registry  # noqa: F401
         import mmaction.utils  # noqa: F401
     finally:
         mmcv.__version__ = real_version
-    path = Path(spec.origin).parent / "models" / "backbones" / "resnet3d.py"
-    module_spec = importlib.util.spec_from_file_location("_mmaction_resnet3d_oracle", path)
+    module_spec = importlib.util.spec_from_file_location(name, Path(spec.origin).parent / relative)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module
+    sys.modules[name] = module
     module_spec.loader.exec_module(module)
     return module
+
+
+@functools.cache
+def load_reference() -> ModuleType:
+    """The reference ``resnet3d`` module, or skip the test when mmaction2 is absent."""
+    return _exec_mmaction_file("models/backbones/resnet3d.py", "_mmaction_resnet3d_oracle")
+
+
+def load_transforms(file: str) -> ModuleType:
+    """One of mmaction2's ``datasets/transforms/*.py`` files (``loading.py`` holds
+    ``SampleFrames`` and the PyAV readers, ``processing.py`` the crops, ``formatting.py``
+    ``FormatShape`` and ``PackActionInputs``)."""
+    return _exec_mmaction_file(
+        f"datasets/transforms/{file}", f"_mmaction_{file.removesuffix('.py')}_oracle"
+    )
+
+
+def build_transform(cfg: dict[str, Any]) -> Any:
+    """An mmaction2 transform from its config dict, found in the transform files by class name
+    (mmaction's registry would import all of ``mmaction.datasets``, which fails here)."""
+    kwargs = dict(cfg)
+    name = kwargs.pop("type")
+    for file in TRANSFORM_FILES:
+        module = load_transforms(file)
+        if hasattr(module, name):
+            return getattr(module, name)(**kwargs)
+    raise KeyError(f"no mmaction2 transform {name!r} in {', '.join(TRANSFORM_FILES)}")
+
+
+def run_pipeline(steps: list[dict[str, Any]], results: dict[str, Any]) -> dict[str, Any]:
+    """Run mmaction2's transforms ``steps`` (config dicts) over ``results``."""
+    for step in steps:
+        results = build_transform(step).transform(results)
+    return results

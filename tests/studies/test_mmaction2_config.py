@@ -1,0 +1,240 @@
+"""The exported mmaction2 config runs in mmaction2 and reproduces the study's recipe.
+
+mmaction2's own transforms (loaded by path, tests/mmaction_oracle.py) run the exported
+pipelines over real encoded videos and must pick the frames our datasets pick; mmengine's own
+schedulers, built from the exported ``param_scheduler``, must give our learning rate at every
+step; mmengine builds the exported optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmaction_oracle import run_pipeline
+from mmengine.config import Config
+from videos import STEP, encode_video
+
+from runners.accuracy import TrainConfig, _Schedule
+from runners.data import DataConfig, build_datasets
+from runners.video import VideoListDataset
+from search_space import ConfigError, ResNet3dConfig
+from studies.mmaction2_config import mmaction2_config_text
+
+pytest.importorskip("av")
+
+NETWORK = ResNet3dConfig(depth=18, base_channels=8, inflate=(1, 0, 1, 0))
+
+
+@pytest.fixture(scope="module")
+def video_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("mm_videos")
+    for name, frames in (("a.mp4", 40), ("b.mp4", 24), ("c.mp4", 3), ("d.mp4", 30)):
+        encode_video(root / name, frames)
+    return root
+
+
+def _lists(root: Path, folder: Path) -> tuple[str, str]:
+    train = folder / "train.txt"
+    train.write_text("a.mp4 0\nb.mp4 1\nc.mp4 1\nd.mp4 0\na.mp4 1\n")
+    val = folder / "val.txt"
+    val.write_text("a.mp4 0\nc.mp4 1\nd.mp4 1\n")
+    return str(train), str(val)
+
+
+def _export(tmp_path: Path, data: DataConfig, train: TrainConfig, decoder: str = "auto") -> Config:
+    text = mmaction2_config_text(
+        NETWORK.to_dict(), num_classes=data.num_classes, data=data, train=train,
+        list_dir=tmp_path / "lists", decoder=decoder,
+    )  # fmt: skip
+    path = tmp_path / "exported.py"
+    path.write_text(text)
+    return Config.fromfile(str(path))
+
+
+def _their_frame_ids(cfg: Config, pipeline: str, video: str) -> np.ndarray:
+    """Frame indices of every view mmaction2's pipeline makes of ``video``: ``(views, T)``."""
+    results = {"filename": video, "label": 0, "start_index": 0, "modality": "RGB"}
+    inputs = run_pipeline(list(cfg[pipeline]), results)["inputs"].float().numpy()
+    return np.rint(inputs.mean(axis=(1, 3, 4)) / STEP).astype(np.int64)  # (views, C, T, H, W)
+
+
+def _our_frame_ids(item: torch.Tensor, data: DataConfig) -> np.ndarray:
+    mean = torch.tensor(data.mean).view(3, 1, 1, 1)
+    std = torch.tensor(data.std).view(3, 1, 1, 1)
+    views = item.reshape(-1, *item.shape[-4:])
+    gray = torch.stack([(v * std + mean).mean(dim=(0, 2, 3)) for v in views]).numpy()
+    return np.rint(gray / STEP).astype(np.int64)
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "decord"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"num_clips": 3, "test_crop": "three"},
+        {"num_clips": 2, "twice_sample": True, "out_of_bound": "repeat_last"},
+        {"target_fps": 12.5, "frame_interval": 2},
+    ],
+    ids=["center", "three-crop", "twice-repeat-last", "target-fps"],
+)
+def test_exported_val_pipeline_picks_our_frames_in_mmaction2(
+    tmp_path: Path, video_root: Path, options: dict, decoder: str
+) -> None:  # type: ignore[type-arg]
+    if decoder == "decord":
+        pytest.importorskip("decord")
+    train_list, val_list = _lists(video_root, tmp_path)
+    data = DataConfig(
+        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
+        num_classes=2, clip_len=4, resolution=32, **options,
+    )  # fmt: skip
+    if decoder == "pyav" and "target_fps" in options:
+        with pytest.raises(ConfigError, match="PyAVInit does not record the frame rate"):
+            _export(tmp_path, data, TrainConfig(epochs=2, batch_size=2), decoder)
+        return
+    cfg = _export(tmp_path, data, TrainConfig(epochs=2, batch_size=2), decoder)
+    assert cfg.val_pipeline[0]["type"] == ("PyAVInit" if decoder == "pyav" else "DecordInit")
+    assert cfg.val_dataloader.dataset.ann_file == val_list
+    assert cfg.val_dataloader.dataset.data_prefix.video == str(video_root)
+    _, val = build_datasets(data)
+    assert isinstance(val, VideoListDataset)
+    for index, (path, _) in enumerate(val.videos):
+        ours = _our_frame_ids(val[index][0], data)
+        theirs = _their_frame_ids(cfg, "val_pipeline", path)
+        assert theirs.shape == ours.shape, path
+        np.testing.assert_array_equal(theirs, ours, err_msg=path)
+
+
+def test_exported_train_pipeline_runs_in_mmaction2(tmp_path: Path, video_root: Path) -> None:
+    train_list, val_list = _lists(video_root, tmp_path)
+    data = DataConfig(
+        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
+        num_classes=2, clip_len=4, frame_interval=3, resolution=32, short_side=40,
+    )  # fmt: skip
+    cfg = _export(tmp_path, data, TrainConfig(epochs=2, batch_size=2))
+    assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.drop_last
+    assert cfg.train_dataloader.sampler.shuffle
+    results = {"filename": str(video_root / "a.mp4"), "label": 1, "start_index": 0}
+    packed = run_pipeline(list(cfg.train_pipeline), {**results, "modality": "RGB"})
+    assert tuple(packed["inputs"].shape) == (1, 3, 4, 32, 32)
+    ids = _their_frame_ids(cfg, "train_pipeline", str(video_root / "a.mp4"))[0]
+    np.testing.assert_array_equal(np.diff(ids), [3, 3, 3])  # frame_interval in mmaction2 too
+    assert 0 <= ids[0] <= 40 - 12
+
+
+@pytest.mark.parametrize(
+    ("epochs", "warmup", "videos"), [(5, 1, 7), (3, 0, 9), (4, 2, 5), (2, 2, 9)]
+)
+def test_exported_schedule_gives_our_lr_at_every_step(
+    tmp_path: Path, video_root: Path, epochs: int, warmup: float, videos: int
+) -> None:
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    train_list = tmp_path / "train.txt"
+    train_list.write_text("a.mp4 0\n" * videos)
+    data = DataConfig(
+        kind="video_list", root=str(video_root), train_list=str(train_list),
+        val_list=str(train_list), num_classes=2, clip_len=4, resolution=32,
+    )  # fmt: skip
+    train = TrainConfig(epochs=epochs, warmup_epochs=warmup, batch_size=2, lr=0.2)
+    cfg = _export(tmp_path, data, train)
+    steps_per_epoch = videos // train.batch_size  # the last incomplete batch is dropped
+    total = epochs * steps_per_epoch
+    ours = _Schedule(train.lr, round(warmup * steps_per_epoch), total)
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
+    schedulers = []
+    for entry in cfg.param_scheduler:
+        entry = dict(entry)
+        kind = PARAM_SCHEDULERS.get(entry.pop("type"))
+        assert entry.pop("by_epoch") and entry.pop("convert_to_iter_based")
+        schedulers.append(
+            kind.build_iter_from_epoch(optimizer, epoch_length=steps_per_epoch, **entry)
+        )
+    for step in range(total):
+        lr = optimizer.param_groups[0]["lr"]
+        assert math.isclose(lr, ours.lr(step), rel_tol=1e-9, abs_tol=1e-12), (step, lr)
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+
+
+def test_exported_optimizer_builds_in_mmengine(tmp_path: Path, video_root: Path) -> None:
+    from mmengine.optim import build_optim_wrapper
+
+    train_list, val_list = _lists(video_root, tmp_path)
+    data = DataConfig(
+        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
+        num_classes=2, clip_len=4, resolution=32,
+    )  # fmt: skip
+    train = TrainConfig(
+        epochs=2, lr=0.03, momentum=0.8, weight_decay=5e-4, amp=False, grad_clip=4.0,
+        label_smoothing=0.1, dropout=0.3,
+    )  # fmt: skip
+    cfg = _export(tmp_path, data, train)
+    wrapper = build_optim_wrapper(torch.nn.Linear(2, 2), cfg.optim_wrapper)
+    group = wrapper.optimizer.param_groups[0]
+    assert isinstance(wrapper.optimizer, torch.optim.SGD)
+    assert (group["lr"], group["momentum"], group["weight_decay"]) == (0.03, 0.8, 5e-4)
+    assert cfg.optim_wrapper.clip_grad.max_norm == 4.0
+    assert cfg.model.cls_head.label_smooth_eps == 0.1
+    assert cfg.model.cls_head.dropout_ratio == 0.3
+    assert cfg.train_cfg.max_epochs == 2 and cfg.randomness.seed == train.seed
+    adamw = _export(tmp_path, data, TrainConfig(optimizer="adamw", lr=1e-3))
+    assert adamw.optim_wrapper.optimizer.type == "AdamW"
+    assert adamw.optim_wrapper.type == "AmpOptimWrapper"  # amp "auto": on for mmaction2's GPUs
+
+
+def test_class_folders_are_exported_as_lists_with_our_labels(
+    tmp_path: Path, video_root: Path
+) -> None:
+    for split, classes in (("train", ("jump", "run", "walk")), ("val", ("jump", "walk"))):
+        for cls in classes:
+            (tmp_path / "data" / split / cls).mkdir(parents=True)
+            for name in ("a.mp4", "d.mp4"):
+                (tmp_path / "data" / split / cls / name).symlink_to(video_root / name)
+    data = DataConfig(
+        kind="class_folders", root=str(tmp_path / "data"), num_classes=3, clip_len=4,
+        resolution=32,
+    )  # fmt: skip
+    cfg = _export(tmp_path, data, TrainConfig(epochs=1))
+    ours_train, ours_val = build_datasets(data)
+    for loader, ours in ((cfg.train_dataloader, ours_train), (cfg.val_dataloader, ours_val)):
+        listed = VideoListDataset(
+            loader.dataset.data_prefix.video, loader.dataset.ann_file, num_classes=3,
+            pipeline=ours.pipeline,
+        )  # fmt: skip
+        assert listed.videos == ours.videos
+    assert [label for _, label in ours_val.videos] == [0, 0, 2, 2]  # "walk" keeps label 2
+
+
+def test_motion_study_exports_the_model_only() -> None:
+    text = mmaction2_config_text(
+        NETWORK.to_dict(), num_classes=4, data=DataConfig(), train=TrainConfig()
+    )
+    namespace: dict[str, object] = {}
+    exec(text, namespace)  # noqa: S102 - our own generated config
+    assert namespace["model"]["type"] == "Recognizer3D"  # type: ignore[index]
+    assert "train_dataloader" not in namespace and "param_scheduler" not in namespace
+    assert "built-in motion dataset" in text
+
+
+def test_auto_decoder_is_pyav_unless_target_fps(tmp_path: Path, video_root: Path) -> None:
+    train_list, val_list = _lists(video_root, tmp_path)
+    data = DataConfig(
+        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
+        num_classes=2, clip_len=4, resolution=32,
+    )  # fmt: skip
+    plain = _export(tmp_path, data, TrainConfig(epochs=1))
+    resampled = _export(tmp_path, data.replace(target_fps=10), TrainConfig(epochs=1))
+    assert [plain.train_pipeline[0]["type"], plain.val_pipeline[2]["type"]] == [
+        "PyAVInit", "PyAVDecode",
+    ]  # fmt: skip
+    assert [resampled.train_pipeline[0]["type"], resampled.val_pipeline[2]["type"]] == [
+        "DecordInit", "DecordDecode",
+    ]  # fmt: skip
+    with pytest.raises(ConfigError, match="--decoder must be one of auto, pyav, decord"):
+        mmaction2_config_text(NETWORK.to_dict(), num_classes=2, decoder="opencv")
