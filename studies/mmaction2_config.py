@@ -191,7 +191,10 @@ def _lists(data: Any, list_dir: Path | None) -> tuple[dict[str, str], dict[str, 
     train_set, val_set = build_datasets(data)  # ConfigError names a missing folder
     assert isinstance(train_set, ClassFolderDataset) and isinstance(val_set, ClassFolderDataset)
     if list_dir is None:
-        raise ValueError("class folders are exported as annotation lists: give a list folder")
+        raise ConfigError(
+            "a class-folder study is exported with annotation lists written beside the config: "
+            "pass --out FILE"
+        )
     list_dir.mkdir(parents=True, exist_ok=True)
     files, roots = {}, {}
     for split, dataset in (("train", train_set), ("val", val_set)):

@@ -209,6 +209,8 @@ def test_class_folders_are_exported_as_lists_with_our_labels(
         )  # fmt: skip
         assert listed.videos == ours.videos
     assert [label for _, label in ours_val.videos] == [0, 0, 2, 2]  # "walk" keeps label 2
+    with pytest.raises(ConfigError, match="pass --out FILE"):
+        mmaction2_config_text(NETWORK.to_dict(), num_classes=3, data=data, train=TrainConfig())
 
 
 def test_motion_study_exports_the_model_only() -> None:
@@ -238,3 +240,41 @@ def test_auto_decoder_is_pyav_unless_target_fps(tmp_path: Path, video_root: Path
     ]  # fmt: skip
     with pytest.raises(ConfigError, match="--decoder must be one of auto, pyav, decord"):
         mmaction2_config_text(NETWORK.to_dict(), num_classes=2, decoder="opencv")
+
+
+def test_cli_exports_a_video_study_as_a_training_config(
+    tmp_path: Path, video_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end: a study trained on a video list (spec with relative paths), exported by the
+    CLI from another folder; the config names the same lists and the study's recipe."""
+    from studies.cli import main
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "videos").symlink_to(video_root)
+    _lists(video_root, project)
+    spec = (Path(__file__).parent / "specs" / "tiny.toml").read_text()
+    spec = spec.split("[data]")[0] + (
+        '[data]\nkind = "video_list"\nroot = "videos"\ntrain_list = "train.txt"\n'
+        'val_list = "val.txt"\nnum_classes = 2\nclip_len = 4\nresolution = 32\n'
+        "frame_interval = 2\nnum_clips = 2\n" + "[train]" + spec.split("[train]")[1]
+    )
+    spec = spec.replace("n_trials = 3", "n_trials = 1")
+    (project / "video.toml").write_text(spec)
+    url = f"sqlite:///{tmp_path / 'video.db'}"
+    monkeypatch.chdir(tmp_path)
+    args = ["--study", "tiny", "--storage", url, "--wandb", "disabled", "--quiet"]
+    assert main(["launch", str(project / "video.toml"), *args]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    out = elsewhere / "best_mmaction2.py"
+    export_args = ["--study", "tiny", "--storage", url, "--trial", "0", "--format", "mmaction2"]
+    assert main(["export", *export_args, "--out", str(out)]) == 0
+    cfg = Config.fromfile(str(out))
+    assert cfg.train_dataloader.dataset.ann_file == str(project / "train.txt")
+    assert cfg.val_dataloader.dataset.data_prefix.video == str(project / "videos")
+    sample = cfg.val_pipeline[1]
+    assert (sample["clip_len"], sample["frame_interval"], sample["num_clips"]) == (4, 2, 2)
+    assert cfg.optim_wrapper.optimizer.type == "AdamW" and cfg.optim_wrapper.optimizer.lr == 0.003
+    assert cfg.train_cfg.max_epochs == 1
