@@ -341,28 +341,18 @@ def mmaction2_config_text(
         f"val_pipeline = {_py_list(val_pipeline_steps(data, decoder))}",
         "test_pipeline = val_pipeline",
         "",
-        "train_dataloader = "
-        + _dataloader(
-            "train_pipeline",
-            files["train"],
-            roots["train"],
-            batch_size=train.batch_size,
-            workers=workers,
-            train=True,
-        ),  # fmt: skip
-        "val_dataloader = "
-        + _dataloader(
-            "val_pipeline",
-            files["val"],
-            roots["val"],
-            batch_size=train.batch_size,
-            workers=workers,
-            train=False,
-        ),  # fmt: skip
-        "test_dataloader = "
-        + _dataloader(
-            "test_pipeline", files["val"], roots["val"], batch_size=1, workers=workers, train=False
-        ),
+        *[
+            f"{split}_dataloader = "
+            + _dataloader(
+                f"{split}_pipeline",
+                files["train" if split == "train" else "val"],
+                roots["train" if split == "train" else "val"],
+                batch_size=1 if split == "test" else train.batch_size,
+                workers=workers,
+                train=split == "train",
+            )
+            for split in ("train", "val", "test")
+        ],
         "val_evaluator = dict(type='AccMetric')",
         "test_evaluator = val_evaluator",
         "",

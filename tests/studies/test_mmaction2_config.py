@@ -45,6 +45,16 @@ def _lists(root: Path, folder: Path) -> tuple[str, str]:
     return str(train), str(val)
 
 
+def _video_data(tmp_path: Path, video_root: Path, **options: object) -> DataConfig:
+    """A video-list DataConfig over the module's videos (lists written into ``tmp_path``)."""
+    train_list, val_list = _lists(video_root, tmp_path)
+    fields: dict = {  # type: ignore[type-arg]
+        "kind": "video_list", "root": str(video_root), "train_list": train_list,
+        "val_list": val_list, "num_classes": 2, "clip_len": 4, "resolution": 32,
+    }  # fmt: skip
+    return DataConfig(**{**fields, **options})
+
+
 def _export(tmp_path: Path, data: DataConfig, train: TrainConfig, decoder: str = "auto") -> Config:
     text = mmaction2_config_text(
         NETWORK.to_dict(), num_classes=data.num_classes, data=data, train=train,
@@ -86,18 +96,14 @@ def test_exported_val_pipeline_picks_our_frames_in_mmaction2(
 ) -> None:  # type: ignore[type-arg]
     if decoder == "decord":
         pytest.importorskip("decord")
-    train_list, val_list = _lists(video_root, tmp_path)
-    data = DataConfig(
-        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
-        num_classes=2, clip_len=4, resolution=32, **options,
-    )  # fmt: skip
+    data = _video_data(tmp_path, video_root, **options)
     if decoder == "pyav" and "target_fps" in options:
         with pytest.raises(ConfigError, match="PyAVInit does not record the frame rate"):
             _export(tmp_path, data, TrainConfig(epochs=2, batch_size=2), decoder)
         return
     cfg = _export(tmp_path, data, TrainConfig(epochs=2, batch_size=2), decoder)
     assert cfg.val_pipeline[0]["type"] == ("PyAVInit" if decoder == "pyav" else "DecordInit")
-    assert cfg.val_dataloader.dataset.ann_file == val_list
+    assert cfg.val_dataloader.dataset.ann_file == data.val_list
     assert cfg.val_dataloader.dataset.data_prefix.video == str(video_root)
     _, val = build_datasets(data)
     assert isinstance(val, VideoListDataset)
@@ -109,11 +115,7 @@ def test_exported_val_pipeline_picks_our_frames_in_mmaction2(
 
 
 def test_exported_train_pipeline_runs_in_mmaction2(tmp_path: Path, video_root: Path) -> None:
-    train_list, val_list = _lists(video_root, tmp_path)
-    data = DataConfig(
-        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
-        num_classes=2, clip_len=4, frame_interval=3, resolution=32, short_side=40,
-    )  # fmt: skip
+    data = _video_data(tmp_path, video_root, frame_interval=3, short_side=40)
     cfg = _export(tmp_path, data, TrainConfig(epochs=2, batch_size=2))
     assert cfg.train_dataloader.batch_size == 2 and cfg.train_dataloader.drop_last
     assert cfg.train_dataloader.sampler.shuffle
@@ -165,11 +167,7 @@ def test_exported_schedule_gives_our_lr_at_every_step(
 def test_exported_optimizer_builds_in_mmengine(tmp_path: Path, video_root: Path) -> None:
     from mmengine.optim import build_optim_wrapper
 
-    train_list, val_list = _lists(video_root, tmp_path)
-    data = DataConfig(
-        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
-        num_classes=2, clip_len=4, resolution=32,
-    )  # fmt: skip
+    data = _video_data(tmp_path, video_root)
     train = TrainConfig(
         epochs=2, lr=0.03, momentum=0.8, weight_decay=5e-4, amp=False, grad_clip=4.0,
         label_smoothing=0.1, dropout=0.3,
@@ -225,11 +223,7 @@ def test_motion_study_exports_the_model_only() -> None:
 
 
 def test_auto_decoder_is_pyav_unless_target_fps(tmp_path: Path, video_root: Path) -> None:
-    train_list, val_list = _lists(video_root, tmp_path)
-    data = DataConfig(
-        kind="video_list", root=str(video_root), train_list=train_list, val_list=val_list,
-        num_classes=2, clip_len=4, resolution=32,
-    )  # fmt: skip
+    data = _video_data(tmp_path, video_root)
     plain = _export(tmp_path, data, TrainConfig(epochs=1))
     resampled = _export(tmp_path, data.replace(target_fps=10), TrainConfig(epochs=1))
     assert [plain.train_pipeline[0]["type"], plain.val_pipeline[2]["type"]] == [
