@@ -102,6 +102,22 @@ def _launch(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    import json
+
+    from runners.data_check import inspect_data
+    from studies.spec import load_spec
+
+    spec = load_spec(args.spec)
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    report = inspect_data(spec.data, workers=workers, progress=not args.quiet)
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format())
+    return 0 if report.ok else 1
+
+
 def _worker(args: argparse.Namespace) -> int:
     from studies.workers import worker
 
@@ -224,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p)
     _add_heartbeat_args(p)
     p.set_defaults(handler=_launch)
+
+    p = sub.add_parser(
+        "data", help="check a spec's videos before a study: counts, labels, frames, bad files"
+    )
+    p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
+    p.add_argument("--workers", type=int, help="probing processes (default: all cores)")
+    p.add_argument("--format", default="table", choices=("table", "json"))
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_data)
 
     p = sub.add_parser("worker", help="join an existing study and run trials until it is done")
     _add_study_args(p, required=True)
