@@ -181,15 +181,20 @@ def transform_frames(
     """
     if test_crop not in TEST_CROPS:
         raise ValueError(f"test_crop must be one of 'center', 'three'; got {test_crop!r}")
-    x = frames_to_tensor(frames)  # (N*T, H, W, C) -> (N*T, C, H, W)
+    if frames.dtype != np.uint8 or frames.ndim != 4:
+        raise ValueError(f"frames must be uint8 (N, H, W, C); got {frames.dtype} {frames.shape}")
+    # NOTE: the frames stay uint8 until the one copy that makes the float clip, unless a resize
+    # needs floats first: cropping and flipping commute exactly with the conversion, and
+    # converting only the crop is most of the speed of this function.
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # (N*T, C, H, W)
     three = test_mode and test_crop == "three"
     new_h, new_w = rescale_short_side(x.shape[-2], x.shape[-1], crop_size if three else short_side)
-    x = resize(x, new_h, new_w)  # -> (N*T, C, H', W'), min(H', W') == short_side
+    if x.shape[-2:] != (new_h, new_w):
+        x = resize(x.float(), new_h, new_w)  # -> (N*T, C, H', W'), min(H', W') == short_side
     if three:
         offsets = three_crop_offsets(new_h, new_w, crop_size)
-        views = [crop(x, top, left, crop_size) for top, left in offsets]
-        x = normalize(torch.cat(views), mean, std)  # (3*N*T, C, S, S), crop-major
-        return to_clips(x, 3 * num_clips)  # -> (3N, C, T, S, S)
+        views = torch.cat([crop(x, top, left, crop_size) for top, left in offsets])
+        return _normalized_clips(views, 3 * num_clips, mean, std)  # crop-major (3N, C, T, S, S)
     if test_mode:
         top, left = center_crop_offsets(new_h, new_w, crop_size)
         x = crop(x, top, left, crop_size)  # -> (N*T, C, S, S)
@@ -201,8 +206,23 @@ def transform_frames(
         # NOTE: drawn after the crop, so turning flip off keeps the same crops for a seed.
         if flip and rng.random() < 0.5:
             x = hflip(x)
-    x = normalize(x, mean, std)
-    return to_clips(x, num_clips)  # -> (N, C, T, S, S)
+    return _normalized_clips(x, num_clips, mean, std)  # -> (N, C, T, S, S)
+
+
+def _normalized_clips(
+    x: torch.Tensor, num_clips: int, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """``(num_clips * T, C, H, W)`` (uint8 or float, any strides) -> normalised float32
+    ``(num_clips, C, T, H, W)`` in one copy; the same numbers as :func:`normalize` followed by
+    :func:`to_clips`."""
+    n, c, h, w = x.shape
+    if n % num_clips:
+        raise ValueError(f"{n} frames do not split into {num_clips} clips")
+    clips = x.reshape(num_clips, n // num_clips, c, h, w).permute(0, 2, 1, 3, 4)
+    out = torch.empty(clips.shape, dtype=torch.float32)
+    out.copy_(clips)
+    out.sub_(torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1, 1))
+    return out.div_(torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1, 1))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

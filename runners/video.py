@@ -69,6 +69,12 @@ __all__ = [
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 
 
+# Measured on H.264 (GOP 32, B-frames, 340x256, one thread): seeking at every keyframe made a
+# dense 32x2 clip 14% slower and a 32x4 clip 9-13% slower than decoding through gaps of up to
+# 2-4 frames; gaps of 8 were no better (benchmarks/bench_video_loading.py measures the whole).
+SEEK_GAP_FRAMES = 4
+
+
 class VideoDecodeError(R3dnasError):
     """A video file cannot be opened or decoded (corrupt, truncated, no video stream, ...)."""
 
@@ -265,13 +271,15 @@ class VideoReader:
     def _runs(self, wanted: Sequence[int]) -> list[tuple[int, list[int]]]:
         """Group sorted wanted frames into runs decoded from one keyframe each.
 
-        A new run (one more seek) starts when the next wanted frame's keyframe lies after the
-        previous wanted frame: decoding the gap would cost more than restarting there.
+        A new run (one more seek) starts when the next wanted frame's keyframe lies more than
+        ``SEEK_GAP_FRAMES`` frames after the previous wanted frame: a seek (and the decoder
+        flush that goes with it) costs about as much as decoding a few frames, so dense clips
+        decode straight through keyframes and sparse ones jump.
         """
         runs: list[tuple[int, list[int]]] = []
         for i in wanted:
             k = self._key_index[bisect.bisect_right(self._key_index, i) - 1]
-            if runs and k <= runs[-1][1][-1]:
+            if runs and k - runs[-1][1][-1] <= SEEK_GAP_FRAMES:
                 runs[-1][1].append(i)
             else:
                 runs.append((k, [i]))

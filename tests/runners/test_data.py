@@ -321,6 +321,8 @@ def test_reader_returns_exactly_the_requested_frames(
             np.testing.assert_array_equal(slow.read(inds), reference[inds])
         assert reader.read([39, 0, 39]).shape == (3, 48, 64, 3)
         assert reader.fallbacks == 0  # the seeking path did the work
+        assert len(reader._runs([0, 39])) == 2  # far apart: one seek each
+        assert len(reader._runs(list(range(0, 40, 2)))) == 1  # dense: through the keyframes
         with pytest.raises(IndexError, match="40"):
             reader.read([40])
 
@@ -442,6 +444,32 @@ def test_transform_frames_three_crops():
             frames, num_clips=2, short_side=40, crop_size=32, test_mode=True, flip=False,
             mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), test_crop="ten",
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("test_mode", [True, False])
+@pytest.mark.parametrize(("height", "width"), [(36, 48), (40, 50)])  # no resize / a resize
+def test_transform_frames_equals_the_step_by_step_reference(test_mode, height, width):
+    """The fused uint8 path gives bit-identical clips to float -> resize -> crop -> flip ->
+    normalize -> to_clips, built from the public steps."""
+    frames = np.random.default_rng(3).integers(0, 256, (6, height, width, 3), dtype=np.uint8)
+    args = dict(num_clips=2, short_side=36, crop_size=32, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    for seed in range(6):  # both flip outcomes
+        got = transform_frames(
+            frames, test_mode=test_mode, flip=True, rng=np.random.default_rng(seed), **args
+        )
+        rng = np.random.default_rng(seed)
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+        h, w = rescale_short_side(height, width, 36)
+        x = torch.nn.functional.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        if test_mode:
+            top, left = center_crop_offsets(h, w, 32)
+        else:
+            top, left = random_crop_offsets(h, w, 32, rng)
+        x = x[..., top : top + 32, left : left + 32]
+        if not test_mode and rng.random() < 0.5:
+            x = hflip(x)
+        want = to_clips(normalize(x, IMAGENET_MEAN, IMAGENET_STD), 2)
+        assert torch.equal(got, want), seed
 
 
 def test_small_transforms():
