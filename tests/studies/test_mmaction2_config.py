@@ -272,3 +272,21 @@ def test_cli_exports_a_video_study_as_a_training_config(
     assert (sample["clip_len"], sample["frame_interval"], sample["num_clips"]) == (4, 2, 2)
     assert cfg.optim_wrapper.optimizer.type == "AdamW" and cfg.optim_wrapper.optimizer.lr == 0.003
     assert cfg.train_cfg.max_epochs == 1
+
+
+def test_unreadable_training_list_falls_back_to_a_stated_warmup(tmp_path: Path) -> None:
+    """Exporting on a machine without the data (the GPU box has it): the config still parses,
+    and says why its warm-up start differs from r3dnas's."""
+    data = DataConfig(
+        kind="video_list", root="/data/k400", train_list="/data/k400/train.txt",
+        val_list="/data/k400/val.txt", num_classes=400, clip_len=4, resolution=32,
+    )  # fmt: skip
+    text = mmaction2_config_text(
+        NETWORK.to_dict(), num_classes=400, data=data, train=TrainConfig(epochs=4)
+    )
+    assert "warm-up starts at 0.1 x lr: the training list was not readable" in text
+    path = tmp_path / "exported.py"
+    path.write_text(text)
+    cfg = Config.fromfile(str(path))
+    assert cfg.param_scheduler[0]["start_factor"] == 0.1
+    assert cfg.train_dataloader.dataset.ann_file == "/data/k400/train.txt"
