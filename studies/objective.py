@@ -257,7 +257,11 @@ class TrialRunner:
         if violated:
             raise Infeasible("constraint violated before training: " + "; ".join(violated))
 
-        needs_latency = spec.measure.measure_latency or "latency_ms" in spec.objective_names
+        needs_latency = (
+            spec.measure.measure_latency
+            or "latency_ms" in spec.objective_names
+            or spec.constraints.max_latency_ms is not None  # a budget needs its measurement
+        )
         if needs_latency:
             from runners.latency import measure_latency
 

@@ -11,7 +11,8 @@ names the key and its section)::
     [constraints]  max_gflops, max_params_m, max_latency_ms
     [wandb]        mode, project, entity
 
-Shipped specs live in ``studies/presets/``; :func:`load_spec` takes their name or a path.
+Every key, its default and meaning: ``docs/spec.md`` (a test keeps it complete). Shipped specs
+live in ``studies/presets/``; :func:`load_spec` takes their name or a path.
 The raw TOML tables are kept (``spec.raw``) so they can be logged beside each trial.
 """
 
@@ -183,11 +184,7 @@ def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) ->
 
 
 def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
-    allowed = (
-        "name", "objectives", "sampler", "seed", "n_trials", "timeout_s", "enqueue_presets",
-        "n_startup_trials", "pruner",
-    )  # fmt: skip
-    _check_keys("study", table, allowed)
+    _check_keys("study", table, tuple(StudySection.__dataclass_fields__))
     objectives_raw = table.get("objectives", ["top1:max", "gflops:min", "latency_ms:min"])
     if isinstance(objectives_raw, str) or not isinstance(objectives_raw, list):
         raise ConfigError(
@@ -278,9 +275,11 @@ def _parse_constraints(table: Mapping[str, Any]) -> Constraints:
     return Constraints(**values)
 
 
+WANDB_KEYS = ("mode", "project", "entity")
+
+
 def _parse_wandb(table: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = ("mode", "project", "entity")
-    _check_keys("wandb", table, allowed)
+    _check_keys("wandb", table, WANDB_KEYS)
     mode = table.get("mode", "offline")
     if mode not in ("offline", "online", "disabled"):
         raise ConfigError(

@@ -174,6 +174,25 @@ def test_an_infeasible_trial_is_recorded_and_never_trained(tmp_path: Path) -> No
         assert t.system_attrs["constraints:gflops"] > 0
 
 
+def test_a_latency_budget_is_enforced_even_when_latency_is_not_measured_otherwise(
+    tmp_path: Path,
+) -> None:
+    spec = _spec(
+        tmp_path,
+        study={"n_trials": 1, "objectives": ["top1:max", "gflops:min"]},
+        measure={"measure_latency": False},
+        constraints={"max_latency_ms": 1e-6},
+    )
+    launch(spec, study_name="budget", storage=_url(tmp_path, "b"), runs_dir=tmp_path,
+           progress=False, wandb_mode="disabled", print_pareto=False)  # fmt: skip
+    study = optuna.load_study(study_name="budget", storage=_url(tmp_path, "b"))
+    assert study.trials
+    for t in study.trials:
+        assert t.user_attrs["state"] == "infeasible"
+        assert t.user_attrs["fail_reason"].startswith("constraint violated before training")
+        assert "latency_ms" in t.user_attrs["fail_reason"]
+
+
 def test_interrupt_then_resume(tmp_path: Path) -> None:
     """SIGINT mid-trial marks the trial; the next launch re-runs it and finishes the study."""
     url = _url(tmp_path, "resume")
