@@ -218,7 +218,7 @@ def ablate(
     import pandas as pd
     from optuna.trial import TrialState
 
-    from studies.launch import _tracker, run_local
+    from studies.launch import _tracker, check_data, run_local
     from studies.objective import TrialRunner
     from studies.spec import StudySpec, load_spec
     from studies.storage import display_url, resolve_storage_url
@@ -232,6 +232,7 @@ def ablate(
         raise ConfigError(f"--seeds must be a positive int; got {seeds}")
     name = study_name or f"{spec.study.name}-ablation"
     url = resolve_storage_url(storage, study_name=name, runs_dir=runs_dir)
+    datasets = check_data(spec)
     study, total = prepare_ablation(
         spec, factors=factors, seeds=seeds, study_name=name, storage_url=url, runs_dir=runs_dir
     )
@@ -251,7 +252,7 @@ def ablate(
         except KeyboardInterrupt:
             interrupted = True
     else:
-        runner = TrialRunner(spec, tracker=tracker)
+        runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
         interrupted = run_local(
             study,
             runner,

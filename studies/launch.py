@@ -381,6 +381,18 @@ def run_local(
     )
 
 
+def check_data(spec: Any) -> tuple[Any, Any]:
+    """The spec's ``(train, val)`` datasets, built before any study or trial exists.
+
+    Why: every trial trains on them, so a missing list or file, a bad label or an empty list is
+    one clear error at the start, not a failure recorded on trial after trial (each of which
+    may first spend minutes measuring latency).
+    """
+    from runners.data import build_datasets
+
+    return build_datasets(spec.data)
+
+
 def launch(
     spec: Any = None,
     *,
@@ -426,6 +438,7 @@ def launch(
         raise ConfigError(f"--n-trials must be a positive int; got {budget}")
     if workers < 1:
         raise ConfigError(f"--workers must be a positive int; got {workers}")
+    datasets = check_data(spec)
     from studies.workers import _settings, spawn_workers
 
     settings = _settings(heartbeat_s, grace_s)
@@ -445,7 +458,7 @@ def launch(
         except KeyboardInterrupt:
             interrupted = True
     else:
-        runner = TrialRunner(spec, tracker=tracker)
+        runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
         interrupted = run_local(
             study, runner, n_trials=budget, timeout_s=spec.study.timeout_s, settings=settings,
             progress=progress, label=name,

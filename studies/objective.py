@@ -85,13 +85,20 @@ def library_versions() -> dict[str, str]:
 class TrialRunner:
     """Measures trials of one study spec; datasets are built once and shared by all trials."""
 
-    def __init__(self, spec: Any, *, tracker: Any | None = None, progress: bool = False) -> None:
+    def __init__(
+        self,
+        spec: Any,
+        *,
+        tracker: Any | None = None,
+        progress: bool = False,
+        datasets: tuple[Any, Any] | None = None,
+    ) -> None:
         self.spec = spec
         self.tracker = tracker
         self.progress = progress
         # NOTE: set by the run loop to show one quiet status line (trial, epoch, accuracy).
         self.status: Callable[[str], None] | None = None
-        self._datasets: tuple[Any, Any] | None = None
+        self._datasets: tuple[Any, Any] | None = datasets
 
     # ------------------------------------------------------------------ helpers
     def datasets(self) -> tuple[Any, Any]:

@@ -153,7 +153,7 @@ def worker(
     import optuna
     from optuna.trial import TrialState
 
-    from studies.launch import _tracker, build_pruner, build_sampler, run_local
+    from studies.launch import _tracker, build_pruner, build_sampler, check_data, run_local
     from studies.objective import TrialRunner
     from studies.reproduce import _spec_of
     from studies.storage import resolve_storage_url
@@ -165,6 +165,7 @@ def worker(
     if budget is None:
         raise ConfigError(f"study {study_name!r} records no n_trials; start it with r3dnas launch")
     spec = _spec_for_device(_spec_of(probe), device)
+    datasets = check_data(spec)  # a missing file is one error now, not a failure per trial
     # NOTE: each worker gets its own sampler seed (the spec's + pid), or workers started
     # together would all propose the same first parameters.
     worker_spec = dataclasses.replace(
@@ -178,7 +179,7 @@ def worker(
     )
     runs_dir = Path(study.user_attrs.get("runs_dir", "runs"))
     tracker = _tracker(spec, study_name, wandb_mode, runs_dir / study_name)
-    runner = TrialRunner(spec, tracker=tracker)
+    runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
     run_local(
         study, runner, n_trials=int(budget), timeout_s=spec.study.timeout_s, settings=settings,
         progress=progress, label=f"{study_name} worker {os.getpid()}",

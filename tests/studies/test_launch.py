@@ -193,6 +193,27 @@ def test_a_latency_budget_is_enforced_even_when_latency_is_not_measured_otherwis
         assert "latency_ms" in t.user_attrs["fail_reason"]
 
 
+def test_missing_data_is_one_error_before_the_study_exists(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from studies.cli import main
+
+    spec = TINY.read_text().split("[data]")[0] + (
+        '[data]\nkind = "video_list"\ntrain_list = "missing.txt"\nval_list = "missing.txt"\n'
+        "num_classes = 2\n" + "[train]" + TINY.read_text().split("[train]")[1]
+    )
+    path = tmp_path / "missing.toml"
+    path.write_text(spec)
+    url = _url(tmp_path, "missing")
+    started = time.perf_counter()
+    code = main(["launch", str(path), "--storage", url, "--wandb", "disabled", "--quiet"])
+    assert code == 2 and time.perf_counter() - started < 30
+    err = capsys.readouterr().err.strip()
+    assert "train_list: list file" in err and "missing.txt does not exist" in err
+    assert "\n" not in err
+    assert optuna.get_all_study_names(storage=url) == []  # nothing was created
+
+
 def test_interrupt_then_resume(tmp_path: Path) -> None:
     """SIGINT mid-trial marks the trial; the next launch re-runs it and finishes the study."""
     url = _url(tmp_path, "resume")
