@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import statistics
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
@@ -123,18 +123,17 @@ def _probe(path: str) -> tuple[int, float | None, str] | str:
 def _probe_all(
     paths: Sequence[str], workers: int, advance: Callable[[int], None]
 ) -> list[tuple[int, float | None, str] | str]:
+    def collect(results: Iterable[tuple[int, float | None, str] | str]) -> list[Any]:
+        out = []
+        for result in results:
+            out.append(result)
+            advance(1)
+        return out
+
     if workers <= 1:
-        results = []
-        for path in paths:
-            results.append(_probe(path))
-            advance(1)
-        return results
+        return collect(map(_probe, paths))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        results = []
-        for result in pool.map(_probe, paths, chunksize=8):
-            results.append(result)
-            advance(1)
-        return results
+        return collect(pool.map(_probe, paths, chunksize=8))
 
 
 def _split_report(
