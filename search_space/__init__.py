@@ -15,7 +15,13 @@ from search_space.canonical import canonicalize
 from search_space.config import ARCH_SETTINGS, InflateStyle, ResNet3dConfig, Style
 from search_space.cost import CostResult, cost
 from search_space.dimensions import PATTERN_FAMILIES, Choice, Fixed, expand_pattern
-from search_space.errors import ConfigError, MissingDependencyError, R3dnasError, TrialFailure
+from search_space.errors import (
+    ConfigError,
+    ConfigTypeError,
+    MissingDependencyError,
+    R3dnasError,
+    TrialFailure,
+)
 from search_space.plan import NetworkPlan, plan_network
 from search_space.presets import PRESETS, preset, preset_names
 from search_space.shapes import ShapeTable, output_shapes, parse_input_shape
@@ -56,6 +62,7 @@ __all__ = [
     "Bottleneck3d",
     "Choice",
     "ConfigError",
+    "ConfigTypeError",
     "CostResult",
     "Fixed",
     "InfeasibleConfig",

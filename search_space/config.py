@@ -12,7 +12,12 @@ Two normalisations happen on construction, both mirroring what mmaction2 does im
 * Sequences become tuples and ``conv1_kernel`` an int becomes a triple.
 
 Everything else is validated, not coerced: a bad value raises :class:`ConfigError` naming the
-field, the value and what is allowed, before any tensor is built.
+field, the value and what is allowed, before any tensor is built; a value of the wrong type
+(``pretrained=[...]``, ``spatial_strides=2``) raises its subclass :class:`ConfigTypeError`, which
+is also a ``TypeError`` as in mmaction2.
+
+The config is keyword-only on purpose; :class:`search_space.ResNet3d`'s constructor is the one
+that also takes mmaction2's positional order.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from search_space.errors import ConfigError
+from search_space.errors import ConfigError, ConfigTypeError
 
 __all__ = [
     "ARCH_SETTINGS",
@@ -247,7 +252,7 @@ def _is_int(value: Any) -> bool:
 
 def _as_tuple(name: str, value: Any) -> tuple[Any, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ConfigError(f"{name} must be a sequence of ints; got {value!r}")
+        raise ConfigTypeError(f"{name} must be a sequence of ints; got {value!r}")
     return tuple(value)
 
 
@@ -329,7 +334,7 @@ def _normalize(config: ResNet3dConfig) -> None:
     for name in ("conv_cfg", "norm_cfg", "act_cfg", "non_local_cfg"):
         value = getattr(c, name)
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{name} must be a dict; got {value!r}")
+            raise ConfigTypeError(f"{name} must be a dict; got {value!r}")
         _set(c, name, copy.deepcopy(dict(value)))
     if isinstance(c.style, StrEnum):
         _set(c, "style", c.style.value)
@@ -341,19 +346,24 @@ def _check_positive_ints(name: str, values: tuple[Any, ...], length: int | None 
     if length is not None and len(values) != length:
         raise ConfigError(f"{name} has {len(values)} entries but num_stages is {length}")
     for v in values:
-        if not _is_int(v) or v < 1:
+        if not _is_int(v):
+            raise ConfigTypeError(f"{name} entries must be positive ints; got {list(values)}")
+        if v < 1:
             raise ConfigError(f"{name} entries must be positive ints; got {list(values)}")
 
 
 def _check_positive_int(name: str, value: Any) -> None:
-    if not _is_int(value) or value < 1:
+    if not _is_int(value):
+        raise ConfigTypeError(f"{name} must be a positive int; got {value!r}")
+    if value < 1:
         raise ConfigError(f"{name} must be a positive int; got {value!r}")
 
 
 def _validate(c: ResNet3dConfig) -> None:
     n = c.num_stages
     if c.pretrained is not None and not isinstance(c.pretrained, str):
-        raise ConfigError(f"pretrained must be a file path or null; got {c.pretrained!r}")
+        # NOTE: a TypeError too, as mmaction2 raises (its tests expect it).
+        raise ConfigTypeError(f"pretrained must be a file path or null; got {c.pretrained!r}")
     _check_positive_int("in_channels", c.in_channels)
     _check_positive_int("base_channels", c.base_channels)
     if not c.out_indices:

@@ -6,7 +6,13 @@ line on stderr and exit code 2, while anything else stays a bug with its traceba
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "MissingDependencyError", "R3dnasError", "TrialFailure"]
+__all__ = [
+    "ConfigError",
+    "ConfigTypeError",
+    "MissingDependencyError",
+    "R3dnasError",
+    "TrialFailure",
+]
 
 
 class R3dnasError(Exception):
@@ -15,6 +21,15 @@ class R3dnasError(Exception):
 
 class ConfigError(R3dnasError, ValueError):
     """A configuration, spec or argument is invalid; the message names the field."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A value has the wrong type (a list where a path or ``None`` belongs, ...).
+
+    Also a ``TypeError`` because mmaction2 raises one for these (``pretrained`` that is neither a
+    string nor ``None``), and code written against it catches that; as a :class:`ConfigError` the
+    CLI still reports it in one line.
+    """
 
 
 class MissingDependencyError(R3dnasError, ImportError):

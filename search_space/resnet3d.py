@@ -1,10 +1,13 @@
 """``ResNet3d``: mmaction2's I3D-style inflated 3D ResNet, built from a validated config.
 
-Same constructor arguments and defaults, same ``state_dict`` keys, same outputs as
-``mmaction.models.backbones.ResNet3d`` (mmaction2 1.2), with three deliberate differences:
+Same constructor arguments (positional order included), defaults, ``state_dict`` keys and
+outputs as ``mmaction.models.backbones.ResNet3d`` (mmaction2 1.2), with three deliberate
+differences:
 
 * every argument is validated up front (:class:`~search_space.config.ResNet3dConfig`), so a bad
-  one is a one-line :class:`ConfigError`, not an ``assert`` or a crash mid-forward;
+  one is a one-line :class:`ConfigError` (a ``ValueError``) where mmaction2 asserts or crashes
+  mid-forward, and a wrong type a :class:`ConfigTypeError` (also a ``TypeError``, which
+  mmaction2 raises for a non-string ``pretrained``);
 * ``train()`` returns ``self`` (mmaction2's returns ``None``, which breaks chaining);
 * ``init_weights()`` reports every 2D-checkpoint mismatch by name instead of logging some.
 
@@ -15,6 +18,8 @@ which adds zero-init of the last BN of each residual branch and loads ``pretrain
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -24,9 +29,17 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from search_space.blocks import BasicBlock3d, Bottleneck3d, build_block, build_conv_module
 from search_space.config import ResNet3dConfig
+from search_space.errors import ConfigError
 from search_space.plan import NetworkPlan, plan_network
 
 __all__ = ["ResNet3d", "build_resnet3d"]
+
+# mmaction2's dict defaults, read-only so that no call can change the next call's default;
+# ResNet3dConfig copies them into plain dicts.
+_CONV_CFG: Mapping[str, Any] = MappingProxyType({"type": "Conv3d"})
+_NORM_CFG: Mapping[str, Any] = MappingProxyType({"type": "BN3d", "requires_grad": True})
+_ACT_CFG: Mapping[str, Any] = MappingProxyType({"type": "ReLU", "inplace": True})
+_NON_LOCAL_CFG: Mapping[str, Any] = MappingProxyType({})
 
 
 class ResNet3d(nn.Module):
@@ -36,11 +49,97 @@ class ResNet3d(nn.Module):
     ``out_indices`` (a single tensor when there is one index, else a tuple).
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        # NOTE: kwargs exist only to accept exactly mmaction2's keyword arguments; they are
-        # validated by ResNet3dConfig.from_dict, which rejects unknown names.
+    def __init__(
+        self,
+        depth: int = 50,
+        pretrained: str | None = None,
+        stage_blocks: Sequence[int] | None = None,
+        pretrained2d: bool = True,
+        in_channels: int = 3,
+        num_stages: int = 4,
+        base_channels: int = 64,
+        out_indices: Sequence[int] = (3,),
+        spatial_strides: Sequence[int] = (1, 2, 2, 2),
+        temporal_strides: Sequence[int] = (1, 1, 1, 1),
+        dilations: Sequence[int] = (1, 1, 1, 1),
+        conv1_kernel: int | Sequence[int] = (3, 7, 7),
+        conv1_stride_s: int = 2,
+        conv1_stride_t: int = 1,
+        pool1_stride_s: int = 2,
+        pool1_stride_t: int = 1,
+        with_pool1: bool = True,
+        with_pool2: bool = True,
+        style: str = "pytorch",
+        frozen_stages: int = -1,
+        inflate: int | Sequence[int | Sequence[int]] = (1, 1, 1, 1),
+        inflate_style: str = "3x1x1",
+        conv_cfg: Mapping[str, Any] = _CONV_CFG,
+        norm_cfg: Mapping[str, Any] = _NORM_CFG,
+        act_cfg: Mapping[str, Any] = _ACT_CFG,
+        norm_eval: bool = False,
+        with_cp: bool = False,
+        non_local: int | Sequence[int | Sequence[int]] = (0, 0, 0, 0),
+        non_local_cfg: Mapping[str, Any] = _NON_LOCAL_CFG,
+        zero_init_residual: bool = True,
+        init_cfg: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Take mmaction2's ``ResNet3d.__init__`` arguments, in its order and with its defaults.
+
+        Why a full signature here when configs are keyword-only: the config is our typed record
+        (``ResNet3dConfig``, keyword-only so a field can never be bound by position by mistake),
+        while this constructor is the drop-in for mmaction2's class, and code written for
+        mmaction2 calls it positionally (``ResNet3d(50, None, pretrained2d=False)``, as its own
+        tests do). So it binds exactly mmaction2's positional order and hands every value to
+        ``ResNet3dConfig``, which validates it; a test keeps this signature equal to the
+        config's fields and to mmaction2's. Two differences: an unknown keyword is a
+        ``TypeError`` (mmaction2 swallows it in ``**kwargs``), and ``init_cfg`` (an mmengine
+        hook) must be ``None``.
+
+        Raises:
+            ConfigError: An invalid value (a ``ValueError``; mmaction2 asserts).
+            ConfigTypeError: A value of the wrong type, e.g. ``pretrained`` neither a string nor
+                ``None`` (a ``ConfigError`` and a ``TypeError``, as mmaction2 raises).
+        """
         super().__init__()
-        config = ResNet3dConfig.from_dict(kwargs)
+        if init_cfg is not None:
+            raise ConfigError(
+                f"init_cfg is not supported; got {init_cfg!r}; use pretrained (or load weights "
+                "after init_weights())"
+            )
+        config = ResNet3dConfig.from_dict(
+            {
+                "depth": depth,
+                "pretrained": pretrained,
+                "stage_blocks": stage_blocks,
+                "pretrained2d": pretrained2d,
+                "in_channels": in_channels,
+                "num_stages": num_stages,
+                "base_channels": base_channels,
+                "out_indices": out_indices,
+                "spatial_strides": spatial_strides,
+                "temporal_strides": temporal_strides,
+                "dilations": dilations,
+                "conv1_kernel": conv1_kernel,
+                "conv1_stride_s": conv1_stride_s,
+                "conv1_stride_t": conv1_stride_t,
+                "pool1_stride_s": pool1_stride_s,
+                "pool1_stride_t": pool1_stride_t,
+                "with_pool1": with_pool1,
+                "with_pool2": with_pool2,
+                "style": style,
+                "frozen_stages": frozen_stages,
+                "inflate": inflate,
+                "inflate_style": inflate_style,
+                "conv_cfg": conv_cfg,
+                "norm_cfg": norm_cfg,
+                "act_cfg": act_cfg,
+                "norm_eval": norm_eval,
+                "with_cp": with_cp,
+                "non_local": non_local,
+                "non_local_cfg": non_local_cfg,
+                "zero_init_residual": zero_init_residual,
+            }
+        )
         self._build(config)
 
     @classmethod

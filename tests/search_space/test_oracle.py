@@ -7,12 +7,14 @@ the same frozen parameters, and the same gradients.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 from mmaction_oracle import load_reference
 from random_configs import sample
 
-from search_space import ResNet3d
+from search_space import ResNet3d, ResNet3dConfig
 
 QUICK_SEEDS = range(24)
 SLOW_SEEDS = range(1000, 1200)
@@ -117,3 +119,32 @@ def test_random_configs_cover_the_space() -> None:
         assert len(seen[key]) == 2
     for key, values in seen.items():
         assert len(values) >= 2, key
+
+
+def test_constructor_signature_is_mmaction2s() -> None:
+    """Same parameter names, order and defaults; mmaction2 ends with ``**kwargs``, we don't."""
+    theirs = list(inspect.signature(load_reference().ResNet3d).parameters.values())
+    assert theirs[-1].kind is inspect.Parameter.VAR_KEYWORD
+    ours = list(inspect.signature(ResNet3d).parameters.values())
+    assert [p.name for p in ours] == [p.name for p in theirs[:-1]]
+    for a, b in zip(ours, theirs, strict=False):
+        assert a.kind == b.kind and a.default == b.default, a.name
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_positional_arguments_build_mmaction2s_network(seed: int) -> None:
+    kwargs, shape = sample(seed, small_blocks=True)
+    every = ResNet3dConfig(**kwargs).to_dict()  # all 30 arguments, as plain values
+    ordered = [every[name] for name in inspect.signature(ResNet3d).parameters if name in every]
+    assert len(ordered) == 30
+    torch.manual_seed(seed)
+    reference = load_reference().ResNet3d(*ordered)
+    ours = ResNet3d(*ordered)
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    ours.load_state_dict(reference.state_dict())
+    reference.eval()
+    ours.eval()
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        for a, b in zip(_as_tuple(reference(x)), _as_tuple(ours(x)), strict=True):
+            assert torch.equal(a, b)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from typing import Any
+
 import pytest
 import torch
 from resnet2d import Basic2d, Bottleneck2d, ResNet2d, randomize
@@ -7,6 +11,7 @@ from resnet2d import Basic2d, Bottleneck2d, ResNet2d, randomize
 from search_space import (
     PRESETS,
     ConfigError,
+    ConfigTypeError,
     ResNet3d,
     ResNet3dConfig,
     build_resnet3d,
@@ -151,3 +156,91 @@ def test_pretrained_file_is_inflated_by_init_weights(tmp_path) -> None:  # type:
     assert torch.allclose(w3, w2.unsqueeze(2).expand_as(w3) / 3)
     with pytest.raises(ConfigError, match="not found"):
         build_resnet3d(config.replace(pretrained=str(tmp_path / "missing.pth")))
+
+
+# ---------------------------------------------------------------------- mmaction2's constructor
+def test_constructor_binds_the_config_fields_in_order() -> None:
+    params = list(inspect.signature(ResNet3d).parameters.values())
+    names = [p.name for p in params]
+    assert names == [f.name for f in dataclasses.fields(ResNet3dConfig)] + ["init_cfg"]
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+    small = {"base_channels": 4}
+    assert ResNet3d(**small).config == ResNet3dConfig(**small)  # same defaults
+
+
+def test_positional_arguments_build_what_keywords_build() -> None:
+    kwargs = {
+        "depth": 18,
+        "pretrained": None,
+        "stage_blocks": (1, 2, 1),
+        "pretrained2d": False,
+        "in_channels": 2,
+        "num_stages": 3,
+        "base_channels": 4,
+        "out_indices": (1, 2),
+        "spatial_strides": (1, 2, 1),
+        "temporal_strides": (1, 2, 1),
+        "dilations": (1, 1, 2),
+        "conv1_kernel": (1, 3, 3),
+        "conv1_stride_s": 1,
+        "conv1_stride_t": 2,
+        "pool1_stride_s": 1,
+        "pool1_stride_t": 2,
+        "with_pool1": False,
+        "with_pool2": False,
+        "style": "caffe",
+        "frozen_stages": 1,
+        "inflate": (0, (1, 0), 1),
+        "inflate_style": "3x3x3",
+        "conv_cfg": {"type": "Conv3d"},
+        "norm_cfg": {"type": "BN3d", "requires_grad": False},
+        "act_cfg": {"type": "ReLU", "inplace": False},
+        "norm_eval": True,
+        "with_cp": True,
+        "non_local": (0, 0, 0),
+        "non_local_cfg": {},
+        "zero_init_residual": False,
+    }
+    by_position = ResNet3d(*kwargs.values())
+    assert by_position.config == ResNet3d(**kwargs).config == ResNet3dConfig(**kwargs)
+    assert by_position.config.style == "caffe" and by_position.config.frozen_stages == 1
+    # mmaction2's own tests' spelling
+    assert ResNet3d(18, None, pretrained2d=False, base_channels=4).config == ResNet3dConfig(
+        depth=18, pretrained2d=False, base_channels=4
+    )
+
+
+@pytest.mark.parametrize("pretrained", [["resnet", "bninception"], 3, {"path": "x.pth"}])
+def test_a_non_string_pretrained_is_a_type_error(pretrained: object) -> None:
+    with pytest.raises(TypeError, match="pretrained") as info:
+        ResNet3d(34, pretrained)  # type: ignore[arg-type]
+    # still one-line ConfigError for the CLI
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("error", "call"),
+    [
+        (TypeError, lambda: ResNet3d(18, None, None, True, 3, 4, 4, (3,), base_channels=4)),
+        (TypeError, lambda: ResNet3d(*[None] * 32)),  # one more than depth..init_cfg
+        (TypeError, lambda: ResNet3d(18, base_channels=4, num_block=2)),
+        (ConfigError, lambda: ResNet3d(18, base_channels=4, init_cfg={"type": "Kaiming"})),
+        (ConfigError, lambda: ResNet3d(18, None, num_stages=5)),
+    ],
+    ids=["twice", "too-many", "unknown-keyword", "init_cfg", "num_stages"],
+)
+def test_constructor_rejects_what_python_or_the_config_rejects(
+    error: type[Exception], call: Any
+) -> None:
+    with pytest.raises(error):
+        call()
+
+
+def test_wrong_types_are_type_errors_and_wrong_values_are_not() -> None:
+    with pytest.raises(ConfigTypeError, match="spatial_strides"):
+        ResNet3d(18, None, spatial_strides=2)  # type: ignore[arg-type]
+    with pytest.raises(ConfigTypeError, match="norm_cfg"):
+        ResNet3d(18, None, norm_cfg="BN3d")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="base_channels") as info:
+        ResNet3d(18, None, base_channels=0)
+    assert not isinstance(info.value, TypeError)
