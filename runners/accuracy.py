@@ -67,12 +67,12 @@ class TrainConfig:
         dropout: Dropout probability of the I3D head.
         seed: Seeds model init, data order, dropout and the global python/numpy/torch RNGs.
             On CPU the same TrainConfig gives identical results on the same machine and torch
-            build; ``num_threads`` is part of that (it changes the order of float sums),
-            ``num_workers`` is not (for datasets whose items do not depend on the worker).
+            build; ``num_threads`` is part of that (it changes the order of float sums), the
+            DataLoader's ``num_workers`` is not (for datasets whose items do not depend on the
+            worker).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         amp: Mixed precision; ``"auto"`` means on for CUDA, off on CPU (where it is an error).
         channels_last: ``channels_last_3d`` memory format; ``"auto"`` means on for CUDA.
-        num_workers: DataLoader worker processes (0 loads in the training process).
         num_threads: CPU threads for torch ops during the call (restored afterwards); ``None``
             keeps the process setting. Set it when several trials share a machine: an
             oversubscribed CPU can be many times slower than one thread per process.
@@ -93,7 +93,6 @@ class TrainConfig:
     device: str = "auto"
     amp: bool | str = "auto"
     channels_last: bool | str = "auto"
-    num_workers: int = 0
     num_threads: int | None = None
     grad_clip: float | None = None
     eval_every: int = 1
@@ -106,7 +105,6 @@ class TrainConfig:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("eval_every", 1)):
             _check_int(name, getattr(self, name), minimum)
         _check_int("seed", self.seed, 0)
-        _check_int("num_workers", self.num_workers, 0)
         if self.num_threads is not None:
             _check_int("num_threads", self.num_threads, 1)
         if self.optimizer not in OPTIMIZERS:
@@ -143,6 +141,13 @@ class TrainConfig:
         """Build from ``to_dict()`` output; unknown keys are rejected by name."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"a train config must be a mapping; got {type(data).__name__}")
+        if "num_workers" in data:
+            # NOTE: one setting, one home: the loader workers belong to the data (DataConfig),
+            # which both training and the mmaction2 export read.
+            raise ConfigError(
+                "num_workers is no longer a train setting; move it to [data] num_workers "
+                "(DataConfig.num_workers), which training and the mmaction2 export both use"
+            )
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -176,6 +181,8 @@ class AccuracyResult:
             start through ``/proc/self/clear_refs``) or ``"process_peak_rss_lifetime"`` (the
             same, not resettable here, so it covers the whole process lifetime).
         device: The device trained on, e.g. ``"cpu"`` or ``"cuda:0"``.
+        amp: Whether it trained in mixed precision (float16 autocast + GradScaler): the
+            resolved ``TrainConfig.amp`` (``"auto"`` is on for CUDA only).
         seed: ``TrainConfig.seed``.
         num_params: Trainable and frozen parameters of backbone + head.
     """
@@ -191,6 +198,7 @@ class AccuracyResult:
     peak_memory_mb: float
     peak_memory_source: str
     device: str
+    amp: bool
     seed: int
     num_params: int
 
@@ -208,6 +216,7 @@ def train_and_evaluate(
     train_cfg: TrainConfig,
     *,
     num_classes: int,
+    num_workers: int = 0,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
     checkpoint_path: str | Path | None = None,
@@ -223,6 +232,8 @@ def train_and_evaluate(
         val_set: Validation clips.
         train_cfg: Optimiser, schedule, device and seed.
         num_classes: Classifier outputs.
+        num_workers: DataLoader worker processes (0 loads in the training process); a study
+            passes its ``DataConfig.num_workers``.
         on_epoch: Called after every epoch with ``(epoch, metrics)`` (the history entry). It may
             raise (e.g. ``optuna.TrialPruned``) to stop training; the exception propagates.
         progress: Print one line per epoch to stderr.
@@ -239,6 +250,7 @@ def train_and_evaluate(
         ConfigError: When the device, AMP setting or a dataset cannot be used.
     """
     start = time.perf_counter()
+    _check_int("num_workers", num_workers, 0)
     device = resolve_device(train_cfg.device)
     amp = _resolve_flag("amp", train_cfg.amp, device)
     channels_last = _resolve_flag("channels_last", train_cfg.channels_last, device)
@@ -249,6 +261,7 @@ def train_and_evaluate(
         config=config,
         train_cfg=train_cfg,
         num_classes=num_classes,
+        num_workers=num_workers,
         device=device,
         amp=amp,
         channels_last=channels_last,
@@ -295,6 +308,7 @@ def train_and_evaluate(
         peak_memory_mb=peak_mb,
         peak_memory_source=source,
         device=str(device),
+        amp=amp,
         seed=train_cfg.seed,
         num_params=sum(p.numel() for p in model.parameters()),
     )
@@ -341,6 +355,7 @@ class _Run:
     config: ResNet3dConfig
     train_cfg: TrainConfig
     num_classes: int
+    num_workers: int
     device: torch.device
     amp: bool
     channels_last: bool
@@ -468,11 +483,11 @@ class _Run:
             dataset,
             batch_size=min(cfg.batch_size, size),
             shuffle=train,
-            num_workers=cfg.num_workers,
+            num_workers=self.num_workers,
             seed=cfg.seed,
             drop_last=train,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=cfg.num_workers > 0,
+            persistent_workers=self.num_workers > 0,
         )
 
     def _to_device(

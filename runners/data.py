@@ -74,6 +74,50 @@ def _check_triple(name: str, value: Any, *, positive: bool) -> tuple[float, floa
     return (float(value[0]), float(value[1]), float(value[2]))
 
 
+def _label(name: str, value: Any, num_classes: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)  # TOML and JSON table keys are strings
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < num_classes:
+        raise ConfigError(
+            f"flip_label_map {name} must be labels in [0, {num_classes}); got {value!r}"
+        )
+    return value
+
+
+def _check_flip_label_map(value: Any, num_classes: int) -> tuple[tuple[int, int], ...]:
+    """``{label: mirrored}`` or ``((label, mirrored), ...)`` -> sorted pairs, checked.
+
+    A mirror image mirrored again is the original, so the map must be its own inverse: a pair
+    listed one way only is refused (mmaction2 would accept it and leave one direction wrong).
+    """
+    example = "e.g. { 0 = 1, 1 = 0 } to swap labels 0 and 1"
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        items = list(value)
+        if not all(
+            isinstance(p, Sequence) and not isinstance(p, str) and len(p) == 2 for p in items
+        ):
+            raise ConfigError(
+                f"flip_label_map must map labels to labels ({example}); got {value!r}"
+            )
+    else:
+        raise ConfigError(f"flip_label_map must map labels to labels ({example}); got {value!r}")
+    pairs: dict[int, int] = {}
+    for key, mirrored in items:
+        k = _label("keys", key, num_classes)
+        if k in pairs:
+            raise ConfigError(f"flip_label_map lists label {k} twice; got {value!r}")
+        pairs[k] = _label("values", mirrored, num_classes)
+    for k, v in pairs.items():
+        if pairs.get(v, v) != k:
+            raise ConfigError(
+                f"flip_label_map must swap labels both ways (a mirrored clip mirrored again is "
+                f"the original): {k} -> {v} but {v} -> {pairs.get(v, v)}; add {v} = {k}"
+            )
+    return tuple(sorted(pairs.items()))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DataConfig:
     """Which data a run trains and validates on, and how clips are cut from it.
@@ -93,11 +137,16 @@ class DataConfig:
         resolution: Side of the square crop fed to the network (and of motion frames).
         short_side: Short side after resizing, before cropping; None: ``resolution * 256/224``
             rounded, mmaction2's 256-then-224 ratio (see :attr:`effective_short_side`).
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes of training (0 loads in the training
+            process), and of the exported mmaction2 loaders.
         mean: Per-channel normalisation mean, RGB, 0-255 scale (real videos).
         std: Per-channel normalisation std, RGB, 0-255 scale (real videos).
         flip: Random horizontal flip in training (real videos only: the motion classes are
             directions of motion, which a flip would swap).
+        flip_label_map: Labels a flip swaps, as pairs ``(label, mirrored label)`` (each pair
+            listed both ways; mmaction2's ``Flip(flip_label_map=...)``): for classes such as
+            "swipe left" / "swipe right", whose mirror image is the other class. Given as a
+            mapping ``{0: 1, 1: 0}`` (TOML ``{ 0 = 1, 1 = 0 }``); stored sorted.
         num_train_clips: ``motion`` only: generated training clips.
         num_val_clips: ``motion`` only: generated validation clips.
         noise: ``motion`` only: noise level of the generated frames.
@@ -130,6 +179,7 @@ class DataConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     flip: bool = True
+    flip_label_map: tuple[tuple[int, int], ...] = ()
     num_train_clips: int = 512
     num_val_clips: int = 256
     noise: float = 0.1
@@ -170,6 +220,13 @@ class DataConfig:
         object.__setattr__(self, "std", _check_triple("std", self.std, positive=True))
         if not isinstance(self.flip, bool):
             raise ConfigError(f"flip must be true or false; got {self.flip!r}")
+        label_map = _check_flip_label_map(self.flip_label_map, self.num_classes)
+        object.__setattr__(self, "flip_label_map", label_map)
+        if label_map and not self.flip:
+            raise ConfigError(
+                f"flip_label_map is only used with flip = true; got {dict(label_map)} "
+                "with flip = false"
+            )
         _check_int("num_train_clips", self.num_train_clips, 1)
         _check_int("num_val_clips", self.num_val_clips, 1)
         if (
@@ -244,6 +301,7 @@ class DataConfig:
             ("target_fps", None),
             ("out_of_bound", "loop"),
             ("test_crop", "center"),
+            ("flip_label_map", ()),
         ):
             if getattr(self, name) != default:
                 raise ConfigError(
@@ -264,6 +322,8 @@ class DataConfig:
         out["kind"] = self.kind.value
         out["mean"] = list(self.mean)
         out["std"] = list(self.std)
+        # NOTE: string keys, as TOML and JSON tables have them; from_dict reads them back.
+        out["flip_label_map"] = {str(k): v for k, v in self.flip_label_map}
         return out
 
     @classmethod
@@ -293,6 +353,7 @@ def _clip_pipeline(cfg: DataConfig, *, test_mode: bool) -> ClipPipeline:
         crop_size=cfg.resolution,
         short_side=cfg.effective_short_side,
         flip=cfg.flip,
+        flip_label_map=cfg.flip_label_map,
         mean=cfg.mean,
         std=cfg.std,
         # NOTE: jitter and tail frames shape training only, so validation stays deterministic.

@@ -4,7 +4,9 @@ Why: a study trains one network per trial on the same data, so a corrupt file, a
 missing class or clips longer than most videos costs every trial. This probes every video once
 (container and packets, no decoding), then decodes one item of each split through the real
 pipeline, and reports what it found: counts, labels, frame counts, frame rates, sizes, videos
-too short for a clip, and every unreadable file with its reason.
+too short for a clip, and every unreadable file with its reason. It also says when training
+mirrors clips (``flip``), which turns a left/right motion into its opposite: a study on
+direction-sensitive classes needs ``flip_label_map`` or ``flip = false``.
 """
 
 from __future__ import annotations
@@ -52,12 +54,16 @@ class SplitReport:
 
 @dataclass(frozen=True, slots=True)
 class DataReport:
-    """The report of :func:`inspect_data`; ``ok`` is False when any video is unreadable."""
+    """The report of :func:`inspect_data`; ``ok`` is False when any video is unreadable.
+
+    ``notes`` are settings worth a second look that are not errors (the training flip).
+    """
 
     kind: str
     num_classes: int
     clip: str
     splits: tuple[SplitReport, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -89,6 +95,7 @@ class DataReport:
         for s in self.splits:
             for path, reason in s.unreadable:
                 lines.append(f"unreadable ({s.name}): {path}: {reason}")
+        lines += [f"note: {note}" for note in self.notes]
         lines.append(
             (
                 "ok: generated in memory, nothing to open"
@@ -202,4 +209,27 @@ def inspect_data(cfg: DataConfig, *, workers: int = 1, progress: bool = False) -
     clip = (
         f"clips of {cfg.clip_len} frames every {cfg.frame_interval}, crop {cfg.resolution}{views}"
     )
-    return DataReport(kind=cfg.kind.value, num_classes=cfg.num_classes, clip=clip, splits=splits)
+    return DataReport(
+        kind=cfg.kind.value,
+        num_classes=cfg.num_classes,
+        clip=clip,
+        splits=splits,
+        notes=_flip_notes(cfg),
+    )
+
+
+def _flip_notes(cfg: DataConfig) -> tuple[str, ...]:
+    """What the training flip does to the labels (real videos; motion clips are never flipped)."""
+    if cfg.kind == DataKind.MOTION or not cfg.flip:
+        return ()
+    if cfg.flip_label_map:
+        swaps = ", ".join(f"{a}<->{b}" for a, b in cfg.flip_label_map if a < b)
+        return (
+            "flip = true mirrors half the training clips; flip_label_map swaps the labels of "
+            f"mirrored clips: {swaps}",
+        )
+    return (
+        "flip = true mirrors half the training clips, which turns left/right motion into its "
+        "opposite: for direction-sensitive classes set flip_label_map (e.g. { 3 = 4, 4 = 3 }) "
+        "or flip = false",
+    )

@@ -3,7 +3,8 @@
 The pipeline is mmaction2's ``Resize(scale=(-1, short_side))`` -> ``RandomCrop(size)`` (training)
 or ``CenterCrop(size)`` (test) -> ``Flip(flip_ratio=0.5)`` (training) -> the data
 preprocessor's ``(x - mean) / std`` -> ``FormatShape('NCTHW')``. One crop and one flip decision
-apply to every frame of every clip of a sample, as in mmaction2.
+apply to every frame of every clip of a sample, as in mmaction2; a flipped sample's label goes
+through ``Flip``'s ``flip_label_map`` (:meth:`ClipPipeline.load_item`).
 
 The test pipeline can instead take three crops, as mmaction2's ``Resize(scale=(-1, size))`` ->
 ``ThreeCrop(size)``: the short side is resized to the crop size and three squares are cut along
@@ -52,6 +53,7 @@ __all__ = [
     "three_crop_offsets",
     "to_clips",
     "transform_frames",
+    "transform_frames_flip",
 ]
 
 # mmaction2's data preprocessor values (ImageNet statistics on the 0-255 scale, RGB).
@@ -158,7 +160,35 @@ def transform_frames(
     rng: np.random.Generator | None = None,
     test_crop: str = "center",
 ) -> torch.Tensor:
-    """Decoded frames of one sample -> normalised clips.
+    """Decoded frames of one sample -> normalised clips (see :func:`transform_frames_flip`)."""
+    return transform_frames_flip(
+        frames,
+        num_clips=num_clips,
+        short_side=short_side,
+        crop_size=crop_size,
+        test_mode=test_mode,
+        flip=flip,
+        mean=mean,
+        std=std,
+        rng=rng,
+        test_crop=test_crop,
+    )[0]
+
+
+def transform_frames_flip(
+    frames: np.ndarray,
+    *,
+    num_clips: int,
+    short_side: int,
+    crop_size: int,
+    test_mode: bool,
+    flip: bool,
+    mean: Sequence[float],
+    std: Sequence[float],
+    rng: np.random.Generator | None = None,
+    test_crop: str = "center",
+) -> tuple[torch.Tensor, bool]:
+    """Decoded frames of one sample -> normalised clips, and whether they were flipped.
 
     Args:
         frames: uint8 ``(num_clips * T, H, W, 3)``, clip-major, as ``VideoReader.read`` returns
@@ -177,7 +207,8 @@ def transform_frames(
 
     Returns:
         float32 ``(num_clips, 3, T, crop_size, crop_size)``; with three crops
-        ``(3 * num_clips, ...)``, crop-major as mmaction2 orders them.
+        ``(3 * num_clips, ...)``, crop-major as mmaction2 orders them. Then True when the sample
+        was mirrored (its label may need ``flip_label_map``).
     """
     if test_crop not in TEST_CROPS:
         raise ValueError(f"test_crop must be one of 'center', 'three'; got {test_crop!r}")
@@ -194,7 +225,8 @@ def transform_frames(
     if three:
         offsets = three_crop_offsets(new_h, new_w, crop_size)
         views = torch.cat([crop(x, top, left, crop_size) for top, left in offsets])
-        return _normalized_clips(views, 3 * num_clips, mean, std)  # crop-major (3N, C, T, S, S)
+        return _normalized_clips(views, 3 * num_clips, mean, std), False  # (3N, C, T, S, S)
+    flipped = False
     if test_mode:
         top, left = center_crop_offsets(new_h, new_w, crop_size)
         x = crop(x, top, left, crop_size)  # -> (N*T, C, S, S)
@@ -204,9 +236,10 @@ def transform_frames(
         top, left = random_crop_offsets(new_h, new_w, crop_size, rng)
         x = crop(x, top, left, crop_size)  # -> (N*T, C, S, S)
         # NOTE: drawn after the crop, so turning flip off keeps the same crops for a seed.
-        if flip and rng.random() < 0.5:
+        flipped = flip and bool(rng.random() < 0.5)
+        if flipped:
             x = hflip(x)
-    return _normalized_clips(x, num_clips, mean, std)  # -> (N, C, T, S, S)
+    return _normalized_clips(x, num_clips, mean, std), flipped  # -> (N, C, T, S, S)
 
 
 def _normalized_clips(
@@ -238,6 +271,9 @@ class ClipPipeline:
         crop_size: Side of the square crop.
         short_side: Short side after resizing, before cropping.
         flip: Random horizontal flip in training.
+        flip_label_map: ``(label, mirrored label)`` pairs; a flipped sample's label is mapped
+            through them (mmaction2's ``Flip(flip_label_map=...)``). Only :meth:`load_item`
+            sees labels.
         mean: Normalisation mean, 0-255 scale.
         std: Normalisation std, 0-255 scale.
         temporal_jitter: SampleFrames' per-frame jitter of ``0..frame_interval-1``.
@@ -255,6 +291,7 @@ class ClipPipeline:
     crop_size: int
     short_side: int
     flip: bool = True
+    flip_label_map: tuple[tuple[int, int], ...] = ()
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     temporal_jitter: bool = False
@@ -288,6 +325,19 @@ class ClipPipeline:
 
     def load(self, reader: VideoReader, rng: np.random.Generator) -> torch.Tensor:
         """Sample, decode and transform one item: ``(C, T, H, W)`` or ``(views, C, T, H, W)``."""
+        return self._load(reader, rng)[0]
+
+    def load_item(
+        self, reader: VideoReader, rng: np.random.Generator, label: int
+    ) -> tuple[torch.Tensor, int]:
+        """:meth:`load`, with ``label`` mapped through ``flip_label_map`` when the clip was
+        flipped (the same random draws as :meth:`load`)."""
+        clip, flipped = self._load(reader, rng)
+        if flipped and self.flip_label_map:
+            label = dict(self.flip_label_map).get(label, label)
+        return clip, label
+
+    def _load(self, reader: VideoReader, rng: np.random.Generator) -> tuple[torch.Tensor, bool]:
         inds = sample_frame_indices(
             reader.num_frames,
             clip_len=self.clip_len,
@@ -303,7 +353,7 @@ class ClipPipeline:
             fps=reader.fps,
         )  # (clips, clip_len)
         frames = reader.read(inds.ravel())  # (clips * clip_len, H, W, 3) uint8
-        clips = transform_frames(
+        clips, flipped = transform_frames_flip(
             frames,
             num_clips=len(inds),
             short_side=self.short_side,
@@ -315,4 +365,4 @@ class ClipPipeline:
             rng=rng,
             test_crop=self.test_crop,
         )  # (views, C, T, S, S)
-        return clips[0] if len(clips) == 1 else clips
+        return (clips[0] if len(clips) == 1 else clips), flipped

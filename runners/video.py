@@ -28,7 +28,8 @@ returned instead, so one bad file never ends a run; only ``max_retries`` failure
 a validation set the replacement is counted as that item: report ``skipped`` with the accuracy.
 
 Randomness: an item's frame offsets, crop and flip come from a generator seeded by
-``(seed, item_seed, index)``; ``runners.data.build_loader`` supplies ``item_seed``.
+``(seed, item_seed, index)``; ``runners.data.build_loader`` supplies ``item_seed``. A flipped
+item's label goes through the pipeline's ``flip_label_map``.
 """
 
 from __future__ import annotations
@@ -429,7 +430,7 @@ class VideoClipDataset(Dataset):
             rng = np.random.default_rng(entropy)
             try:
                 with VideoReader(path, threads=self.decode_threads) as reader:
-                    return self.pipeline.load(reader, rng), label
+                    return self.pipeline.load_item(reader, rng, label)
             except VideoDecodeError as exc:
                 first_error = first_error or exc
                 self._record_skip(i, exc)

@@ -31,6 +31,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 
 "${PIP[@]}" install -e ".[test]"
-# The mmaction2 test oracle: only its resnet3d.py is used, so no dependencies.
+# mmaction2 for the tests: the oracle (single files executed by path) and its training Runner on
+# an exported config. --no-deps: what its Runner needs (mmcv-lite 2.1, einops, scipy,
+# importlib_metadata) comes with the test extras above, without its opencv-contrib-python.
 "${PIP[@]}" install --no-deps "mmaction2==1.2.0"
 echo "setup: done ($("$VENV/bin/python" -c 'import torch; print("torch", torch.__version__)'))"

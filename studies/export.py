@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from search_space.errors import ConfigError
-from studies.mmaction2_config import mmaction2_config_text
+from studies.mmaction2_config import TrainedWith, mmaction2_config_text
 
 __all__ = ["PICKS", "export", "mmaction2_config_text", "select_trial"]
 
@@ -147,6 +147,7 @@ def export(
             data=data,
             train=train,
             decoder=decoder,
+            trained=TrainedWith.from_user_attrs(chosen.user_attrs),
             list_dir=Path(out).with_name(f"{Path(out).stem}_lists") if out is not None else None,
         )
     if out is not None:

@@ -9,31 +9,45 @@ What maps to what (r3dnas -> mmaction2):
 * ``ResNet3dConfig`` -> ``backbone=dict(type='ResNet3d', ...)`` (the same keyword arguments);
   the head is an ``I3DHead`` with the study's dropout and label smoothing;
 * ``DataConfig`` (real videos) -> ``PyAVInit``, ``SampleFrames`` (every sampling option),
-  ``PyAVDecode``, ``Resize(scale=(-1, short_side))``, ``RandomCrop`` + ``Flip`` in training,
-  ``CenterCrop`` or ``ThreeCrop`` in validation, ``FormatShape('NCTHW')``, ``PackActionInputs``;
-  mean and std go to the ``ActionDataPreprocessor``. PyAV is r3dnas's own decoder, so the
-  frames are the same; ``DecordInit``/``DecordDecode`` replace it when ``target_fps`` is set,
-  because mmaction2's ``PyAVInit`` does not record the frame rate and ``SampleFrames`` would
-  silently not resample. Lists become ``VideoDataset`` annotation files; class folders are
-  written out as such lists (mmaction2 reads no folder layout);
-* ``TrainConfig`` -> ``SGD``/``AdamW`` in an ``OptimWrapper`` (``AmpOptimWrapper`` when AMP is on
-  or automatic, since mmaction2 trains on GPUs), gradient clipping, ``LinearLR`` warm-up then
+  ``PyAVDecode``, ``Resize(scale=(-1, short_side))``, ``RandomCrop`` + ``Flip`` (with its
+  ``flip_label_map``) in training, ``CenterCrop`` or ``ThreeCrop`` in validation,
+  ``FormatShape('NCTHW')``, ``PackActionInputs``; mean and std go to the
+  ``ActionDataPreprocessor``. PyAV is r3dnas's own decoder, so the frames are the same;
+  ``DecordInit``/``DecordDecode`` replace it when ``target_fps`` is set, because mmaction2's
+  ``PyAVInit`` does not record the frame rate and ``SampleFrames`` would silently not resample.
+  Lists become ``VideoDataset`` annotation files; class folders are written out as such lists
+  (mmaction2 reads no folder layout). Videos the study skipped as unreadable (recorded on the
+  trial, :class:`TrainedWith`) are left out, since mmaction2's epoch would stop at them: those
+  lists are written beside the config, with a comment naming the files;
+* ``TrainConfig`` -> ``SGD``/``AdamW`` in an ``OptimWrapper``, or an ``AmpOptimWrapper`` when
+  the trial trained in mixed precision (the precision ``amp = "auto"`` resolved to, as the trial
+  recorded it; a comment says how to switch), gradient clipping, ``LinearLR`` warm-up then
   ``CosineAnnealingLR`` to 0 per iteration, ``EpochBasedTrainLoop``, ``AccMetric``.
 
 Known differences: r3dnas rounds a fractional warm-up to whole steps where mmengine truncates;
 on several GPUs mmaction2's steps per epoch (and so the first warm-up factor, computed here for
 one process) differ; the built-in motion dataset has no mmaction2 counterpart, so its export
-holds the model only.
+holds the model only. Only videos the study tried to read can be known unreadable: one that was
+never drawn (the dropped last batch of a one-epoch study) stays listed; ``r3dnas data`` probes
+every file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from search_space.errors import ConfigError
 
-__all__ = ["DECODERS", "mmaction2_config_text", "train_pipeline_steps", "val_pipeline_steps"]
+__all__ = [
+    "DECODERS",
+    "TrainedWith",
+    "mmaction2_config_text",
+    "train_pipeline_steps",
+    "val_pipeline_steps",
+]
 
 DECODERS = ("auto", "pyav", "decord")
 
@@ -42,10 +56,45 @@ _MEAN = [123.675, 116.28, 103.53]
 _STD = [58.395, 57.12, 57.375]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TrainedWith:
+    """What a trial recorded while it trained, so the export states what was measured.
+
+    Attributes:
+        amp: Trained in float16 mixed precision (``amp = "auto"`` resolved); None: not
+            recorded (a trial from before r3dnas recorded it).
+        device: The device it trained on, e.g. ``"cpu"`` or ``"cuda:0"``; None: not recorded.
+        skipped: Per split (``"train"``, ``"val"``), the videos skipped as unreadable, as the
+            dataset named them; None: not recorded.
+    """
+
+    amp: bool | None = None
+    device: str | None = None
+    skipped: Mapping[str, tuple[str, ...]] | None = None
+
+    @classmethod
+    def from_user_attrs(cls, attrs: Mapping[str, Any]) -> TrainedWith:
+        """From a trial's user attributes ``amp``, ``train_device`` and ``skipped_videos``."""
+        amp = attrs.get("amp")
+        device = attrs.get("train_device")
+        skipped = attrs.get("skipped_videos")
+        return cls(
+            amp=amp if isinstance(amp, bool) else None,
+            device=device if isinstance(device, str) else None,
+            skipped=(
+                {split: tuple(map(str, paths)) for split, paths in skipped.items()}
+                if isinstance(skipped, Mapping)
+                else None
+            ),
+        )
+
+
 def _py(value: Any) -> str:
     """A Python literal mmengine's config parser reads back to the same value."""
     if isinstance(value, dict):
-        return "dict(" + ", ".join(f"{k}={_py(v)}" for k, v in value.items()) + ")"
+        if all(isinstance(k, str) and k.isidentifier() for k in value):
+            return "dict(" + ", ".join(f"{k}={_py(v)}" for k, v in value.items()) + ")"
+        return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         inner = ", ".join(_py(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
@@ -110,7 +159,10 @@ def train_pipeline_steps(data: Any, decoder: str = "pyav") -> list[dict[str, Any
         {"type": "RandomCrop", "size": data.resolution},
     ]
     if data.flip:
-        steps.append({"type": "Flip", "flip_ratio": 0.5})
+        flip: dict[str, Any] = {"type": "Flip", "flip_ratio": 0.5}
+        if data.flip_label_map:
+            flip["flip_label_map"] = dict(data.flip_label_map)
+        steps.append(flip)
     return steps + [{"type": "FormatShape", "input_format": "NCTHW"}, {"type": "PackActionInputs"}]
 
 
@@ -163,47 +215,88 @@ def _model(config: Any, data: Any, train: Any, num_classes: int) -> dict[str, An
     }
 
 
-def _lists(data: Any, list_dir: Path | None) -> tuple[dict[str, str], dict[str, str], int | None]:
-    """Annotation files and video root of each split, and the training video count if known.
+def _list_lines(list_file: str) -> list[str] | None:
+    """The non-empty lines of an annotation list, or None when it cannot be read here."""
+    try:
+        text = Path(list_file).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _lists(
+    data: Any, list_dir: Path | None, skipped: Mapping[str, tuple[str, ...]] | None
+) -> tuple[dict[str, str], dict[str, str], int | None, list[str]]:
+    """Annotation files and video root of each split, the training video count if known, and
+    comments on what was left out.
 
     Class folders are written out as mmaction2 lists into ``list_dir`` (their labels are the
-    ones r3dnas used: sorted class folder names).
+    ones r3dnas used: sorted class folder names), and so are lists that lose the videos the
+    study skipped as unreadable.
     """
     from runners.data import DataKind
 
+    files: dict[str, str] = {}
+    lines: dict[str, list[str] | None] = {}
     if data.kind == DataKind.VIDEO_LIST:
-        root_of = {
-            name: data.root or str(Path(getattr(data, name)).parent)
-            for name in ("train_list", "val_list")
-        }
-        train_file = Path(data.train_list)
-        count = None
-        if train_file.is_file():
-            count = sum(1 for line in train_file.read_text().splitlines() if line.strip())
-        return (
-            {"train": data.train_list, "val": data.val_list},
-            {"train": root_of["train_list"], "val": root_of["val_list"]},
-            count,
-        )
-    from runners.data import build_datasets
-    from runners.video import ClassFolderDataset
+        files = {"train": data.train_list, "val": data.val_list}
+        roots = {split: data.root or str(Path(files[split]).parent) for split in files}
+        lines = {split: _list_lines(files[split]) for split in files}
+        train_lines = lines["train"]
+        count = len(train_lines) if train_lines is not None else None
+    else:
+        from runners.data import build_datasets
+        from runners.video import ClassFolderDataset
 
-    train_set, val_set = build_datasets(data)  # ConfigError names a missing folder
-    assert isinstance(train_set, ClassFolderDataset) and isinstance(val_set, ClassFolderDataset)
-    if list_dir is None:
-        raise ConfigError(
-            "a class-folder study is exported with annotation lists written beside the config: "
-            "pass --out FILE"
+        train_set, val_set = build_datasets(data)  # ConfigError names a missing folder
+        assert isinstance(train_set, ClassFolderDataset)
+        assert isinstance(val_set, ClassFolderDataset)
+        roots = {"train": train_set.root, "val": val_set.root}
+        for split, dataset in (("train", train_set), ("val", val_set)):
+            base = Path(dataset.root)
+            lines[split] = [
+                f"{Path(path).relative_to(base)} {label}" for path, label in dataset.videos
+            ]
+        count = len(train_set)
+    comments: list[str] = []
+    if skipped is None:
+        comments.append(
+            "the trial did not record which videos it skipped as unreadable; `r3dnas data SPEC` "
+            "lists them (mmaction2's epoch stops at one)"
         )
-    list_dir.mkdir(parents=True, exist_ok=True)
-    files, roots = {}, {}
-    for split, dataset in (("train", train_set), ("val", val_set)):
-        base = Path(dataset.root)
-        lines = [f"{Path(path).relative_to(base)} {label}\n" for path, label in dataset.videos]
+    # NOTE: a file unreadable in one split is unreadable in the other: the union is left out.
+    unreadable = sorted(set().union(*(skipped or {}).values()))
+    for split in ("train", "val"):
+        split_lines = lines[split]
+        if split_lines is None:  # the user's list, not readable here (exported elsewhere)
+            if unreadable:
+                comments.append(
+                    f"r3dnas skipped unreadable videos in the study; remove any of them from "
+                    f"{files[split]} (not readable at export) before training:"
+                )
+                comments += [f"  {path}" for path in unreadable]
+            continue
+        root = Path(roots[split])
+        bad = [line for line in split_lines if str(root / line.split()[0]) in unreadable]
+        if not bad and split in files:
+            continue  # the user's own list, as it is
+        if list_dir is None:
+            why = f"{unreadable[0]} was unreadable" if bad else "class folders become lists"
+            raise ConfigError(
+                f"the export writes annotation lists beside the config ({why}): pass --out FILE"
+            )
+        if bad:
+            comments.append(
+                f"left out of the {split} list (r3dnas skipped them as unreadable in the study):"
+            )
+            comments += [f"  {root / line.split()[0]}" for line in dict.fromkeys(bad)]
+            left_out = set(bad)
+            split_lines = [line for line in split_lines if line not in left_out]
+        list_dir.mkdir(parents=True, exist_ok=True)
         path = list_dir / f"{split}_list.txt"
-        path.write_text("".join(lines))
-        files[split], roots[split] = str(path), str(base)
-    return files, roots, len(train_set)
+        path.write_text("".join(f"{line}\n" for line in split_lines))
+        files[split] = str(path)
+    return files, roots, count, comments
 
 
 def _dataloader(
@@ -272,7 +365,36 @@ def _schedule(train: Any, train_videos: int | None) -> tuple[list[str], list[dic
     return comments, schedulers
 
 
-def _optim_wrapper(train: Any) -> dict[str, Any]:
+def _precision(train: Any, trained: TrainedWith) -> tuple[bool, list[str]]:
+    """Whether to export an ``AmpOptimWrapper``, and the comments that say why and how to switch.
+
+    The precision the trial actually trained with wins; a trial that did not record it falls back
+    on ``train.amp``, and ``"auto"`` then exports float32, which trains on every device.
+    """
+    where = f" on {trained.device}" if trained.device else ""
+    if trained.amp is not None:
+        amp, source = trained.amp, f"the study trained{where}"
+    elif train.amp == "auto":
+        amp = False
+        source = (
+            "the trial did not record its precision (amp = 'auto': float16 on CUDA, float32 on "
+            "CPU); float32 trains anywhere"
+        )
+    else:
+        amp, source = bool(train.amp), f"the study set amp = {str(bool(train.amp)).lower()}"
+    if amp:
+        return True, [
+            f"{source} in float16 mixed precision (AMP);",
+            "AmpOptimWrapper needs a GPU: type='OptimWrapper' trains on CPU, in float32",
+        ]
+    precision = "" if trained.amp is None and train.amp == "auto" else " in float32 (no AMP)"
+    return False, [
+        f"{source}{precision};",
+        "on a GPU, type='AmpOptimWrapper' trains in float16 mixed precision (r3dnas's amp = true)",
+    ]
+
+
+def _optim_wrapper(train: Any, amp: bool) -> dict[str, Any]:
     if train.optimizer == "sgd":
         optimizer = {
             "type": "SGD",
@@ -283,7 +405,7 @@ def _optim_wrapper(train: Any) -> dict[str, Any]:
     else:
         optimizer = {"type": "AdamW", "lr": train.lr, "weight_decay": train.weight_decay}
     wrapper: dict[str, Any] = {
-        "type": "OptimWrapper" if train.amp is False else "AmpOptimWrapper",
+        "type": "AmpOptimWrapper" if amp else "OptimWrapper",
         "optimizer": optimizer,
     }
     if train.grad_clip is not None:
@@ -300,13 +422,17 @@ def mmaction2_config_text(
     train: Any = None,
     list_dir: str | Path | None = None,
     decoder: str = "auto",
+    trained: TrainedWith | None = None,
 ) -> str:
     """An mmaction2 config: the Recognizer3D, plus pipelines, loaders and schedule when the
     study trained on real videos (``data``: a ``DataConfig``, ``train``: a ``TrainConfig``).
 
     Args:
-        list_dir: Where class-folder datasets are written as annotation lists.
+        list_dir: Where annotation lists are written: class folders, and lists that lose the
+            videos the study skipped as unreadable.
         decoder: ``"auto"`` (PyAV, or Decord for ``target_fps``), ``"pyav"`` or ``"decord"``.
+        trained: What the trial recorded while training (its precision, device and skipped
+            videos); None: nothing recorded (the config then says what it assumed).
     """
     from runners.data import DataKind
     from search_space.config import ResNet3dConfig
@@ -332,8 +458,12 @@ def mmaction2_config_text(
         ]
         return "\n".join(lines)
     decoder = resolve_decoder(decoder, data)
-    files, roots, train_videos = _lists(data, Path(list_dir) if list_dir is not None else None)
+    trained = trained or TrainedWith()
+    files, roots, train_videos, list_comments = _lists(
+        data, Path(list_dir) if list_dir is not None else None, trained.skipped
+    )
     comments, schedulers = _schedule(train, train_videos)
+    amp, precision_comments = _precision(train, trained)
     workers = data.num_workers
     lines += [
         "",
@@ -341,6 +471,7 @@ def mmaction2_config_text(
         f"val_pipeline = {_py_list(val_pipeline_steps(data, decoder))}",
         "test_pipeline = val_pipeline",
         "",
+        *[f"# {c}" for c in list_comments],
         *[
             f"{split}_dataloader = "
             + _dataloader(
@@ -361,7 +492,8 @@ def mmaction2_config_text(
         "val_cfg = dict(type='ValLoop')",
         "test_cfg = dict(type='TestLoop')",
         "",
-        f"optim_wrapper = {_py(_optim_wrapper(train))}",
+        *[f"# {c}" for c in precision_comments],
+        f"optim_wrapper = {_py(_optim_wrapper(train, amp))}",
         *[f"# {c}" for c in comments],
         f"param_scheduler = {_py_list(schedulers)}",
         f"randomness = dict(seed={train.seed})",

@@ -187,7 +187,8 @@ class TrialRunner:
             earlier = find_reusable(digest, signature) if find_reusable is not None else None
             if earlier is not None:
                 metrics = {k: earlier.user_attrs[k] for k in spec.objective_names}
-                for key in ("gflops", "params", "params_m", "latency_ms", "top1", "top5"):
+                for key in ("gflops", "params", "params_m", "latency_ms", "top1", "top5",
+                            "amp", "train_device", "skipped_videos"):  # fmt: skip
                     if key in earlier.user_attrs:
                         trial.set_user_attr(key, earlier.user_attrs[key])
                 self._constraints(trial, dict(earlier.user_attrs))
@@ -319,6 +320,7 @@ class TrialRunner:
             val_set,
             train_cfg,
             num_classes=spec.data.num_classes,
+            num_workers=spec.data.num_workers,
             on_epoch=on_epoch,
         )
         timings["train_s"] = time.perf_counter() - t
@@ -326,6 +328,13 @@ class TrialRunner:
         metrics["top5"] = result.top5
         trial.set_user_attr("history", [dict(h) for h in result.history])
         trial.set_user_attr("peak_memory_mb", result.peak_memory_mb)
+        # NOTE: what the export needs to say what was measured: the precision and device the
+        # trial trained with ("auto" resolved), and the videos it skipped as unreadable.
+        trial.set_user_attr("train_device", result.device)
+        trial.set_user_attr("amp", result.amp)
+        if hasattr(train_set, "skipped"):
+            skipped = {"train": list(train_set.skipped), "val": list(val_set.skipped)}
+            trial.set_user_attr("skipped_videos", skipped)
         if not math.isfinite(result.top1):
             raise TrialFailure(f"top1 is not finite: {result.top1}")
 

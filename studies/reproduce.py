@@ -105,6 +105,7 @@ def reproduce(
             val_set,
             dataclasses.replace(spec.train, seed=seed),
             num_classes=spec.data.num_classes,
+            num_workers=spec.data.num_workers,
         )
         measured["top1"] = outcome.top1
         device = str(getattr(outcome, "device", "cpu"))

@@ -22,7 +22,7 @@ from runners.accuracy import TrainConfig, _Schedule
 from runners.data import DataConfig, build_datasets
 from runners.video import VideoListDataset
 from search_space import ConfigError, ResNet3dConfig
-from studies.mmaction2_config import mmaction2_config_text
+from studies.mmaction2_config import TrainedWith, mmaction2_config_text
 
 pytest.importorskip("av")
 
@@ -55,10 +55,16 @@ def _video_data(tmp_path: Path, video_root: Path, **options: object) -> DataConf
     return DataConfig(**{**fields, **options})
 
 
-def _export(tmp_path: Path, data: DataConfig, train: TrainConfig, decoder: str = "auto") -> Config:
+def _export(
+    tmp_path: Path,
+    data: DataConfig,
+    train: TrainConfig,
+    decoder: str = "auto",
+    trained: TrainedWith | None = None,
+) -> Config:
     text = mmaction2_config_text(
         NETWORK.to_dict(), num_classes=data.num_classes, data=data, train=train,
-        list_dir=tmp_path / "lists", decoder=decoder,
+        list_dir=tmp_path / "lists", decoder=decoder, trained=trained,
     )  # fmt: skip
     path = tmp_path / "exported.py"
     path.write_text(text)
@@ -183,7 +189,94 @@ def test_exported_optimizer_builds_in_mmengine(tmp_path: Path, video_root: Path)
     assert cfg.train_cfg.max_epochs == 2 and cfg.randomness.seed == train.seed
     adamw = _export(tmp_path, data, TrainConfig(optimizer="adamw", lr=1e-3))
     assert adamw.optim_wrapper.optimizer.type == "AdamW"
-    assert adamw.optim_wrapper.type == "AmpOptimWrapper"  # amp "auto": on for mmaction2's GPUs
+
+
+@pytest.mark.parametrize(
+    ("amp", "trained", "wrapper", "says"),
+    [
+        (
+            "auto",
+            TrainedWith(amp=False, device="cpu"),
+            "OptimWrapper",
+            "trained on cpu in float32",
+        ),
+        (
+            "auto",
+            TrainedWith(amp=True, device="cuda:0"),
+            "AmpOptimWrapper",
+            "on cuda:0 in float16",
+        ),
+        ("auto", None, "OptimWrapper", "did not record its precision (amp = 'auto'"),
+        (True, None, "AmpOptimWrapper", "the study set amp = true in float16"),
+        (False, None, "OptimWrapper", "the study set amp = false in float32"),
+    ],
+)
+def test_exported_precision_is_the_one_trained_with(
+    tmp_path: Path, video_root: Path, amp: object, trained: TrainedWith | None, wrapper: str,
+    says: str,
+) -> None:  # fmt: skip
+    """What the trial recorded wins over the spec's setting; a comment says how to switch."""
+    data = _video_data(tmp_path, video_root)
+    cfg = _export(tmp_path, data, TrainConfig(epochs=1, amp=amp), trained=trained)
+    assert cfg.optim_wrapper.type == wrapper
+    text = (tmp_path / "exported.py").read_text()
+    assert says in text
+    other = "type='OptimWrapper' trains on CPU" if wrapper == "AmpOptimWrapper" else (
+        "type='AmpOptimWrapper' trains in float16"
+    )  # fmt: skip
+    assert other in text
+
+
+def test_trained_with_reads_the_trial_attributes() -> None:
+    attrs = {"amp": False, "train_device": "cpu", "skipped_videos": {"train": ["/v/x.mp4"]}}
+    assert TrainedWith.from_user_attrs(attrs) == TrainedWith(
+        amp=False, device="cpu", skipped={"train": ("/v/x.mp4",)}
+    )
+    assert TrainedWith.from_user_attrs({}) == TrainedWith()
+
+
+def test_skipped_videos_leave_the_lists_with_a_comment(tmp_path: Path, video_root: Path) -> None:
+    data = _video_data(tmp_path, video_root)  # train: a b c d a, val: a c d
+    skipped = TrainedWith(amp=False, skipped={"train": (), "val": (str(video_root / "c.mp4"),)})
+    cfg = _export(tmp_path, data, TrainConfig(epochs=1), trained=skipped)
+    text = (tmp_path / "exported.py").read_text()
+    for loader, expected in ((cfg.train_dataloader, 4), (cfg.val_dataloader, 2)):
+        lines = Path(loader.dataset.ann_file).read_text().splitlines()
+        assert len(lines) == expected and not any(line.startswith("c.mp4") for line in lines)
+    assert text.count(f"#   {video_root / 'c.mp4'}") == 2  # named under each list
+    assert "c.mp4 1" in Path(data.train_list).read_text()  # the user's list is untouched
+    clean = _export(tmp_path, data, TrainConfig(epochs=1), trained=TrainedWith(skipped={}))
+    assert clean.train_dataloader.dataset.ann_file == data.train_list
+    with pytest.raises(ConfigError, match="c.mp4 was unreadable.*pass --out FILE"):
+        mmaction2_config_text(
+            NETWORK.to_dict(), num_classes=2, data=data, train=TrainConfig(), trained=skipped
+        )
+    unrecorded = mmaction2_config_text(
+        NETWORK.to_dict(), num_classes=2, data=data, train=TrainConfig()
+    )
+    assert "did not record which videos it skipped" in unrecorded
+
+
+def test_skipped_videos_are_named_when_the_list_is_not_here(tmp_path: Path) -> None:
+    data = DataConfig(
+        kind="video_list", root="/data/k400", train_list="/data/k400/train.txt",
+        val_list="/data/k400/val.txt", num_classes=400, clip_len=4, resolution=32,
+    )  # fmt: skip
+    trained = TrainedWith(skipped={"train": ("/data/k400/bad.mp4",), "val": ()})
+    text = mmaction2_config_text(
+        NETWORK.to_dict(), num_classes=400, data=data, train=TrainConfig(), trained=trained
+    )
+    assert "remove any of them from /data/k400/train.txt" in text
+    assert "#   /data/k400/bad.mp4" in text
+
+
+def test_flip_label_map_is_exported_to_flip(tmp_path: Path, video_root: Path) -> None:
+    data = _video_data(tmp_path, video_root, num_classes=3, flip_label_map={"0": 2, "2": 0})
+    cfg = _export(tmp_path, data, TrainConfig(epochs=1))
+    (flip,) = [step for step in cfg.train_pipeline if step["type"] == "Flip"]
+    assert flip["flip_label_map"] == {0: 2, 2: 0} and flip["flip_ratio"] == 0.5
+    no_flip = _export(tmp_path, data.replace(flip=False, flip_label_map=()), TrainConfig())
+    assert not [step for step in no_flip.train_pipeline if step["type"] == "Flip"]
 
 
 def test_class_folders_are_exported_as_lists_with_our_labels(
