@@ -77,3 +77,27 @@ def run_pipeline(steps: list[dict[str, Any]], results: dict[str, Any]) -> dict[s
     for step in steps:
         results = build_transform(step).transform(results)
     return results
+
+
+@functools.cache
+def load_i3d_head() -> type:
+    """mmaction2's ``I3DHead`` class, its ``heads`` folder executed as a stand-alone package.
+
+    Build it with ``loss_cls={"type": torch.nn.CrossEntropyLoss}`` (a class, not a registry
+    name, so that building the loss does not import ``mmaction.models``).
+    """
+    load_reference()  # imports mmaction's registries as the oracle does
+    from mmaction.registry import MODELS
+
+    registered = MODELS.module_dict.get("I3DHead")
+    if registered is not None:  # another test module got there first
+        return registered
+    spec = importlib.util.find_spec("mmaction")
+    assert spec is not None and spec.origin is not None
+    heads = Path(spec.origin).parent / "models" / "heads"
+    package = ModuleType("_mmaction_heads_oracle")
+    package.__path__ = [str(heads)]
+    sys.modules[package.__name__] = package
+    return _exec_mmaction_file(
+        "models/heads/i3d_head.py", "_mmaction_heads_oracle.i3d_head"
+    ).I3DHead
