@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from runners.accuracy import AccuracyResult, TrainConfig, train_and_evaluate
+from runners.accuracy import (
+    AccuracyResult,
+    EvaluationResult,
+    TrainConfig,
+    evaluate_checkpoint,
+    train_and_evaluate,
+)
 from runners.data import DataConfig, DataKind, build_datasets, build_loader
 from runners.flops import FlopsMismatchError, FlopsResult, measure_flops
 from runners.latency import (
@@ -37,6 +43,7 @@ __all__ = [
     "CorruptVideoWarning",
     "DataConfig",
     "DataKind",
+    "EvaluationResult",
     "FlopsMismatchError",
     "FlopsResult",
     "I3DHead",
@@ -53,6 +60,7 @@ __all__ = [
     "build_datasets",
     "build_loader",
     "build_recognizer",
+    "evaluate_checkpoint",
     "measure_flops",
     "measure_latency",
     "measure_model_latency",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
+import os
 import random
 import resource
 import sys
@@ -40,7 +41,9 @@ from search_space.errors import ConfigError, TrialFailure
 __all__ = [
     "OPTIMIZERS",
     "AccuracyResult",
+    "EvaluationResult",
     "TrainConfig",
+    "evaluate_checkpoint",
     "out_of_memory_failure",
     "resolve_device",
     "train_and_evaluate",
@@ -208,6 +211,25 @@ class AccuracyResult:
         return data
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EvaluationResult:
+    """What evaluating saved weights measured (see :func:`evaluate_checkpoint`).
+
+    Attributes:
+        top1: Validation top-1 accuracy in percent.
+        top5: Validation top-k accuracy in percent, k = ``topk`` = min(5, num_classes).
+        topk: The k of ``top5``.
+        device: The device evaluated on.
+        eval_s: Time in evaluation.
+    """
+
+    top1: float
+    top5: float
+    topk: int
+    device: str
+    eval_s: float
+
+
 # ---------------------------------------------------------------------- public entry point
 def train_and_evaluate(
     config: ResNet3dConfig,
@@ -312,6 +334,86 @@ def train_and_evaluate(
         seed=train_cfg.seed,
         num_params=sum(p.numel() for p in model.parameters()),
     )
+
+
+def evaluate_checkpoint(
+    config: ResNet3dConfig,
+    val_set: Dataset,
+    train_cfg: TrainConfig,
+    *,
+    num_classes: int,
+    checkpoint_path: str | Path,
+) -> EvaluationResult:
+    """Top-1/top-k of the weights ``train_and_evaluate`` saved, without training.
+
+    The evaluation is the one ``train_and_evaluate`` runs after its last epoch (same loader,
+    batch size, device, AMP, threads and deterministic algorithms), so on CPU the weights of a
+    run give exactly that run's ``top1``.
+
+    Raises:
+        ConfigError: When the file is missing or unreadable, holds the weights of another
+            configuration or number of classes, or its keys do not fit the network.
+    """
+    device = resolve_device(train_cfg.device)
+    amp = _resolve_flag("amp", train_cfg.amp, device)
+    channels_last = _resolve_flag("channels_last", train_cfg.channels_last, device)
+    if len(val_set) == 0:  # type: ignore[arg-type]
+        raise ConfigError("val_set is empty; evaluation needs at least one clip")
+    state = _load_weights(checkpoint_path, config, num_classes)
+    run = _Run(
+        config=config,
+        train_cfg=train_cfg,
+        num_classes=num_classes,
+        device=device,
+        amp=amp,
+        channels_last=channels_last,
+        on_epoch=None,
+        progress=False,
+    )
+    start = time.perf_counter()
+    with _seeded(train_cfg.seed, device), _threads(train_cfg.num_threads):
+        model = build_recognizer(config, num_classes=num_classes, dropout=train_cfg.dropout)
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"checkpoint {str(checkpoint_path)!r} does not fit the network: {_first_line(exc)}"
+            ) from exc
+        model.to(device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+        top1, top5 = run._evaluate(model, run._loader(val_set, train=False))
+    return EvaluationResult(
+        top1=top1,
+        top5=top5,
+        topk=run.topk,
+        device=str(device),
+        eval_s=time.perf_counter() - start,
+    )
+
+
+def _load_weights(
+    path: str | Path, config: ResNet3dConfig, num_classes: int
+) -> dict[str, torch.Tensor]:
+    """The ``state_dict`` of a file :func:`_save_checkpoint` wrote, checked against ``config``."""
+    shown = repr(str(path))
+    if not Path(path).is_file():
+        raise ConfigError(f"checkpoint {shown} not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # NOTE: torch raises several types for a corrupt or foreign file
+        raise ConfigError(f"checkpoint {shown} is not readable: {_first_line(exc)}") from exc
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise ConfigError(f"checkpoint {shown} has no 'state_dict' mapping")
+    meta = checkpoint.get("meta") or {}
+    stored = meta.get("config")
+    if stored is not None and ResNet3dConfig.from_dict(stored) != config:
+        raise ConfigError(f"checkpoint {shown} holds the weights of another configuration")
+    if meta.get("num_classes", num_classes) != num_classes:
+        raise ConfigError(
+            f"checkpoint {shown} has {meta['num_classes']} classes; the data has {num_classes}"
+        )
+    return checkpoint["state_dict"]
 
 
 def out_of_memory_failure(
@@ -570,14 +672,22 @@ def _save_checkpoint(
     train_cfg: TrainConfig,
     num_classes: int,
 ) -> None:
+    """Write ``{"state_dict", "meta"}`` atomically (a temporary file, then a rename).
+
+    NOTE: atomic because workers on several machines may share the folder: a reader never sees
+    half a file, and a crash mid-write leaves only a ``.tmp`` file behind.
+    """
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {
         "config": config.to_dict(),
         "train_config": train_cfg.to_dict(),
         "num_classes": num_classes,
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": state, "meta": meta}, path)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    torch.save({"state_dict": state, "meta": meta}, partial)
+    os.replace(partial, target)
 
 
 # ---------------------------------------------------------------------- seeding

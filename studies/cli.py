@@ -176,6 +176,7 @@ def _export(args: argparse.Namespace) -> int:
         fmt=args.format,
         out=args.out,
         decoder=args.decoder,
+        runs_dir=args.runs_dir,
     )
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
@@ -194,9 +195,12 @@ def _reproduce(args: argparse.Namespace) -> int:
         pick=args.pick,
         retrain=args.retrain,
         latency=not args.no_latency,
+        runs_dir=args.runs_dir,
     )
     print(result.format())
-    print("FLOPs and params reproduce exactly" + (", top1 too" if args.retrain else ""))
+    print(
+        "FLOPs and params reproduce exactly" + (", top1 too" if "top1" in result.measured else "")
+    )
     return 0
 
 
@@ -275,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_pareto)
 
     for name, handler, text in (
-        ("export", _export, "export a trial's network as JSON or an mmaction2 config"),
+        ("export", _export, "export a trial's network (JSON, mmaction2 config) or its weights"),
         ("reproduce", _reproduce, "rebuild a trial's network and re-measure it"),
     ):
         p = sub.add_parser(name, help=text)
@@ -285,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
         which.add_argument("--pick", choices=("top1", "knee", "min-latency"),
                            help="pick from the Pareto front (default knee)")  # fmt: skip
         if name == "export":
-            p.add_argument("--format", default="json", choices=("json", "mmaction2"))
+            p.add_argument("--format", default="json", choices=("json", "mmaction2", "checkpoint"))
             p.add_argument("--out", help="write to this file instead of stdout")
             p.add_argument(
                 "--decoder", default="auto", choices=("auto", "pyav", "decord"),

@@ -4,8 +4,10 @@
 the network both here and in mmaction2. ``mmaction2`` is a Python config that mmengine's
 ``Config.fromfile`` parses: a ``Recognizer3D`` with this backbone and an ``I3DHead`` and, when
 the study trained on real videos, its data pipelines, loaders and schedule
-(:mod:`studies.mmaction2_config`). Class-folder datasets are written as annotation lists into
-``<out stem>_lists/`` beside the config.
+(:mod:`studies.mmaction2_config`), with ``load_from`` naming the trial's trained weights when the
+study kept them. Class-folder datasets are written as annotation lists into ``<out stem>_lists/``
+beside the config. ``checkpoint`` copies those weights (mmengine's checkpoint format, see
+:mod:`studies.checkpoints`) to ``out``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from studies.mmaction2_config import TrainedWith, mmaction2_config_text
 __all__ = ["PICKS", "export", "mmaction2_config_text", "select_trial"]
 
 PICKS = ("top1", "knee", "min-latency")
-EXPORT_FORMATS = ("json", "mmaction2")
+EXPORT_FORMATS = ("json", "mmaction2", "checkpoint")
 
 
 def select_trial(
@@ -116,26 +118,50 @@ def export(
     fmt: str = "json",
     out: str | Path | None = None,
     decoder: str = "auto",
+    runs_dir: str | Path | None = None,
 ) -> str:
     """The chosen trial's network as text (and written to ``out`` when given).
 
     Args:
         decoder: mmaction2 format: the video decoder its pipelines use (see
             :mod:`studies.mmaction2_config`).
+        runs_dir: the study's runs folder, where its weights are (default: the one the study
+            was launched with).
+
+    ``fmt="checkpoint"`` copies the trial's weights to ``out`` (required) and returns that path;
+    a trial without weights is a :class:`ConfigError` that says why.
     """
     import json
 
+    from studies.checkpoints import trial_checkpoint
     from studies.pareto import _as_study
 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
+    if fmt == "checkpoint" and out is None:
+        raise ConfigError("--format checkpoint needs --out FILE (e.g. --out best.pth)")
     study = _as_study(study, storage)
     chosen = select_trial(study, trial=trial, pick=pick)
     config = chosen.user_attrs["config"]
+    if fmt == "checkpoint":
+        import shutil
+
+        assert out is not None  # checked above
+        source = trial_checkpoint(study, chosen, runs_dir=runs_dir)
+        target = Path(out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return str(target)
     if fmt == "json":
         text = json.dumps(config, indent=2) + "\n"
     else:
         num_classes, data, train = _recipe(study)
+        try:
+            load_from: str | None = str(
+                trial_checkpoint(study, chosen, runs_dir=runs_dir).resolve()
+            )
+        except ConfigError:
+            load_from = None  # NOTE: the network is still worth exporting without weights
         header = (
             f"Exported by r3dnas from study {study.study_name!r}, trial {chosen.number} "
             f"(digest {chosen.user_attrs.get('digest')}).\n{chosen.user_attrs.get('arch', '')}"
@@ -149,6 +175,7 @@ def export(
             decoder=decoder,
             trained=TrainedWith.from_user_attrs(chosen.user_attrs),
             list_dir=Path(out).with_name(f"{Path(out).stem}_lists") if out is not None else None,
+            load_from=load_from,
         )
     if out is not None:
         path = Path(out)

@@ -423,6 +423,7 @@ def mmaction2_config_text(
     list_dir: str | Path | None = None,
     decoder: str = "auto",
     trained: TrainedWith | None = None,
+    load_from: str | None = None,
 ) -> str:
     """An mmaction2 config: the Recognizer3D, plus pipelines, loaders and schedule when the
     study trained on real videos (``data``: a ``DataConfig``, ``train``: a ``TrainConfig``).
@@ -433,6 +434,7 @@ def mmaction2_config_text(
         decoder: ``"auto"`` (PyAV, or Decord for ``target_fps``), ``"pyav"`` or ``"decord"``.
         trained: What the trial recorded while training (its precision, device and skipped
             videos); None: nothing recorded (the config then says what it assumed).
+        load_from: The trained weights (an mmengine checkpoint) the Runner starts from.
     """
     from runners.data import DataKind
     from search_space.config import ResNet3dConfig
@@ -449,6 +451,12 @@ def mmaction2_config_text(
         *[f"    {key}={_py(value)}," for key, value in model.items()],
         ")",
     ]
+    if load_from is not None:
+        lines += [
+            "",
+            "# The weights the study trained (an mmengine checkpoint).",
+            f"load_from = {load_from!r}",
+        ]
     if data is None or train is None or data.kind == DataKind.MOTION:
         lines += [
             "",

@@ -11,12 +11,14 @@ Everything needed to reproduce a trial is stored on it as user attributes (see
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from search_space.errors import R3dnasError, TrialFailure
@@ -34,6 +36,7 @@ TRIAL_ATTRS = (
     "timings",  # seconds per phase
     "versions",
     "device",
+    "checkpoint",  # trained weights, relative to the runs folder (see studies.checkpoints)
 )
 
 
@@ -92,10 +95,14 @@ class TrialRunner:
         tracker: Any | None = None,
         progress: bool = False,
         datasets: tuple[Any, Any] | None = None,
+        runs_dir: str | Path | None = None,
     ) -> None:
+        """``runs_dir``: where trained weights go (default: the runs folder the study records,
+        which ``launch``, ``ablate`` and workers set)."""
         self.spec = spec
         self.tracker = tracker
         self.progress = progress
+        self.runs_dir = runs_dir
         # NOTE: set by the run loop to show one quiet status line (trial, epoch, accuracy).
         self.status: Callable[[str], None] | None = None
         self._datasets: tuple[Any, Any] | None = datasets
@@ -114,6 +121,8 @@ class TrialRunner:
         import json
 
         raw = {k: self.spec.raw.get(k, {}) for k in ("data", "train", "measure")}
+        # NOTE: which weights are kept does not change what is measured.
+        raw["train"] = {k: v for k, v in raw["train"].items() if k != "keep_checkpoints"}
         raw["seed"] = seed
         return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[
             :12
@@ -195,11 +204,26 @@ class TrialRunner:
                 trial.set_user_attr("state", "reused")
                 trial.set_user_attr("reused_from", earlier.number)
                 trial.set_user_attr("timings", timings)
+                weights = earlier.user_attrs.get("checkpoint")
+                if weights:
+                    trial.set_user_attr("checkpoint", weights)
                 if run is not None:
                     run.finish(state="reused", summary=metrics, reason=None)
-                return tuple(float(metrics[k]) for k in spec.objective_names)
+                values = tuple(float(metrics[k]) for k in spec.objective_names)
+                self._keep_front(trial, values, weights)
+                return values
 
-            metrics = self._measure(trial, config, seed, timings, run)
+            weights = None
+            if spec.keep_checkpoints != "none":
+                from studies.checkpoints import checkpoint_relpath
+
+                weights = checkpoint_relpath(trial.study.study_name, digest, signature)
+            metrics = self._measure(
+                trial, config, seed, timings, run,
+                checkpoint=None if weights is None else self._runs_dir(trial) / weights,
+            )  # fmt: skip
+            if weights is not None:
+                trial.set_user_attr("checkpoint", weights)
             for key, value in metrics.items():
                 trial.set_user_attr(key, value)
             trial.set_user_attr("state", "complete")
@@ -210,7 +234,9 @@ class TrialRunner:
                 run.finish(state="complete", summary=metrics, reason=None)
                 timings["wandb_s"] = timings.get("wandb_s", 0.0) + time.perf_counter() - t
                 trial.set_user_attr("timings", timings)
-            return tuple(float(metrics[k]) for k in spec.objective_names)
+            values = tuple(float(metrics[k]) for k in spec.objective_names)
+            self._keep_front(trial, values, weights)
+            return values
         except (InfeasibleConfig, TrialFailure) as exc:
             state = "infeasible" if isinstance(exc, InfeasibleConfig | Infeasible) else "failed"
             reason = str(exc)
@@ -245,9 +271,40 @@ class TrialRunner:
                 run.finish(state="failed", summary={}, reason="interrupted")
             raise
 
+    def _runs_dir(self, trial: Any) -> Path:
+        if self.runs_dir is not None:
+            return Path(self.runs_dir)
+        return Path(trial.study.user_attrs.get("runs_dir", "runs"))
+
+    def _keep_front(self, trial: Any, values: tuple[float, ...], weights: str | None) -> None:
+        """``keep_checkpoints = "front"``: delete the weights that fell off the front.
+
+        A file that cannot be deleted is logged, not fatal: the trial itself has completed.
+        """
+        if self.spec.keep_checkpoints != "front":
+            return
+        from studies.checkpoints import prune_off_front
+
+        try:
+            prune_off_front(
+                trial.study,
+                runs_dir=self._runs_dir(trial),
+                current=(trial.number, values, weights),
+            )
+        except OSError as exc:
+            logging.getLogger(__name__).warning("pruning checkpoints off the front: %s", exc)
+
     def _measure(
-        self, trial: Any, config: Any, seed: int, timings: dict[str, float], run: Any
+        self,
+        trial: Any,
+        config: Any,
+        seed: int,
+        timings: dict[str, float],
+        run: Any,
+        *,
+        checkpoint: Path | None = None,
     ) -> dict[str, float]:
+        """Cost, latency, training and FLOPs; the trained weights go to ``checkpoint``."""
         from search_space.cost import cost
 
         spec = self.spec
@@ -322,29 +379,36 @@ class TrialRunner:
             num_classes=spec.data.num_classes,
             num_workers=spec.data.num_workers,
             on_epoch=on_epoch,
+            checkpoint_path=checkpoint,
         )
         timings["train_s"] = time.perf_counter() - t
-        metrics["top1"] = result.top1
-        metrics["top5"] = result.top5
-        trial.set_user_attr("history", [dict(h) for h in result.history])
-        trial.set_user_attr("peak_memory_mb", result.peak_memory_mb)
-        # NOTE: what the export needs to say what was measured: the precision and device the
-        # trial trained with ("auto" resolved), and the videos it skipped as unreadable.
-        trial.set_user_attr("train_device", result.device)
-        trial.set_user_attr("amp", result.amp)
-        if hasattr(train_set, "skipped"):
-            skipped = {"train": list(train_set.skipped), "val": list(val_set.skipped)}
-            trial.set_user_attr("skipped_videos", skipped)
-        if not math.isfinite(result.top1):
-            raise TrialFailure(f"top1 is not finite: {result.top1}")
+        try:
+            metrics["top1"] = result.top1
+            metrics["top5"] = result.top5
+            trial.set_user_attr("history", [dict(h) for h in result.history])
+            trial.set_user_attr("peak_memory_mb", result.peak_memory_mb)
+            # NOTE: what the export needs to say what was measured: the precision and device
+            # the trial trained with ("auto" resolved), and the videos it skipped as unreadable.
+            trial.set_user_attr("train_device", result.device)
+            trial.set_user_attr("amp", result.amp)
+            if hasattr(train_set, "skipped"):
+                skipped = {"train": list(train_set.skipped), "val": list(val_set.skipped)}
+                trial.set_user_attr("skipped_videos", skipped)
+            if not math.isfinite(result.top1):
+                raise TrialFailure(f"top1 is not finite: {result.top1}")
 
-        from runners.flops import measure_flops
+            from runners.flops import measure_flops
 
-        t = time.perf_counter()
-        flops = measure_flops(
-            config, shape, include_head=spec.measure.include_head,
-            num_classes=spec.data.num_classes,
-        )  # fmt: skip
+            t = time.perf_counter()
+            flops = measure_flops(
+                config, shape, include_head=spec.measure.include_head,
+                num_classes=spec.data.num_classes,
+            )  # fmt: skip
+        except BaseException:
+            # NOTE: a trial that fails after training (or is interrupted) keeps no weights.
+            if checkpoint is not None:
+                checkpoint.unlink(missing_ok=True)
+            raise
         timings["flops_s"] = time.perf_counter() - t
         metrics["gflops"] = flops.gflops
         metrics["params"] = float(flops.params)

@@ -2,13 +2,16 @@
 
 FLOPs and parameters must come out equal to the stored values exactly (they are functions of
 the config); latency is re-measured and shown beside the stored value (it depends on the
-machine); with ``retrain`` the network is trained again with the stored seed and the study's
-spec, which on CPU gives the identical top-1.
+machine). When the study kept the trial's trained weights (``[train] keep_checkpoints``), they
+are loaded and evaluated on the validation set without training: on CPU the top-1 must equal the
+stored value exactly. With ``retrain`` the network is also trained again with the stored seed and
+the study's spec, which on CPU gives the identical top-1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from search_space.errors import R3dnasError
@@ -26,13 +29,16 @@ class ReproduceResult:
     digest: str
     stored: dict[str, float]
     measured: dict[str, float]
+    weights: str | None = None  # the checkpoint evaluated for ``top1``, if any
 
     def format(self) -> str:
         lines = [f"trial {self.trial} (digest {self.digest})", f"{'metric':<12} stored  measured"]
         for key, value in self.measured.items():
-            before = self.stored.get(key)
+            before = self.stored.get(key.removesuffix("_retrained"))
             shown = "-" if before is None else f"{before:.6g}"
             lines.append(f"{key:<12} {shown}  {value:.6g}")
+        if self.weights is not None:
+            lines.append(f"top1 evaluated from the stored weights {self.weights} (not retrained)")
         return "\n".join(lines)
 
 
@@ -53,8 +59,17 @@ def reproduce(
     pick: str | None = None,
     retrain: bool = False,
     latency: bool = True,
+    weights: bool = True,
+    runs_dir: str | Path | None = None,
 ) -> ReproduceResult:
-    """Re-measure a trial (``r3dnas reproduce``); raises :class:`ReproductionMismatch`."""
+    """Re-measure a trial (``r3dnas reproduce``); raises :class:`ReproductionMismatch`.
+
+    Args:
+        weights: evaluate the trial's stored weights when the study kept them (``top1``);
+            with ``retrain`` too, the retrained accuracy is ``top1_retrained``.
+        runs_dir: the study's runs folder, where its weights are (default: the one the study
+            was launched with).
+    """
     from runners.flops import measure_flops
     from search_space.config import ResNet3dConfig
     from studies.export import select_trial
@@ -91,32 +106,65 @@ def reproduce(
             spec.measure.latency_config(),
         )
         measured["latency_ms"] = result.median_ms
-    if retrain:
+    checkpoint = _stored_weights(study, chosen, runs_dir) if weights else None
+    if checkpoint is not None or retrain:
         import dataclasses
 
-        from runners.accuracy import train_and_evaluate
         from runners.data import build_datasets
 
         train_set, val_set = build_datasets(spec.data)
         seed = int(chosen.user_attrs.get("seed", spec.train.seed))
+        train_cfg = dataclasses.replace(spec.train, seed=seed)
+    if checkpoint is not None:
+        from runners.accuracy import evaluate_checkpoint
+
+        evaluated = evaluate_checkpoint(
+            config,
+            val_set,
+            train_cfg,
+            num_classes=spec.data.num_classes,
+            checkpoint_path=checkpoint,
+        )
+        measured["top1"] = evaluated.top1
+        _check_top1(chosen.number, stored, evaluated.top1, evaluated.device, "the stored weights")
+    if retrain:
+        from runners.accuracy import train_and_evaluate
+
         outcome = train_and_evaluate(
             config,
             train_set,
             val_set,
-            dataclasses.replace(spec.train, seed=seed),
+            train_cfg,
             num_classes=spec.data.num_classes,
             num_workers=spec.data.num_workers,
         )
-        measured["top1"] = outcome.top1
-        device = str(getattr(outcome, "device", "cpu"))
-        if device.startswith("cpu") and "top1" in stored and stored["top1"] != outcome.top1:
-            raise ReproductionMismatch(
-                f"trial {chosen.number}: retrained top1 {outcome.top1!r} != stored "
-                f"{stored['top1']!r} on CPU with seed {seed}"
-            )
+        measured["top1_retrained" if "top1" in measured else "top1"] = outcome.top1
+        _check_top1(
+            chosen.number, stored, outcome.top1, outcome.device, f"retraining (seed {seed})"
+        )
     return ReproduceResult(
         trial=chosen.number,
         digest=str(chosen.user_attrs.get("digest")),
         stored=stored,
         measured=measured,
+        weights=None if checkpoint is None else str(checkpoint),
     )
+
+
+def _stored_weights(study: Any, trial: Any, runs_dir: str | Path | None) -> Path | None:
+    """The trial's weights file, or None (then top-1 is re-measured only by retraining)."""
+    from search_space.errors import ConfigError
+    from studies.checkpoints import trial_checkpoint
+
+    try:
+        return trial_checkpoint(study, trial, runs_dir=runs_dir)
+    except ConfigError:
+        return None
+
+
+def _check_top1(number: int, stored: dict[str, float], top1: float, device: str, how: str) -> None:
+    """On CPU, top-1 must reproduce exactly (see runners.accuracy); elsewhere it is shown."""
+    if device.startswith("cpu") and "top1" in stored and stored["top1"] != top1:
+        raise ReproductionMismatch(
+            f"trial {number}: top1 from {how} {top1!r} != stored {stored['top1']!r} on CPU"
+        )

@@ -6,7 +6,7 @@ names the key and its section)::
     [study]        name, objectives, sampler, seed, n_trials, timeout_s, enqueue_presets
     [space]        a search space (see search_space.space), or base = preset | file.json
     [data]         runners.data.DataConfig fields
-    [train]        runners.accuracy.TrainConfig fields
+    [train]        runners.accuracy.TrainConfig fields, and keep_checkpoints (the study's)
     [measure]      input_shape, device, latency_mode, latency_warmup, latency_repeats, ...
     [constraints]  max_gflops, max_params_m, max_latency_ms
     [wandb]        mode, project, entity
@@ -28,6 +28,7 @@ from typing import Any, Literal
 from search_space.errors import ConfigError
 
 __all__ = [
+    "KEEP_CHECKPOINTS",
     "OBJECTIVES",
     "Constraints",
     "MeasureSpec",
@@ -153,6 +154,7 @@ class StudySpec:
     wandb: dict[str, Any]
     source: str
     raw: dict[str, Any] = field(default_factory=dict)
+    keep_checkpoints: str = "front"  # [train] keep_checkpoints: see KEEP_CHECKPOINTS
 
     @property
     def objective_names(self) -> tuple[str, ...]:
@@ -277,6 +279,21 @@ def _parse_constraints(table: Mapping[str, Any]) -> Constraints:
 
 WANDB_KEYS = ("mode", "project", "entity")
 
+# [train] keys that are the study's, not the runner's (TrainConfig has the others): which trained
+# weights a study keeps under <runs_dir>/<study>/checkpoints.
+STUDY_TRAIN_KEYS = ("keep_checkpoints",)
+KEEP_CHECKPOINTS = ("none", "front", "all")
+
+
+def _pop_keep_checkpoints(table: dict[str, Any]) -> str:
+    value = table.pop("keep_checkpoints", "front")
+    if value not in KEEP_CHECKPOINTS:
+        raise ConfigError(
+            f"[train] keep_checkpoints must be one of {', '.join(map(repr, KEEP_CHECKPOINTS))}; "
+            f"got {value!r}"
+        )
+    return str(value)
+
 
 def _parse_wandb(table: Mapping[str, Any]) -> dict[str, Any]:
     _check_keys("wandb", table, WANDB_KEYS)
@@ -338,7 +355,9 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
         if isinstance(data_table.get(key), str) and not Path(data_table[key]).is_absolute():
             data_table[key] = str(base_dir / data_table[key])
     data_cfg = _with_section("data", DataConfig.from_dict, data_table)
-    train_cfg = _with_section("train", TrainConfig.from_dict, data.get("train", {}))
+    train_table = dict(data.get("train", {}))
+    keep_checkpoints = _pop_keep_checkpoints(train_table)
+    train_cfg = _with_section("train", TrainConfig.from_dict, train_table)
     measure = _parse_measure(data.get("measure", {}), getattr(space, "input_shape", None))
     spec = StudySpec(
         study=study,
@@ -350,6 +369,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
         wandb=_parse_wandb(data.get("wandb", {})),
         source=source,
         raw=_raw_with_resolved_paths(data, data_table, base_dir),
+        keep_checkpoints=keep_checkpoints,
     )
     return spec
 

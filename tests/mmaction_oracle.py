@@ -123,3 +123,8 @@ def load_reference_loss() -> type:
     if registered is not None:
         return registered
     return _exec_mmaction_models_file("losses", "cross_entropy_loss.py").CrossEntropyLoss
+
+
+def load_i3d_head() -> type:
+    """mmaction2's ``I3DHead`` class (see :func:`load_reference_head`)."""
+    return load_reference_head()

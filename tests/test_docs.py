@@ -11,7 +11,13 @@ import pytest
 from runners.accuracy import TrainConfig
 from runners.data import DataConfig
 from search_space.space import _TOP_KEYS
-from studies.spec import WANDB_KEYS, Constraints, MeasureSpec, StudySection
+from studies.spec import (
+    STUDY_TRAIN_KEYS,
+    WANDB_KEYS,
+    Constraints,
+    MeasureSpec,
+    StudySection,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "spec.md"
 
@@ -42,7 +48,7 @@ def _fields(cls: type) -> list[str]:
         ("study", _fields(StudySection)),
         ("space", list(_TOP_KEYS)),
         ("data", _fields(DataConfig)),
-        ("train", _fields(TrainConfig)),
+        ("train", [*_fields(TrainConfig), *STUDY_TRAIN_KEYS]),
         ("measure", _fields(MeasureSpec)),
         ("constraints", _fields(Constraints)),
         ("wandb", list(WANDB_KEYS)),

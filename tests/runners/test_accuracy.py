@@ -460,3 +460,28 @@ def test_real_cuda_out_of_memory_is_reported_and_memory_freed() -> None:
     assert "allocated" in str(info.value) and "total" in str(info.value)
     assert torch.cuda.memory_allocated() < 2**30
     assert _train(FAST.replace(device="cuda")).epochs_run == 2
+
+
+# ---------------------------------------------------------------------- saved weights
+def test_saved_weights_evaluate_to_the_trained_accuracy(tmp_path: Path) -> None:
+    from runners.accuracy import evaluate_checkpoint
+
+    path = tmp_path / "w.pth"
+    cfg = FAST.replace(epochs=1)
+    trained = _train(cfg, checkpoint_path=path)
+    val_set = _data(2, 16, "val")
+    evaluated = evaluate_checkpoint(TINY, val_set, cfg, num_classes=2, checkpoint_path=path)
+    assert (evaluated.top1, evaluated.top5) == (trained.top1, trained.top5)
+    assert not list(tmp_path.glob("*.tmp"))  # written atomically
+    other = ResNet3dConfig.from_dict({**TINY.to_dict(), "with_pool2": True})
+    for kwargs, message in [
+        ({"config": other}, "another configuration"),
+        ({"num_classes": 3}, "has 2 classes; the data has 3"),
+        ({"checkpoint_path": tmp_path / "missing.pth"}, "not found"),
+    ]:
+        call = {"config": TINY, "num_classes": 2, "checkpoint_path": path, **kwargs}
+        with pytest.raises(ConfigError, match=message):
+            evaluate_checkpoint(
+                call["config"], val_set, cfg, num_classes=call["num_classes"],
+                checkpoint_path=call["checkpoint_path"],
+            )  # fmt: skip
