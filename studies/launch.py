@@ -20,9 +20,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError, TrialFailure
+
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+    from studies.spec import StudySpec
 
 __all__ = ["LaunchResult", "build_sampler", "launch", "open_study"]
 
@@ -40,7 +46,7 @@ class LaunchResult:
     wall_s: float
 
 
-def build_sampler(spec: Any) -> Any:
+def build_sampler(spec: StudySpec) -> BaseSampler:
     """The spec's sampler with its seed (always explicit: Optuna 5 changed the defaults)."""
     import optuna
 
@@ -59,12 +65,12 @@ def build_sampler(spec: Any) -> Any:
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=study.seed)
     if study.sampler == "grid":
-        grid = {c.name: list(c.values) for c in spec.space.choices()}
+        grid = {c.name: list(c.values) for c in spec.space.choices}
         return optuna.samplers.GridSampler(grid, seed=study.seed)
     raise ConfigError(f"[study] sampler {study.sampler!r} is not supported")  # pragma: no cover
 
 
-def build_pruner(spec: Any) -> Any:
+def build_pruner(spec: StudySpec) -> BasePruner:
     """Optuna's median pruner when asked for (single-objective studies), else none."""
     import optuna
 

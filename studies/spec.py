@@ -23,9 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from search_space.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runners.accuracy import TrainConfig
+    from runners.data import DataConfig
+    from search_space.space import SearchSpace
 
 __all__ = [
     "OBJECTIVES",
@@ -145,9 +150,9 @@ class Constraints:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StudySpec:
     study: StudySection
-    space: Any  # search_space.space.SearchSpace
-    data: Any  # runners.data.DataConfig
-    train: Any  # runners.accuracy.TrainConfig
+    space: SearchSpace
+    data: DataConfig
+    train: TrainConfig
     measure: MeasureSpec
     constraints: Constraints
     wandb: dict[str, Any]
@@ -299,7 +304,7 @@ def _with_section(section: str, build: Any, table: Mapping[str, Any]) -> Any:
         raise ConfigError(f"[{section}] {message}") from exc
 
 
-def _parse_space(table: dict[str, Any], base_dir: Path) -> Any:
+def _parse_space(table: dict[str, Any], base_dir: Path) -> SearchSpace:
     """``name = "default"`` (a shipped space or a space TOML), else an inline space table."""
     import dataclasses
 
