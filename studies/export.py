@@ -108,9 +108,10 @@ def _recipe(study: Any) -> tuple[int, Any, Any]:
 
 
 def export(
-    study: Any,
+    study: Any = None,
     *,
     storage: str | None = None,
+    runs_dir: str | Path = "runs",
     trial: int | None = None,
     pick: str | None = None,
     fmt: str = "json",
@@ -129,7 +130,7 @@ def export(
 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
-    study = _as_study(study, storage)
+    study = _as_study(study, storage, runs_dir=runs_dir)
     chosen = select_trial(study, trial=trial, pick=pick)
     config = chosen.user_attrs["config"]
     if fmt == "json":

@@ -9,6 +9,7 @@ spec, which on CPU gives the identical top-1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from search_space.errors import R3dnasError
@@ -46,9 +47,10 @@ def _spec_of(study: Any) -> Any:
 
 
 def reproduce(
-    study: Any,
+    study: Any = None,
     *,
     storage: str | None = None,
+    runs_dir: str | Path = "runs",
     trial: int | None = None,
     pick: str | None = None,
     retrain: bool = False,
@@ -60,7 +62,7 @@ def reproduce(
     from studies.export import select_trial
     from studies.pareto import _as_study
 
-    study = _as_study(study, storage)
+    study = _as_study(study, storage, runs_dir=runs_dir)
     chosen = select_trial(study, trial=trial, pick=pick)
     spec = _spec_of(study)
     config = ResNet3dConfig.from_dict(chosen.user_attrs["config"])
