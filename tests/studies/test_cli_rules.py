@@ -150,7 +150,7 @@ def test_set_overrides_reach_the_stored_spec(
     scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["launch", str(TINY), "--n-trials", "1", "--set", "train.lr=0.01", *QUIET]
-    assert _run([*argv, "--set", 'train.optimizer="sgd"', "--set", "data.num_val_clips=4"]) == 0
+    assert _run([*argv, "--set", "train.optimizer=sgd", "--set", "data.num_val_clips=4"]) == 0
     spec = optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db").user_attrs
     assert spec["spec"]["train"]["lr"] == 0.01 and spec["spec"]["train"]["optimizer"] == "sgd"
     assert spec["spec"]["data"]["num_val_clips"] == 4
