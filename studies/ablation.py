@@ -266,12 +266,12 @@ def ablate(
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
     stopped: StopReason
     if workers > 1:
-        from studies.launch import _counts
         from studies.workers import spawn_workers
 
         try:
             codes = spawn_workers(workers, study_name=name, storage_url=url, wandb_mode=wandb_mode)
-            done = _counts(study)[0] >= total and not any(codes)
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            done = len(complete) >= total and not any(codes)
             stopped = "done" if done else "gave_up"
             if any(codes):
                 print(f"worker exit codes: {', '.join(map(str, codes))}")
