@@ -343,6 +343,7 @@ def evaluate_checkpoint(
     *,
     num_classes: int,
     checkpoint_path: str | Path,
+    num_workers: int = 0,
 ) -> EvaluationResult:
     """Top-1/top-k of the weights ``train_and_evaluate`` saved, without training.
 
@@ -364,6 +365,7 @@ def evaluate_checkpoint(
         config=config,
         train_cfg=train_cfg,
         num_classes=num_classes,
+        num_workers=num_workers,
         device=device,
         amp=amp,
         channels_last=channels_last,

@@ -14,9 +14,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError
+
+if TYPE_CHECKING:
+    from search_space.space import SearchSpace
+    from studies.launch import StopReason
+    from studies.spec import StudySpec
 
 __all__ = ["AblationResult", "ablate", "summarize"]
 
@@ -43,10 +48,23 @@ class AblationResult:
     effects: Any  # DataFrame: factor, metric, effect, importance
     csv_path: Path | None
     plot_path: Path | None
-    interrupted: bool
+    n_trials: int  # grid points x seeds
+    stopped: StopReason
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == "interrupted"
+
+    @property
+    def exit_code(self) -> int:
+        from studies.launch import exit_status
+
+        return exit_status(self.stopped, completed=len(self.trials))
 
     def format(self) -> str:
         lines = [f"Ablation {self.study_name!r}: {len(self.trials)} completed trials"]
+        if not len(self.summary):
+            return lines[0]
         for (factor, metric), rows in self.summary.groupby(["factor", "metric"], sort=False):
             lines.append(f"\n{factor} -> {metric}")
             for row in rows.itertuples():
@@ -140,7 +158,9 @@ def plot_ablation(summary: Any, path: Path, metric: str = "top1") -> Path:
     return path
 
 
-def _enqueue_grid(study: Any, space: Any, factors: Sequence[str], seeds: Sequence[int]) -> int:
+def _enqueue_grid(
+    study: Any, space: SearchSpace, factors: Sequence[str], seeds: Sequence[int]
+) -> int:
     """Enqueue every grid point x seed once per study (idempotent across launches)."""
     import json
 
@@ -173,7 +193,7 @@ def _enqueue_grid(study: Any, space: Any, factors: Sequence[str], seeds: Sequenc
 
 
 def prepare_ablation(
-    spec: Any,
+    spec: StudySpec,
     *,
     factors: Sequence[str],
     seeds: int,
@@ -230,6 +250,9 @@ def ablate(
         raise ConfigError("ablate needs at least one --factor (a search-space parameter name)")
     if seeds < 1:
         raise ConfigError(f"--seeds must be a positive int; got {seeds}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be a positive int; got {workers}")
+    spec.space.grid(factors)  # an unknown or repeated factor is an error before any write
     name = study_name or f"{spec.study.name}-ablation"
     url = resolve_storage_url(storage, study_name=name, runs_dir=runs_dir)
     datasets = check_data(spec)
@@ -241,19 +264,22 @@ def ablate(
         f"({', '.join(factors)} x {seeds} seeds)"
     )
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
-    if workers < 1:
-        raise ConfigError(f"--workers must be a positive int; got {workers}")
-    interrupted = False
+    stopped: StopReason
     if workers > 1:
         from studies.workers import spawn_workers
 
         try:
-            spawn_workers(workers, study_name=name, storage_url=url, wandb_mode=wandb_mode)
+            codes = spawn_workers(workers, study_name=name, storage_url=url, wandb_mode=wandb_mode)
+            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            done = len(complete) >= total and not any(codes)
+            stopped = "done" if done else "gave_up"
+            if any(codes):
+                print(f"worker exit codes: {', '.join(map(str, codes))}")
         except KeyboardInterrupt:
-            interrupted = True
+            stopped = "interrupted"
     else:
         runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
-        interrupted = run_local(
+        stopped = run_local(
             study,
             runner,
             n_trials=total,
@@ -291,5 +317,5 @@ def ablate(
         plot_path = plot_ablation(summary, out / "ablation.png")
     return AblationResult(
         study_name=name, trials=trials, summary=summary, effects=effects, csv_path=csv_path,
-        plot_path=plot_path, interrupted=interrupted,
+        plot_path=plot_path, n_trials=total, stopped=stopped,
     )  # fmt: skip

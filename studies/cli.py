@@ -1,9 +1,13 @@
 """The ``r3dnas`` command line.
 
 Every subcommand imports its heavy libraries (torch, optuna, wandb, pandas, fvcore) inside its
-handler, so ``r3dnas --help`` is instant and a test checks it imports none of them. An
-:class:`~search_space.errors.R3dnasError` becomes one line on stderr and exit code 2; ``--debug``
-shows the traceback. Anything else is a bug and keeps its traceback.
+handler, so ``r3dnas --help`` is instant and a test checks it imports none of them.
+
+Exit codes, the same for every command: 0 success; 1 a check or a run failed (trials short of
+the budget, a reproduction mismatch, an unreadable video, shapes that differ); 2 a usage error
+(a bad argument, an unknown spec, study or factor, missing data), found before anything is
+written; 130 interrupted. An :class:`~search_space.errors.R3dnasError` is one line on stderr
+(``--debug`` shows the traceback); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -82,15 +86,16 @@ def _cost(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     from studies.launch import launch
+    from studies.spec import load_spec
 
     result = launch(
-        args.spec,
+        load_spec(args.spec, overrides=args.set),
         study_name=args.study,
         storage=args.storage,
         n_trials=args.n_trials,
         wandb_mode=args.wandb,
         progress=not args.quiet,
-        runs_dir=args.runs_dir,
+        runs_dir=_runs_dir(args),
         workers=args.workers,
         heartbeat_s=args.heartbeat,
         grace_s=args.grace,
@@ -99,7 +104,13 @@ def _launch(args: argparse.Namespace) -> int:
         f"{result.completed} complete, {result.failed} failed, {result.infeasible} infeasible "
         f"in {result.wall_s:.1f} s"
     )
-    return 130 if result.interrupted else 0
+    if result.exit_code == 1:
+        print(
+            f"r3dnas launch: {result.completed} of {result.n_trials} trials complete "
+            f"({result.stopped.replace('_', ' ')})",
+            file=sys.stderr,
+        )
+    return result.exit_code
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -108,7 +119,7 @@ def _data(args: argparse.Namespace) -> int:
     from runners.data_check import inspect_data
     from studies.spec import load_spec
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, overrides=args.set)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     report = inspect_data(spec.data, workers=workers, progress=not args.quiet)
     if args.format == "json":
@@ -121,7 +132,7 @@ def _data(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from studies.workers import worker
 
-    completed = worker(
+    result = worker(
         args.study,
         storage=args.storage,
         device=args.device,
@@ -129,34 +140,42 @@ def _worker(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         heartbeat_s=args.heartbeat,
         grace_s=args.grace,
+        runs_dir=args.runs_dir,
     )
-    print(f"worker done: the study has {completed} completed trials")
-    return 0
+    print(f"worker done: the study has {result.completed} of {result.n_trials} completed trials")
+    return result.exit_code
 
 
 def _ablate(args: argparse.Namespace) -> int:
     from studies.ablation import ablate
+    from studies.spec import load_spec
 
     result = ablate(
-        args.spec,
+        load_spec(args.spec or "inflation_ablation", overrides=args.set),
         factors=args.factor,
         seeds=args.seeds,
         study_name=args.study,
         storage=args.storage,
         wandb_mode=args.wandb,
-        runs_dir=args.runs_dir,
+        runs_dir=_runs_dir(args),
         out_dir=args.out,
         progress=not args.quiet,
         workers=args.workers,
     )
     print(result.format())
-    return 130 if result.interrupted else 0
+    if result.exit_code == 1:
+        print(
+            f"r3dnas ablate: {len(result.trials)} of {result.n_trials} trials complete "
+            f"({result.stopped.replace('_', ' ')})",
+            file=sys.stderr,
+        )
+    return result.exit_code
 
 
 def _pareto(args: argparse.Namespace) -> int:
     from studies.pareto import _as_study, format_pareto, pareto, plot_pareto
 
-    study = _as_study(args.study, args.storage)
+    study = _as_study(args.study, args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
     front = pareto(study, objectives=objectives)
     print(format_pareto(front, fmt=args.format))
@@ -171,12 +190,12 @@ def _export(args: argparse.Namespace) -> int:
     text = export(
         args.study,
         storage=args.storage,
+        runs_dir=args.runs_dir,
         trial=args.trial,
         pick=args.pick,
         fmt=args.format,
         out=args.out,
         decoder=args.decoder,
-        runs_dir=args.runs_dir,
     )
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
@@ -186,17 +205,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from studies.reproduce import reproduce
+    from studies.reproduce import ReproductionMismatch, reproduce
 
-    result = reproduce(
-        args.study,
-        storage=args.storage,
-        trial=args.trial,
-        pick=args.pick,
-        retrain=args.retrain,
-        latency=not args.no_latency,
-        runs_dir=args.runs_dir,
-    )
+    try:
+        result = reproduce(
+            args.study,
+            storage=args.storage,
+            runs_dir=args.runs_dir,
+            trial=args.trial,
+            pick=args.pick,
+            retrain=args.retrain,
+            latency=not args.no_latency,
+        )
+    except ReproductionMismatch as exc:  # a check that failed, not a usage error
+        print(f"r3dnas reproduce: {exc}", file=sys.stderr)
+        return 1
     print(result.format())
     print(
         "FLOPs and params reproduce exactly" + (", top1 too" if "top1" in result.measured else "")
@@ -238,9 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("launch", help="run or resume a study (default: the CPU default study)")
     p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
-    _add_study_args(p, required=False)
+    _add_study_args(p)
     p.add_argument("--n-trials", type=int, help="completed trials wanted (overrides the spec)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    _add_set_arg(p)
     _add_run_args(p)
     _add_heartbeat_args(p)
     p.set_defaults(handler=_launch)
@@ -252,10 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="probing processes (default: all cores)")
     p.add_argument("--format", default="table", choices=("table", "json"))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_set_arg(p)
     p.set_defaults(handler=_data)
 
     p = sub.add_parser("worker", help="join an existing study and run trials until it is done")
-    _add_study_args(p, required=True)
+    _add_study_args(p)
     p.add_argument("--device", help="device for this worker, e.g. cuda:1 (default: the spec's)")
     _add_run_args(p)
     _add_heartbeat_args(p)
@@ -267,12 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1, help="seeds per grid point (default 1)")
     p.add_argument("--out", help="folder for the CSV and PNG (default runs/<study>)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
-    _add_study_args(p, required=False)
+    _add_set_arg(p)
+    _add_study_args(p)
     _add_run_args(p)
     p.set_defaults(handler=_ablate)
 
     p = sub.add_parser("pareto", help="the Pareto front of a study")
-    _add_study_args(p, required=True)
+    _add_study_args(p)
     p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     p.add_argument("--plot", help="also write a PNG plot of the front")
@@ -283,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("reproduce", _reproduce, "rebuild a trial's network and re-measure it"),
     ):
         p = sub.add_parser(name, help=text)
-        _add_study_args(p, required=True)
+        _add_study_args(p)
         which = p.add_mutually_exclusive_group()
         which.add_argument("--trial", type=int, help="trial number")
         which.add_argument("--pick", choices=("top1", "knee", "min-latency"),
@@ -303,14 +329,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_study_args(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument("--study", required=required, help="study name")
+def _add_study_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--study", help="study name (default: the spec's; to query, the storage's only study)"
+    )
     parser.add_argument(
         "--storage",
         help="Optuna storage URL: sqlite:///F.db, postgresql://..., journal:///F.log "
-        "(default $R3DNAS_STORAGE, else runs/<study>.db)",
+        "(default $R3DNAS_STORAGE, else RUNS_DIR/<study>.db)",
     )
-    parser.add_argument("--runs-dir", default="runs", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--runs-dir", help="folder of the default storages and of wandb runs (default runs)"
+    )
+
+
+def _runs_dir(args: argparse.Namespace) -> str:
+    return str(args.runs_dir or "runs")
+
+
+def _add_set_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+        help="override a spec key, e.g. --set train.epochs=1 (repeat; values are TOML)",
+    )  # fmt: skip
 
 
 def _add_heartbeat_args(parser: argparse.ArgumentParser) -> None:

@@ -110,7 +110,7 @@ def _recipe(study: Any) -> tuple[int, Any, Any]:
 
 
 def export(
-    study: Any,
+    study: Any = None,
     *,
     storage: str | None = None,
     trial: int | None = None,
@@ -125,8 +125,9 @@ def export(
     Args:
         decoder: mmaction2 format: the video decoder its pipelines use (see
             :mod:`studies.mmaction2_config`).
-        runs_dir: the study's runs folder, where its weights are (default: the one the study
-            was launched with).
+        runs_dir: the study's runs folder: where its SQLite file (default storage) and its
+            weights are (default: ``runs`` to find the study, and for the weights the folder
+            the study was launched with).
 
     ``fmt="checkpoint"`` copies the trial's weights to ``out`` (required) and returns that path;
     a trial without weights is a :class:`ConfigError` that says why.
@@ -140,7 +141,7 @@ def export(
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
     if fmt == "checkpoint" and out is None:
         raise ConfigError("--format checkpoint needs --out FILE (e.g. --out best.pth)")
-    study = _as_study(study, storage)
+    study = _as_study(study, storage, runs_dir=runs_dir if runs_dir is not None else "runs")
     chosen = select_trial(study, trial=trial, pick=pick)
     config = chosen.user_attrs["config"]
     if fmt == "checkpoint":

@@ -20,27 +20,64 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from search_space.errors import ConfigError, TrialFailure
 
-__all__ = ["LaunchResult", "build_sampler", "launch", "open_study"]
+if TYPE_CHECKING:
+    from optuna.pruners import BasePruner
+    from optuna.samplers import BaseSampler
+
+    from studies.spec import StudySpec
+
+__all__ = ["LaunchResult", "StopReason", "build_sampler", "exit_status", "launch", "open_study"]
 
 POLL_S = 1.0
+
+# Why a trial loop ended: the budget is complete, the spec's timeout_s passed, it gave up after
+# too many trials that did not complete, or Ctrl-C / SIGTERM.
+StopReason = Literal["done", "timeout", "gave_up", "interrupted"]
+
+
+def exit_status(stopped: StopReason, *, completed: int) -> int:
+    """The exit code of a command that runs trials (the CLI's rule, stated in the README).
+
+    0: the budget is complete, or the spec's ``timeout_s`` ended a study that has results;
+    1: the run failed (it gave up short of the budget, or nothing completed); 130: interrupted.
+    """
+    if stopped == "interrupted":
+        return 130
+    if stopped == "done" or (stopped == "timeout" and completed > 0):
+        return 0
+    return 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LaunchResult:
     study_name: str
     storage: str  # display form: no password
+    n_trials: int
     completed: int
     failed: int
     infeasible: int
-    interrupted: bool
+    stopped: StopReason
     wall_s: float
+    worker_exit_codes: tuple[int, ...] = ()  # with workers > 1, one per worker process
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == "interrupted"
+
+    @property
+    def exit_code(self) -> int:
+        """:func:`exit_status`, and 1 when a worker process failed."""
+        code = exit_status(self.stopped, completed=self.completed)
+        if code == 0 and any(c != 0 for c in self.worker_exit_codes):
+            return 1
+        return code
 
 
-def build_sampler(spec: Any) -> Any:
+def build_sampler(spec: StudySpec) -> BaseSampler:
     """The spec's sampler with its seed (always explicit: Optuna 5 changed the defaults)."""
     import optuna
 
@@ -59,12 +96,12 @@ def build_sampler(spec: Any) -> Any:
     if study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=study.seed)
     if study.sampler == "grid":
-        grid = {c.name: list(c.values) for c in spec.space.choices()}
+        grid = {c.name: list(c.values) for c in spec.space.choices}
         return optuna.samplers.GridSampler(grid, seed=study.seed)
     raise ConfigError(f"[study] sampler {study.sampler!r} is not supported")  # pragma: no cover
 
 
-def build_pruner(spec: Any) -> Any:
+def build_pruner(spec: StudySpec) -> BasePruner:
     """Optuna's median pruner when asked for (single-objective studies), else none."""
     import optuna
 
@@ -73,9 +110,7 @@ def build_pruner(spec: Any) -> Any:
     return optuna.pruners.NopPruner()
 
 
-def open_study(
-    spec: Any, *, study_name: str, storage_url: str, create: bool = True, settings: Any = None
-) -> Any:
+def open_study(spec: StudySpec, *, study_name: str, storage_url: str, settings: Any = None) -> Any:
     """Create or load the study; a study with other objectives is an error, not a mix."""
     import optuna
 
@@ -83,17 +118,14 @@ def open_study(
 
     storage = open_storage(storage_url, settings)
     directions = list(spec.directions)
-    if create:
-        study = optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            directions=directions,
-            sampler=build_sampler(spec),
-            pruner=build_pruner(spec),
-            load_if_exists=True,
-        )
-    else:
-        study = load_existing_study(study_name, storage_url)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        directions=directions,
+        sampler=build_sampler(spec),
+        pruner=build_pruner(spec),
+        load_if_exists=True,
+    )
     stored = [d.name.lower() for d in study.directions]
     if stored != [d for d in directions]:
         raise ConfigError(
@@ -110,22 +142,6 @@ def open_study(
             f"asks for {list(spec.objective_names)}; use another --study name"
         )
     return study
-
-
-def load_existing_study(study_name: str, storage_url: str) -> Any:
-    """Load a study that must exist; an unknown name lists the ones in the storage."""
-    import optuna
-
-    from studies.storage import display_url, open_storage
-
-    storage = open_storage(storage_url)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    if study_name not in names:
-        known = ", ".join(names) if names else "none"
-        raise ConfigError(
-            f"no study named {study_name!r} in {display_url(storage_url)} (studies there: {known})"
-        )
-    return optuna.load_study(study_name=study_name, storage=storage)
 
 
 def _jsonable(value: Any) -> Any:
@@ -264,8 +280,8 @@ def run_trials(
     label: str,
     reap: Callable[[], Any] | None = None,
     runner: Any = None,
-) -> bool:
-    """Run trials until ``n_trials`` are complete; returns True when interrupted.
+) -> StopReason:
+    """Run trials until ``n_trials`` are complete; returns why it stopped.
 
     Args:
         reap: called before each trial and while waiting, to fail trials of dead workers
@@ -303,16 +319,16 @@ def run_trials(
                     bar.n = min(complete, n_trials)
                     bar.refresh()
                 if complete >= n_trials:
-                    return False
+                    return "done"
                 if timeout_s is not None and time.monotonic() - started > timeout_s:
                     print(f"{label}: timeout after {timeout_s:g} s with {complete} complete")
-                    return False
+                    return "timeout"
                 if attempts >= max_attempts:
                     print(
                         f"{label}: stopping after {attempts} attempts with only {complete} "
                         "complete trials; see the failed trials' fail_reason"
                     )
-                    return False
+                    return "gave_up"
                 if complete + running >= n_trials:
                     # Others hold the rest of the budget: wait (reap() above frees the slot of
                     # a dead worker's trial).
@@ -322,7 +338,7 @@ def run_trials(
                 try:
                     study.optimize(objective, n_trials=1, catch=(TrialFailure,))
                 except KeyboardInterrupt:
-                    return True
+                    return "interrupted"
                 except optuna.exceptions.UpdateFinishedTrialError as exc:
                     # Another worker declared this worker's trial stale (its heartbeat was late,
                     # e.g. on an overloaded machine) and re-enqueued it; the retry re-runs it.
@@ -335,7 +351,7 @@ def run_trials(
 
 
 def prepare_study(
-    spec: Any,
+    spec: StudySpec,
     *,
     study_name: str,
     storage_url: str,
@@ -362,8 +378,8 @@ def run_local(
     settings: Any,
     progress: bool,
     label: str,
-) -> bool:
-    """Run trials in this process with heartbeats and stale-trial reaping; True if interrupted."""
+) -> StopReason:
+    """Run trials in this process with heartbeats and stale-trial reaping; why it stopped."""
     from studies.workers import reap_stale_trials, with_journal_heartbeat
 
     objective = with_journal_heartbeat(
@@ -381,7 +397,7 @@ def run_local(
     )
 
 
-def check_data(spec: Any) -> tuple[Any, Any]:
+def check_data(spec: StudySpec) -> tuple[Any, Any]:
     """The spec's ``(train, val)`` datasets, built before any study or trial exists.
 
     Why: every trial trains on them, so a missing list or file, a bad label or an empty list is
@@ -438,28 +454,30 @@ def launch(
         raise ConfigError(f"--n-trials must be a positive int; got {budget}")
     if workers < 1:
         raise ConfigError(f"--workers must be a positive int; got {workers}")
-    datasets = check_data(spec)
     from studies.workers import _settings, spawn_workers
 
     settings = _settings(heartbeat_s, grace_s)
+    datasets = check_data(spec)
     study = prepare_study(
         spec, study_name=name, storage_url=url, n_trials=budget, runs_dir=runs_dir,
         settings=settings,
     )  # fmt: skip
     tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
     print(f"study {name!r} on {display_url(url)}: {budget} trials of {spec.source}")
-    interrupted = False
+    codes: tuple[int, ...] = ()
+    stopped: StopReason
     if workers > 1:
         try:
-            spawn_workers(
+            codes = tuple(spawn_workers(
                 workers, study_name=name, storage_url=url, wandb_mode=wandb_mode,
                 heartbeat_s=heartbeat_s, grace_s=grace_s,
-            )  # fmt: skip
+            ))  # fmt: skip
+            stopped = "done" if _counts(study)[0] >= budget else "gave_up"
         except KeyboardInterrupt:
-            interrupted = True
+            stopped = "interrupted"
     else:
         runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
-        interrupted = run_local(
+        stopped = run_local(
             study, runner, n_trials=budget, timeout_s=spec.study.timeout_s, settings=settings,
             progress=progress, label=name,
         )  # fmt: skip
@@ -468,13 +486,17 @@ def launch(
     result = LaunchResult(
         study_name=name,
         storage=display_url(url),
+        n_trials=budget,
         completed=sum(t.state == TrialState.COMPLETE for t in trials),
         failed=sum(s in ("failed",) for s in states),
         infeasible=sum(s == "infeasible" for s in states),
-        interrupted=interrupted,
+        stopped=stopped,
         wall_s=time.perf_counter() - t0,
+        worker_exit_codes=codes,
     )
-    if interrupted:
+    if any(codes):
+        print(f"worker exit codes: {', '.join(map(str, codes))} (non-zero: that worker failed)")
+    if result.interrupted:
         print(f"interrupted: run the same command again to resume study {name!r}")
     if print_pareto:
         from studies.pareto import format_pareto, pareto

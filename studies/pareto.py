@@ -68,13 +68,13 @@ def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -
     return volume
 
 
-def _as_study(study: Any, storage: str | None) -> Any:
-    if not isinstance(study, str):
+def _as_study(study: Any, storage: str | None, *, runs_dir: str | Path = "runs") -> Any:
+    """``study`` itself, or the existing study of that name (None: the storage's only one)."""
+    if study is not None and not isinstance(study, str):
         return study
-    from studies.launch import load_existing_study
-    from studies.storage import resolve_storage_url
+    from studies.storage import load_existing_study
 
-    return load_existing_study(study, resolve_storage_url(storage, study_name=study))
+    return load_existing_study(study, storage=storage, runs_dir=runs_dir)
 
 
 def _feasible(trial: Any) -> bool:
@@ -89,17 +89,23 @@ def _feasible(trial: Any) -> bool:
 
 
 def pareto(
-    study: Any, *, storage: str | None = None, objectives: Sequence[str] | None = None
+    study: Any = None,
+    *,
+    storage: str | None = None,
+    objectives: Sequence[str] | None = None,
+    runs_dir: str | Path = "runs",
 ) -> Any:
-    """The front as a DataFrame (see module docstring); ``study`` is a Study or a name.
+    """The front as a DataFrame (see module docstring).
 
     Args:
+        study: a Study, a study name, or None for the only study in the storage.
         objectives: a subset of the study's objectives to take the front over (default all).
+        runs_dir: where the default storages ``<runs_dir>/<study>.db`` are.
     """
     import pandas as pd
     from optuna.trial import TrialState
 
-    study = _as_study(study, storage)
+    study = _as_study(study, storage, runs_dir=runs_dir)
     names = list(
         study.user_attrs.get("objectives") or [f"value{i}" for i in range(len(study.directions))]
     )

@@ -52,7 +52,7 @@ def _spec_of(study: Any) -> Any:
 
 
 def reproduce(
-    study: Any,
+    study: Any = None,
     *,
     storage: str | None = None,
     trial: int | None = None,
@@ -75,7 +75,7 @@ def reproduce(
     from studies.export import select_trial
     from studies.pareto import _as_study
 
-    study = _as_study(study, storage)
+    study = _as_study(study, storage, runs_dir=runs_dir if runs_dir is not None else "runs")
     chosen = select_trial(study, trial=trial, pick=pick)
     spec = _spec_of(study)
     config = ResNet3dConfig.from_dict(chosen.user_attrs["config"])
@@ -124,6 +124,7 @@ def reproduce(
             train_cfg,
             num_classes=spec.data.num_classes,
             checkpoint_path=checkpoint,
+            num_workers=spec.data.num_workers,
         )
         measured["top1"] = evaluated.top1
         _check_top1(chosen.number, stored, evaluated.top1, evaluated.device, "the stored weights")

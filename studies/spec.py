@@ -19,13 +19,18 @@ The raw TOML tables are kept (``spec.raw``) so they can be logged beside each tr
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from search_space.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runners.accuracy import TrainConfig
+    from runners.data import DataConfig
+    from search_space.space import SearchSpace
 
 __all__ = [
     "KEEP_CHECKPOINTS",
@@ -35,6 +40,7 @@ __all__ = [
     "Objective",
     "StudySection",
     "StudySpec",
+    "apply_overrides",
     "load_spec",
     "spec_names",
 ]
@@ -146,9 +152,9 @@ class Constraints:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StudySpec:
     study: StudySection
-    space: Any  # search_space.space.SearchSpace
-    data: Any  # runners.data.DataConfig
-    train: Any  # runners.accuracy.TrainConfig
+    space: SearchSpace
+    data: DataConfig
+    train: TrainConfig
     measure: MeasureSpec
     constraints: Constraints
     wandb: dict[str, Any]
@@ -316,7 +322,7 @@ def _with_section(section: str, build: Any, table: Mapping[str, Any]) -> Any:
         raise ConfigError(f"[{section}] {message}") from exc
 
 
-def _parse_space(table: dict[str, Any], base_dir: Path) -> Any:
+def _parse_space(table: dict[str, Any], base_dir: Path) -> SearchSpace:
     """``name = "default"`` (a shipped space or a space TOML), else an inline space table."""
     import dataclasses
 
@@ -403,8 +409,40 @@ def spec_names() -> tuple[str, ...]:
     )
 
 
-def load_spec(name_or_path: str | Path | None = None) -> StudySpec:
-    """A shipped spec by name (default ``cpu_default``) or a TOML file by path."""
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The TOML tables with ``SECTION.KEY=VALUE`` overrides (the CLI's ``--set``) applied.
+
+    ``VALUE`` is read as a TOML value (``1``, ``0.5``, ``true``, ``[1, 3, 8, 64, 64]``,
+    ``"sgd"``); anything that is not one is taken as a string. Keys are checked afterwards by
+    :func:`parse_spec`, like the file's own.
+    """
+    tables = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        section, dot, key = path.strip().partition(".")
+        if not (sep and dot and section and key):
+            raise ConfigError(
+                f"--set expects SECTION.KEY=VALUE (e.g. train.epochs=1); got {item!r}"
+            )
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        table = tables.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {item!r}: {section} is not a section")
+        table[key.strip()] = value
+    return tables
+
+
+def load_spec(
+    name_or_path: str | Path | None = None, *, overrides: Sequence[str] = ()
+) -> StudySpec:
+    """A shipped spec by name (default ``cpu_default``) or a TOML file by path.
+
+    Args:
+        overrides: ``SECTION.KEY=VALUE`` items applied on top (see :func:`apply_overrides`).
+    """
     target = DEFAULT_SPEC if name_or_path is None else str(name_or_path)
     path = Path(target)
     if not (path.suffix == ".toml" or path.exists()):
@@ -425,4 +463,6 @@ def load_spec(name_or_path: str | Path | None = None) -> StudySpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    if overrides:
+        data = apply_overrides(data, overrides)
     return parse_spec(data, source=source, base_dir=base_dir)

@@ -22,7 +22,14 @@ from typing import Any
 
 from search_space.errors import ConfigError
 
-__all__ = ["StorageSettings", "display_url", "open_storage", "resolve_storage_url"]
+__all__ = [
+    "StorageSettings",
+    "display_url",
+    "load_existing_study",
+    "locate_study",
+    "open_storage",
+    "resolve_storage_url",
+]
 
 ENV_VAR = "R3DNAS_STORAGE"
 SCHEMES = ("sqlite", "postgresql", "journal")
@@ -52,6 +59,86 @@ def resolve_storage_url(url: str | None, *, study_name: str, runs_dir: Path | st
             "postgresql://USER:PASSWORD@HOST/DB or journal:///FILE.log"
         )
     return chosen
+
+
+def _storage_file(url: str) -> Path | None:
+    """The file a SQLite or journal URL names (None for a server, or SQLite in memory)."""
+    if url.startswith("journal://"):
+        return Path(url.removeprefix("journal://"))
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def _study_names(url: str) -> list[str]:
+    """The studies in an existing storage (an empty list when its file does not exist)."""
+    import optuna
+
+    path = _storage_file(url)
+    if path is not None and not path.is_file():
+        return []  # NOTE: opening it would create an empty database: a query writes nothing
+    return list(optuna.get_all_study_names(open_storage(url)))
+
+
+def locate_study(
+    study_name: str | None, *, storage: str | None, runs_dir: Path | str = "runs"
+) -> tuple[str, str]:
+    """``(name, url)`` of an existing study, for the commands that only read one.
+
+    The storage is ``storage``, else ``$R3DNAS_STORAGE``, else ``<runs_dir>/<name>.db`` (or,
+    when no file there holds the name, whichever ``<runs_dir>/*.db`` does); with no name and
+    no storage, every ``<runs_dir>/*.db``. Without a name, there must be exactly one study.
+    Nothing is created: a missing SQLite or journal file is an error, not an empty new
+    database. Errors name the studies that do exist.
+    """
+    explicit = storage or os.environ.get(ENV_VAR)
+    if explicit:
+        url = resolve_storage_url(storage, study_name=study_name or "", runs_dir=runs_dir)
+        path = _storage_file(url)
+        where = display_url(url) + (" (no such file)" if path and not path.is_file() else "")
+        found = [(name, url) for name in _study_names(url)]
+    else:
+        if study_name is not None:
+            url = resolve_storage_url(None, study_name=study_name, runs_dir=runs_dir)
+            if study_name in _study_names(url):
+                return study_name, url
+        found = _studies_in(runs_dir)
+        where = f"{Path(runs_dir)}/"
+    names = ", ".join(sorted({name for name, _ in found})) or "none"
+    if study_name is None:
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise ConfigError(f"no study in {where}; start one with r3dnas launch")
+        raise ConfigError(f"{where} holds {len(found)} studies ({names}); name one with --study")
+    matches = [(name, url) for name, url in found if name == study_name]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ConfigError(
+            f"several storages in {where} hold a study named {study_name!r} "
+            f"({', '.join(display_url(u) for _, u in matches)}); pick one with --storage"
+        )
+    raise ConfigError(f"no study named {study_name!r} in {where} (studies there: {names})")
+
+
+def _studies_in(runs_dir: Path | str) -> list[tuple[str, str]]:
+    """Every study in the default SQLite files of ``runs_dir`` (nothing is created)."""
+    found: list[tuple[str, str]] = []
+    for path in sorted(Path(runs_dir).glob("*.db")):
+        url = f"sqlite:///{path}"
+        found.extend((name, url) for name in _study_names(url))
+    return found
+
+
+def load_existing_study(
+    study_name: str | None, *, storage: str | None, runs_dir: Path | str = "runs"
+) -> Any:
+    """The Optuna study :func:`locate_study` finds, loaded (its sampler is irrelevant)."""
+    import optuna
+
+    name, url = locate_study(study_name, storage=storage, runs_dir=runs_dir)
+    return optuna.load_study(study_name=name, storage=open_storage(url))
 
 
 def display_url(url: str) -> str:

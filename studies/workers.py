@@ -24,12 +24,16 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError
 
-__all__ = ["reap_stale_trials", "spawn_workers", "worker"]
+if TYPE_CHECKING:
+    from studies.launch import StopReason
+
+__all__ = ["WorkerResult", "reap_stale_trials", "spawn_workers", "worker"]
 
 HEARTBEAT_KEY = "r3dnas:heartbeat"
 
@@ -139,8 +143,22 @@ def _spec_for_device(spec: Any, device: str | None) -> Any:
     return dataclasses.replace(spec, measure=measure, train=train)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerResult:
+    study_name: str
+    n_trials: int  # the study's budget of completed trials
+    completed: int  # completed trials in the study when this worker stopped
+    stopped: StopReason
+
+    @property
+    def exit_code(self) -> int:
+        from studies.launch import exit_status
+
+        return exit_status(self.stopped, completed=self.completed)
+
+
 def worker(
-    study_name: str,
+    study_name: str | None = None,
     *,
     storage: str | None = None,
     device: str | None = None,
@@ -148,19 +166,26 @@ def worker(
     progress: bool = False,
     heartbeat_s: int | None = None,
     grace_s: int | None = None,
-) -> int:
-    """Join an existing study and run trials until its budget is spent; returns completed."""
+    runs_dir: str | Path | None = None,
+) -> WorkerResult:
+    """Join an existing study and run trials until its budget is spent.
+
+    Args:
+        study_name: the study (may be left out when the storage holds exactly one).
+        runs_dir: where the default storage ``<runs_dir>/<study>.db`` is and wandb runs go
+            (default: the folder the study was launched with, for wandb; ``runs`` to find it).
+    """
     import optuna
     from optuna.trial import TrialState
 
     from studies.launch import _tracker, build_pruner, build_sampler, check_data, run_local
     from studies.objective import TrialRunner
     from studies.reproduce import _spec_of
-    from studies.storage import resolve_storage_url
+    from studies.storage import locate_study, open_storage
 
-    url = resolve_storage_url(storage, study_name=study_name)
     settings = _settings(heartbeat_s, grace_s)
-    probe = _open_existing(study_name, url, settings)
+    study_name, url = locate_study(study_name, storage=storage, runs_dir=runs_dir or "runs")
+    probe = optuna.load_study(study_name=study_name, storage=open_storage(url, settings))
     budget = probe.user_attrs.get("n_trials")
     if budget is None:
         raise ConfigError(f"study {study_name!r} records no n_trials; start it with r3dnas launch")
@@ -177,36 +202,33 @@ def worker(
         sampler=build_sampler(worker_spec),
         pruner=build_pruner(spec),
     )
-    runs_dir = Path(study.user_attrs.get("runs_dir", "runs"))
-    tracker = _tracker(spec, study_name, wandb_mode, runs_dir / study_name)
+    wandb_dir = Path(runs_dir or study.user_attrs.get("runs_dir", "runs"))
+    tracker = _tracker(spec, study_name, wandb_mode, wandb_dir / study_name)
     runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
-    run_local(
+    stopped = run_local(
         study, runner, n_trials=int(budget), timeout_s=spec.study.timeout_s, settings=settings,
         progress=progress, label=f"{study_name} worker {os.getpid()}",
     )  # fmt: skip
     tracker.close()
-    return sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    completed = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    return WorkerResult(
+        study_name=study_name, n_trials=int(budget), completed=completed, stopped=stopped
+    )
 
 
 def _settings(heartbeat_s: int | None, grace_s: int | None) -> Any:
+    """Heartbeat settings from the CLI's ``--heartbeat`` / ``--grace`` (None: the default)."""
     from studies.storage import StorageSettings
 
+    for flag, value in (("--heartbeat", heartbeat_s), ("--grace", grace_s)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be a positive number of seconds; got {value}")
     defaults = StorageSettings()
     return StorageSettings(
         heartbeat_interval=heartbeat_s or defaults.heartbeat_interval,
         grace_period=grace_s or defaults.grace_period,
         max_retry=defaults.max_retry,
     )
-
-
-def _open_existing(study_name: str, url: str, settings: Any) -> Any:
-    import optuna
-
-    from studies.launch import load_existing_study
-    from studies.storage import open_storage
-
-    load_existing_study(study_name, url)  # a clear error for an unknown study
-    return optuna.load_study(study_name=study_name, storage=open_storage(url, settings))
 
 
 def _devices(n_workers: int) -> list[str | None]:

@@ -1,0 +1,156 @@
+"""One rule for every command: exit 0 success, 1 a check or a run failed, 2 a usage error, and
+nothing written before the input has been checked; ``--study`` inferred where the storage holds
+one study; ``--runs-dir`` honoured by every command that takes it.
+
+Real studies on SQLite and journal files with tests/studies/specs/tiny.toml (a second or two
+per trial), through ``studies.cli.main`` as a user calls it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from studies.cli import main
+
+TINY = Path(__file__).parent / "specs" / "tiny.toml"
+QUIET = ["--wandb", "disabled", "--quiet"]
+# Every trial of tiny.toml is over this budget, so nothing ever completes (checked analytically,
+# before any training: these runs take seconds).
+IMPOSSIBLE = ["--set", "constraints.max_gflops=1e-9"]
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        return int(exc.code or 0)
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
+    return tmp_path
+
+
+def test_study_is_inferred_and_runs_dir_honoured(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    launch = ["launch", str(TINY), "--n-trials", "1", "--runs-dir", "elsewhere", *QUIET]
+    assert _run(launch) == 0
+    assert (scratch / "elsewhere" / "tiny.db").is_file() and not (scratch / "runs").exists()
+    capsys.readouterr()
+
+    assert _run(["pareto", "--runs-dir", "elsewhere", "--format", "json"]) == 0
+    assert [row["trial"] for row in json.loads(capsys.readouterr().out)] == [0]
+    assert _run(["export", "--runs-dir", "elsewhere", "--trial", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["depth"] == 18
+    assert _run(["reproduce", "--runs-dir", "elsewhere", "--trial", "0", "--no-latency"]) == 0
+    assert "FLOPs and params reproduce exactly" in capsys.readouterr().out
+    assert _run(["worker", "--runs-dir", "elsewhere", *QUIET]) == 0
+    assert "1 of 1 completed trials" in capsys.readouterr().out
+
+    # Without --runs-dir the default folder is searched, and nothing is created there.
+    assert _run(["pareto"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "r3dnas pareto: error: no study in runs/; start one with r3dnas launch"
+    )
+    assert not (scratch / "runs").exists()
+
+    # Two studies in one storage: a one-line error that names both.
+    url = f"sqlite:///{scratch / 'elsewhere' / 'tiny.db'}"
+    optuna.create_study(study_name="other", storage=url)
+    for command in ("pareto", "export", "reproduce", "worker"):
+        assert _run([command, "--storage", url]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("holds 2 studies (other, tiny); name one with --study"), err
+        assert len(err.splitlines()) == 1
+    assert _run(["pareto", "--storage", url, "--study", "tiny", "--format", "csv"]) == 0
+
+
+@pytest.mark.parametrize("command", ["pareto", "export", "reproduce", "worker"])
+@pytest.mark.parametrize(
+    "storage", [None, "sqlite:///{tmp}/study.db", "journal://{tmp}/study.log"]
+)
+def test_a_query_for_a_missing_study_creates_nothing(
+    command: str, storage: str | None, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [command, "--study", "missing"]
+    if storage is not None:
+        argv += ["--storage", storage.format(tmp=scratch / "db")]
+    assert _run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no study named 'missing'" in err, err
+    assert _files(scratch) == []
+
+
+def test_nothing_complete_is_exit_1(scratch: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["launch", str(TINY), "--n-trials", "1", *IMPOSSIBLE, *QUIET]) == 1
+    err = capsys.readouterr().err
+    assert "r3dnas launch: 0 of 1 trials complete (gave up)" in err
+    study = optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db")
+    assert study.trials and all(t.user_attrs["state"] == "infeasible" for t in study.trials)
+
+    # A worker on that study gives up the same way.
+    assert _run(["worker", "--study", "tiny", *QUIET]) == 1
+    assert "0 of 1 completed trials" in capsys.readouterr().out
+
+    ablate = ["ablate", str(TINY), "--factor", "with_pool2", "--study", "abl", *IMPOSSIBLE]
+    assert _run([*ablate, *QUIET]) == 1
+    assert "r3dnas ablate: 0 of 2 trials complete (gave up)" in capsys.readouterr().err
+
+
+def test_launch_fails_when_its_workers_fail(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["launch", str(TINY), "--n-trials", "1", "--workers", "2", *IMPOSSIBLE, *QUIET]
+    assert _run(argv) == 1
+    out = capsys.readouterr().out
+    assert "worker exit codes: 1, 1" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ablate", str(TINY), "--factor", "with_pool2", "--workers", "0"], "--workers"),
+        (["ablate", str(TINY), "--factor", "nope"], "unknown factor 'nope'"),
+        (["ablate", str(TINY), "--factor", "with_pool2", "--seeds", "0"], "--seeds"),
+        (["ablate", str(TINY), "--factor", "with_pool2", "--factor", "with_pool2"], "repeat"),
+        (["launch", str(TINY), "--workers", "0"], "--workers"),
+        (["launch", str(TINY), "--n-trials", "0"], "--n-trials"),
+        (["launch", str(TINY), "--heartbeat", "0"], "--heartbeat"),
+        (["launch", str(TINY), "--set", "train.epoch=1"], "unknown train config key(s) 'epoch'"),
+        (["launch", str(TINY), "--set", "epochs=1"], "--set expects SECTION.KEY=VALUE"),
+        (["launch", "no-such-spec"], "unknown study spec 'no-such-spec'"),
+    ],
+)
+def test_usage_errors_are_exit_2_before_anything_is_written(
+    argv: list[str], message: str, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run([*argv, *QUIET]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert _files(scratch) == []
+
+
+def test_argparse_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["pareto", "--format", "xml"]) == 2
+    assert "invalid choice: 'xml'" in capsys.readouterr().err
+
+
+def test_set_overrides_reach_the_stored_spec(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["launch", str(TINY), "--n-trials", "1", "--set", "train.lr=0.01", *QUIET]
+    assert _run([*argv, "--set", "train.optimizer=sgd", "--set", "data.num_val_clips=4"]) == 0
+    spec = optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db").user_attrs
+    assert spec["spec"]["train"]["lr"] == 0.01 and spec["spec"]["train"]["optimizer"] == "sgd"
+    assert spec["spec"]["data"]["num_val_clips"] == 4
