@@ -162,29 +162,16 @@ def _children() -> dict[int, list[int]]:
     return out
 
 
-def _to_pause() -> list[int]:
-    """Registered workers and their descendants, parents first, minus this process's own
-    ancestors and descendants (a timer never stops itself or what it waits on)."""
-    me = os.getpid()
+def _to_pause(keep: set[int]) -> list[int]:
+    """Registered workers and their descendants (DataLoader workers, ...), parents first,
+    except the pids in ``keep`` (this process and its watchdog: a timer never stops itself)."""
     children = _children()
-    mine: set[int] = {me}
-    stack = [me]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            if child not in mine:
-                mine.add(child)
-                stack.append(child)
-    parents = {int(c): p for p, cs in children.items() for c in cs}
-    pid = me
-    while pid in parents and pid not in (0, 1):
-        pid = parents[pid]
-        mine.add(pid)
     order: list[int] = []
-    seen: set[int] = set()
+    seen: set[int] = set(keep)
     stack = list(reversed(registered_workers()))
     while stack:
         pid = stack.pop()
-        if pid in seen or pid in mine:
+        if pid in seen:
             continue
         seen.add(pid)
         order.append(pid)
@@ -277,17 +264,18 @@ def quiet_machine(isolation: str = "pause") -> Iterator[list[int]]:
             if isolation == "lock" or not Path("/proc").is_dir():
                 yield []
                 return
-            pids = _to_pause()
+            watchdog = _get_watchdog()
+            keep = {os.getpid(), watchdog.process.pid}
+            pids = _to_pause(keep)
             if not pids:
                 yield []
                 return
-            watchdog = _get_watchdog()
             watchdog.tell("P " + " ".join(map(str, pids)))
             paused: list[int] = []
             try:
                 paused = _signal_all(pids, signal.SIGSTOP)
                 # NOTE: once more, for children started between the listing and the stop.
-                late = [p for p in _to_pause() if p not in paused]
+                late = [p for p in _to_pause(keep) if p not in paused]
                 if late:
                     watchdog.tell("P " + " ".join(map(str, paused + late)))
                     paused += _signal_all(late, signal.SIGSTOP)
