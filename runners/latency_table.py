@@ -37,16 +37,16 @@ from runners.latency import LatencyConfig, LatencyResult, library_versions, meas
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError
 from search_space.latency_model import (
-    Layer,
     LatencyTable,
+    Layer,
     NetworkTerm,
     fit_network_term,
     layer_keys,
     network_layers,
     predict_latency,
 )
-from search_space.space import InfeasibleConfig, SearchSpace
 from search_space.shapes import parse_input_shape
+from search_space.space import InfeasibleConfig, SearchSpace
 
 __all__ = [
     "build_latency_table",
@@ -67,6 +67,7 @@ class _AddAct(nn.Module):
         super().__init__()
         from mmcv.cnn import build_activation_layer
 
+        self.identity: torch.Tensor
         self.register_buffer("identity", torch.randn(1, *shape))
         self.act = build_activation_layer(act_cfg)
 

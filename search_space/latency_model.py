@@ -1,4 +1,4 @@
-"""A per-device latency model: a network's latency from a table of its layers, with no module built.
+"""A per-device latency model: a network's latency from a table of its layers, nothing built.
 
 A :class:`LatencyTable` holds the median time of every distinct layer of a search space,
 measured once and in isolation on one device, thread count and latency mode (``runners.

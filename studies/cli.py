@@ -315,8 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=30, help="timed runs per layer (default 30)")
     p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
                    help="pause: registered study workers stop while timing (default)")  # fmt: skip
-    p.add_argument("--calibrate", type=int, default=10,
-                   help="whole networks measured to fit the per-network term (default 10)")  # fmt: skip
+    p.add_argument(
+        "--calibrate", type=int, default=10,
+        help="whole networks measured to fit the per-network term (default 10)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration networks")
     p.add_argument("--head", action="store_true", help="also time the I3D head")
     p.add_argument("--num-classes", type=int, default=400, help="head classes (default 400)")

@@ -320,7 +320,7 @@ def _check_latency_table(measure: MeasureSpec) -> None:
     """A predicted latency needs a table for this clip (and, for "both", this mode)."""
     if measure.latency_table is None:
         raise ConfigError(
-            f"[measure] latency = {measure.latency!r} needs latency_table = \"FILE.json\" "
+            f'[measure] latency = {measure.latency!r} needs latency_table = "FILE.json" '
             "(build one with `r3dnas latency-table --space SPACE --out FILE.json`)"
         )
     table = _with_section("measure", lambda _: measure.load_latency_table(), {})

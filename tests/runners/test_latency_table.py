@@ -23,7 +23,9 @@ def _space() -> SearchSpace:
     )  # fmt: skip
     return SearchSpace(
         base=base, input_shape=SHAPE, name="tiny",
-        dimensions=(Choice("layer4.inflate", ("none", "all")), Choice("with_pool2", (True, False))),
+        dimensions=(
+            Choice("layer4.inflate", ("none", "all")), Choice("with_pool2", (True, False))
+        ),
     )  # fmt: skip
 
 
@@ -39,7 +41,9 @@ def test_every_layer_builds_and_maps_its_input_to_the_next_layers_input() -> Non
             if layer.kind in ("maxpool3d", "add_act", "non_local3d"):
                 # the main path continues from these outputs (a downsample reads a block input)
                 assert tuple(out.shape[1:]) == following.in_shape or following.kind == "conv3d"
-        assert tuple(build_layer_module(layers[-1])(torch.randn(1, *layers[-1].in_shape)).shape) == (1, 3)
+        assert tuple(
+            build_layer_module(layers[-1])(torch.randn(1, *layers[-1].in_shape)).shape
+        ) == (1, 3)
 
 
 def test_table_covers_the_space_and_resumes(tmp_path: Path) -> None:
@@ -51,7 +55,10 @@ def test_table_covers_the_space_and_resumes(tmp_path: Path) -> None:
     table = build_latency_table(space, FAST, calibrate=3, out=out, progress=lines.append)
     assert sum(line.startswith("layer ") for line in lines) == len(layers) == len(table.layers_ms)
     assert sum(line.startswith("network ") for line in lines) == 3
-    assert len(table.network_term.calibration) == 3 and table.network_term.kind in table.network_term.cv
+    assert (
+        len(table.network_term.calibration) == 3
+        and table.network_term.kind in table.network_term.cv
+    )
     assert table.threads == 1 and table.mode == "eager" and table.device.startswith("cpu")
     for row in space.grid(space.param_names()):
         prediction = predict_latency(space.config_from_params(row), table)
@@ -62,5 +69,7 @@ def test_table_covers_the_space_and_resumes(tmp_path: Path) -> None:
     build_latency_table(space, FAST, calibrate=3, out=out, progress=again.append)
     assert not [line for line in again if line.startswith(("layer ", "network "))]
     other: list[str] = []
-    build_latency_table(space, FAST.replace(repeats=3), calibrate=0, out=out, progress=other.append)
+    build_latency_table(
+        space, FAST.replace(repeats=3), calibrate=0, out=out, progress=other.append
+    )
     assert sum(line.startswith("layer ") for line in other) == len(layers)

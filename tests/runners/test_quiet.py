@@ -84,7 +84,9 @@ def _wait(condition, timeout_s: float = 120.0) -> None:  # type: ignore[no-untyp
 
 
 @pytest.fixture(scope="module")
-def trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subprocess.Popen, Path, Path]]:  # type: ignore[type-arg]
+def trainer(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen, Path, Path]]:  # type: ignore[type-arg]
     tmp = tmp_path_factory.mktemp("quiet")
     lock_dir, log = tmp / "locks", tmp / "steps.log"
     process = subprocess.Popen([sys.executable, "-c", TRAINER, str(log)], env=_env(lock_dir))
@@ -100,9 +102,13 @@ def trainer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
 def test_two_timers_never_time_at_once(tmp_path: Path) -> None:
     go = tmp_path / "go"
     timers = [
-        subprocess.Popen([sys.executable, "-c", TIMER, str(tmp_path / f"w{i}"), str(go), "6",
-                          "lock"], env=_env(tmp_path / "locks"), stdout=subprocess.PIPE,
-                         text=True, cwd=ROOT)  # fmt: skip
+        subprocess.Popen(
+            [sys.executable, "-c", TIMER, str(tmp_path / f"w{i}"), str(go), "6", "lock"],
+            env=_env(tmp_path / "locks"),
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )  # fmt: skip
         for i in range(2)
     ]
     for timer in timers:

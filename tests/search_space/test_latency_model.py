@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from random_configs import random_kwargs
 
 from search_space import ConfigError, ResNet3dConfig, load_space, output_shapes, preset
 from search_space.latency_model import (
@@ -21,7 +22,6 @@ from search_space.latency_model import (
     network_layers,
     predict_latency,
 )
-from random_configs import random_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
 

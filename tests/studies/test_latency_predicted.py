@@ -71,11 +71,15 @@ def test_both_checks_the_budget_from_the_prediction_before_building(
     for t in study.trials:
         assert t.user_attrs["state"] == "infeasible"
         assert "before building (predicted)" in t.user_attrs["fail_reason"]
-        assert "latency_s" not in t.user_attrs["timings"] and "train_s" not in t.user_attrs["timings"]
+        assert (
+            "latency_s" not in t.user_attrs["timings"] and "train_s" not in t.user_attrs["timings"]
+        )
 
 
 def test_spec_errors_name_the_key(tmp_path: Path, table_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"\[measure\] latency = 'predicted' needs latency_table"):
+    with pytest.raises(
+        ConfigError, match=r"\[measure\] latency = 'predicted' needs latency_table"
+    ):
         _spec(tmp_path, measure={"latency": "predicted"})
     with pytest.raises(ConfigError, match=r"\[measure\] latency must be one of"):
         _spec(tmp_path, measure={"latency": "guessed"})
