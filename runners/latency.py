@@ -11,8 +11,10 @@ Protocol (one call of :func:`measure_model_latency`):
    inductor call oneDNN convolutions; eager's 3D conv path is several times slower there). The
    CPU thread count is fixed with ``torch.set_num_threads``; everything global is restored
    afterwards.
-2. Under ``torch.inference_mode()``: ``warmup`` untimed runs, then ``repeats`` timed runs of one
-   clip (batch 1), split into ``blocks`` consecutive blocks. On CPU each run is timed with
+2. Under ``torch.inference_mode()``: one untimed first call (``torch.compile`` compiles in it),
+   then, inside :func:`runners.quiet.quiet_machine` (``isolation``: no other timer on the
+   machine, registered study workers paused), ``warmup`` untimed runs and ``repeats`` timed runs
+   of one clip (batch 1), split into ``blocks`` consecutive blocks. On CPU each run is timed with
    ``time.perf_counter_ns``; on CUDA with a pair of CUDA events, the stream synchronized before
    and after each run, so a run includes its own launch overhead and nothing queued before it.
 3. When ``batch_size > 1``, the same warm-up and repeats at that batch give the throughput.
@@ -52,6 +54,7 @@ from torch import nn
 
 from runners._device import DEVICE_PATTERN as _DEVICE_RE
 from runners._device import resolve_device
+from runners.quiet import ISOLATIONS, quiet_machine
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, TrialFailure
 from search_space.resnet3d import build_resnet3d
@@ -91,6 +94,9 @@ class LatencyConfig:
             process may run on. Set on CUDA too (it bounds the CPU-side work).
         batch_size: clips per call for the throughput figure; 1 makes no extra runs.
         seed: seed of the random input clip.
+        isolation: ``"none"``, ``"lock"`` (no two timers on the machine at once) or
+            ``"pause"`` (and registered study workers stopped while timing); see
+            :mod:`runners.quiet`.
     """
 
     device: str = "auto"
@@ -101,6 +107,7 @@ class LatencyConfig:
     threads: int | None = None
     batch_size: int = 1
     seed: int = 0
+    isolation: str = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.mode, StrEnum):
@@ -130,6 +137,11 @@ class LatencyConfig:
             _check_int("threads", self.threads, minimum=1, extra=" or null (all cores)")
         _check_int("batch_size", self.batch_size, minimum=1)
         _check_int("seed", self.seed, minimum=0)
+        if self.isolation not in ISOLATIONS:
+            raise ConfigError(
+                f"isolation must be one of {', '.join(map(repr, ISOLATIONS))}; "
+                f"got {self.isolation!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -159,7 +171,8 @@ class LatencyResult:
     The ``*_ms`` statistics are per call at batch 1, i.e. the batch-1 latency of one clip.
     ``compile_s`` is the wall time of the first call at each input shape in ``compile`` mode
     (tracing, compiling and one run; a warm ``TORCHINDUCTOR_CACHE_DIR`` shortens it), ``None`` in
-    the other modes.
+    the other modes. ``isolation`` is the config's; ``paused_workers`` how many registered
+    worker processes were stopped while timing.
     """
 
     median_ms: float
@@ -180,6 +193,8 @@ class LatencyResult:
     inductor_freezing: bool
     compile_s: float | None
     versions: dict[str, str]
+    isolation: str = "none"
+    paused_workers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, for trial attributes and logs."""
@@ -304,14 +319,19 @@ def measure_model_latency(
         first_s = _first_call(prepared, x)
         if cfg.mode == LatencyMode.COMPILE:
             compile_s = first_s
-        samples_ms = _timed_runs(prepared, x, warmup=cfg.warmup, repeats=cfg.repeats)
+        with quiet_machine(cfg.isolation) as paused:
+            samples_ms = _timed_runs(prepared, x, warmup=cfg.warmup, repeats=cfg.repeats)
+        paused_workers = len(paused)
         batch_median_ms = statistics.median(samples_ms)
         if cfg.batch_size > 1:
             batch_x = prepared.make_input((cfg.batch_size, *shape[1:]), seed=cfg.seed)
             first_s = _first_call(prepared, batch_x)
             if compile_s is not None:
                 compile_s += first_s
-            batch_samples = _timed_runs(prepared, batch_x, warmup=cfg.warmup, repeats=cfg.repeats)
+            with quiet_machine(cfg.isolation):
+                batch_samples = _timed_runs(
+                    prepared, batch_x, warmup=cfg.warmup, repeats=cfg.repeats
+                )
             batch_median_ms = statistics.median(batch_samples)
         device_name = _device_name(prepared.device)
         threads = torch.get_num_threads()
@@ -337,6 +357,8 @@ def measure_model_latency(
         inductor_freezing=freezing,
         compile_s=compile_s,
         versions=library_versions(),
+        isolation=cfg.isolation,
+        paused_workers=paused_workers,
     )
 
 

@@ -227,6 +227,29 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latency_table(args: argparse.Namespace) -> int:
+    from studies.latency_table import format_table_summary, latency_table
+
+    table = latency_table(
+        args.space,
+        out=args.out,
+        input_shape=args.input,
+        device=args.device,
+        mode=args.mode,
+        threads=args.threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        isolation=args.isolation,
+        calibrate=args.calibrate,
+        seed=args.seed,
+        include_head=args.head,
+        num_classes=args.num_classes,
+        progress=not args.quiet,
+    )
+    print(format_table_summary(table, args.out))
+    return 0
+
+
 def _add_config_args(parser: argparse.ArgumentParser, *, default_input: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", default="seed_r50", help="preset name (default: seed_r50)")
@@ -303,6 +326,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     p.add_argument("--plot", help="also write a PNG plot of the front")
     p.set_defaults(handler=_pareto)
+
+    p = sub.add_parser(
+        "latency-table",
+        help="measure every distinct layer of a space once, for predicted latency",
+    )
+    p.add_argument("--space", default="default", help="a shipped space or a TOML file")
+    p.add_argument("--out", required=True, help="the table's JSON file (resumed if partial)")
+    p.add_argument("--input", help="clip N,C,T,H,W (default: the space's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--mode", default="eager", choices=("eager", "channels_last", "compile"))
+    p.add_argument("--threads", type=int, help="CPU threads (default: all this process may use)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs per layer (default 5)")
+    p.add_argument("--repeats", type=int, default=30, help="timed runs per layer (default 30)")
+    p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
+                   help="pause: registered study workers stop while timing (default)")  # fmt: skip
+    p.add_argument(
+        "--calibrate", type=int, default=10,
+        help="whole networks measured to fit the per-network term (default 10)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration networks")
+    p.add_argument("--head", action="store_true", help="also time the I3D head")
+    p.add_argument("--num-classes", type=int, default=400, help="head classes (default 400)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-layer lines")
+    p.set_defaults(handler=_latency_table)
 
     for name, handler, text in (
         ("export", _export, "export a trial's network (JSON, mmaction2 config) or its weights"),

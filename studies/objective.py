@@ -106,6 +106,12 @@ class TrialRunner:
         # NOTE: set by the run loop to show one quiet status line (trial, epoch, accuracy).
         self.status: Callable[[str], None] | None = None
         self._datasets: tuple[Any, Any] | None = datasets
+        if spec.measure.latency_isolation == "pause":
+            from runners.quiet import register_worker
+
+            # NOTE: a worker is paused while another worker on this machine times a network,
+            # so latency does not depend on what else the study runs (runners.quiet).
+            register_worker()
 
     # ------------------------------------------------------------------ helpers
     def datasets(self) -> tuple[Any, Any]:
@@ -197,7 +203,8 @@ class TrialRunner:
             if earlier is not None:
                 metrics = {k: earlier.user_attrs[k] for k in spec.objective_names}
                 for key in ("gflops", "params", "params_m", "latency_ms", "top1", "top5",
-                            "amp", "train_device", "skipped_videos"):  # fmt: skip
+                            "amp", "train_device", "skipped_videos", "latency_pred_ms",
+                            "latency_table"):  # fmt: skip
                     if key in earlier.user_attrs:
                         trial.set_user_attr(key, earlier.user_attrs[key])
                 self._constraints(trial, dict(earlier.user_attrs))
@@ -294,6 +301,42 @@ class TrialRunner:
         except OSError as exc:
             logging.getLogger(__name__).warning("pruning checkpoints off the front: %s", exc)
 
+    def _predict_latency(
+        self, trial: Any, config: Any, timings: dict[str, float]
+    ) -> dict[str, float]:
+        """Latency from the spec's table, checked against ``max_latency_ms`` before anything
+        is built: ``latency_pred_ms``, and for ``latency = "predicted"`` also ``latency_ms``
+        and ``throughput_clips_s`` (batch 1)."""
+        from search_space.latency_model import predict_latency
+
+        spec = self.spec
+        t = time.perf_counter()
+        table = spec.measure.load_latency_table()
+        prediction = predict_latency(config, table, spec.measure.input_shape)
+        timings["latency_pred_s"] = time.perf_counter() - t
+        if prediction.missing:
+            raise TrialFailure(
+                f"latency table {spec.measure.latency_table} has no entry for "
+                f"{len(prediction.missing)} layer(s) of this network, e.g. "
+                f"{prediction.missing[0]!r}; rebuild it for this space and clip with "
+                "`r3dnas latency-table`"
+            )
+        trial.set_user_attr(
+            "latency_table",
+            {"path": spec.measure.latency_table, "device": table.device,
+             "threads": table.threads, "mode": table.mode},
+        )  # fmt: skip
+        metrics = {"latency_pred_ms": prediction.latency_ms}
+        if spec.measure.latency == "predicted":
+            metrics["latency_ms"] = prediction.latency_ms
+            metrics["throughput_clips_s"] = 1000.0 / prediction.latency_ms
+            trial.set_user_attr("device", table.device)
+            trial.set_user_attr("latency_mode", table.mode)
+        violated = self._constraints(trial, {"latency_ms": prediction.latency_ms})
+        if violated:
+            raise Infeasible("constraint violated before building (predicted): " + violated[0])
+        return metrics
+
     def _measure(
         self,
         trial: Any,
@@ -322,7 +365,10 @@ class TrialRunner:
         if violated:
             raise Infeasible("constraint violated before training: " + "; ".join(violated))
 
-        needs_latency = (
+        source = spec.measure.latency
+        if source != "measured":
+            metrics.update(self._predict_latency(trial, config, timings))
+        needs_latency = source != "predicted" and (
             spec.measure.measure_latency
             or "latency_ms" in spec.objective_names
             or spec.constraints.max_latency_ms is not None  # a budget needs its measurement

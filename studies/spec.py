@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KEEP_CHECKPOINTS",
+    "LATENCY_SOURCES",
     "OBJECTIVES",
     "Constraints",
     "MeasureSpec",
@@ -56,6 +57,10 @@ OBJECTIVES: dict[str, Direction] = {
     "latency_ms": "minimize",
     "throughput_clips_s": "maximize",
 }
+# [measure] latency: where a trial's latency_ms comes from. "measured": timed on this machine;
+# "predicted": from a latency table (any device it was built on, nothing is timed); "both":
+# predicted (checked against max_latency_ms before anything is built) and measured.
+LATENCY_SOURCES = ("measured", "predicted", "both")
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
 PRUNERS = ("none", "median")
 DEFAULT_SPEC = "cpu_default"
@@ -118,6 +123,10 @@ class MeasureSpec:
     throughput_batch: int = 1
     include_head: bool = False
     measure_latency: bool = True
+    # NOTE: see LATENCY_SOURCES; a table is needed for "predicted" and "both".
+    latency: str = "measured"
+    latency_table: str | None = None
+    latency_isolation: str = "pause"
 
     def latency_config(self) -> Any:
         """The :class:`runners.latency.LatencyConfig` these settings describe."""
@@ -132,7 +141,15 @@ class MeasureSpec:
             blocks=max(2, min(5, self.latency_repeats)),
             threads=self.latency_threads,
             batch_size=self.throughput_batch,
+            isolation=self.latency_isolation,
         )
+
+    def load_latency_table(self) -> Any:
+        """The :class:`~search_space.latency_model.LatencyTable` at ``latency_table`` (read once
+        per process), or ``None`` when there is none."""
+        if self.latency_table is None:
+            return None
+        return _load_table(self.latency_table)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -246,7 +263,9 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     )
 
 
-def _parse_measure(table: Mapping[str, Any], space_input: Any) -> MeasureSpec:
+def _parse_measure(
+    table: Mapping[str, Any], space_input: Any, base_dir: Path = Path(".")
+) -> MeasureSpec:
     from search_space.shapes import parse_input_shape
 
     allowed = tuple(MeasureSpec.__dataclass_fields__)
@@ -266,9 +285,62 @@ def _parse_measure(table: Mapping[str, Any], space_input: Any) -> MeasureSpec:
             raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
     if values.get("latency_repeats", 2) < 2:
         raise ConfigError("[measure] latency_repeats must be at least 2 (for the run-to-run CV)")
+    source = values.get("latency", "measured")
+    if source not in LATENCY_SOURCES:
+        raise ConfigError(
+            f"[measure] latency must be one of {', '.join(map(repr, LATENCY_SOURCES))}; "
+            f"got {source!r}"
+        )
+    isolation = values.get("latency_isolation", "pause")
+    if isolation not in ("none", "lock", "pause"):
+        raise ConfigError(
+            "[measure] latency_isolation must be one of 'none', 'lock', 'pause'; "
+            f"got {isolation!r}"
+        )
+    table_path = values.get("latency_table")
+    if table_path is not None:
+        table_path = _typed("measure", "latency_table", table_path, str)
+        if not Path(table_path).is_absolute():
+            values["latency_table"] = str(base_dir / table_path)
     measure = MeasureSpec(input_shape=parse_input_shape(shape), **values)
     _with_section("measure", lambda _: measure.latency_config(), {})  # validates it
+    if source != "measured":
+        _check_latency_table(measure)
     return measure
+
+
+def _load_table(path: str) -> Any:
+    from search_space.latency_model import LatencyTable
+
+    key = (path, Path(path).stat().st_mtime_ns if Path(path).is_file() else 0)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = LatencyTable.load(path)
+    return table
+
+
+_TABLES: dict[tuple[str, int], Any] = {}
+
+
+def _check_latency_table(measure: MeasureSpec) -> None:
+    """A predicted latency needs a table for this clip (and, for "both", this mode)."""
+    if measure.latency_table is None:
+        raise ConfigError(
+            f'[measure] latency = {measure.latency!r} needs latency_table = "FILE.json" '
+            "(build one with `r3dnas latency-table --space SPACE --out FILE.json`)"
+        )
+    table = _with_section("measure", lambda _: measure.load_latency_table(), {})
+    if tuple(table.input_shape[1:]) != tuple(measure.input_shape[1:]):
+        raise ConfigError(
+            f"[measure] latency_table was built for clips {list(table.input_shape[1:])} "
+            f"(C, T, H, W) but the study measures {list(measure.input_shape[1:])}; build one "
+            "with `r3dnas latency-table --input N,C,T,H,W`"
+        )
+    if measure.latency == "both" and table.mode != measure.latency_mode:
+        raise ConfigError(
+            f"[measure] latency = 'both' compares like with like: latency_table was measured "
+            f"in mode {table.mode!r} but latency_mode is {measure.latency_mode!r}"
+        )
 
 
 def _parse_constraints(table: Mapping[str, Any]) -> Constraints:
@@ -364,7 +436,9 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
     train_table = dict(data.get("train", {}))
     keep_checkpoints = _pop_keep_checkpoints(train_table)
     train_cfg = _with_section("train", TrainConfig.from_dict, train_table)
-    measure = _parse_measure(data.get("measure", {}), getattr(space, "input_shape", None))
+    measure = _parse_measure(
+        data.get("measure", {}), getattr(space, "input_shape", None), base_dir
+    )
     spec = StudySpec(
         study=study,
         space=space,
@@ -398,6 +472,11 @@ def _raw_with_resolved_paths(
             space[key] = str(base_dir / value)
     if space:
         raw["space"] = space
+    measure = dict(raw.get("measure", {}))
+    table = measure.get("latency_table")
+    if isinstance(table, str) and not Path(table).is_absolute():
+        measure["latency_table"] = str(base_dir / table)
+        raw["measure"] = measure
     return raw
 
 
