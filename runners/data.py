@@ -10,6 +10,8 @@ reproducible DataLoaders. Every item is ``(clip, label)``: ``clip`` a float32 te
 Kinds of data:
 
 * ``motion``: the built-in procedural dataset (:mod:`runners.motion`), generated from ``seed``;
+* ``motion_events``: the built-in graded task (:mod:`runners.motion_events`): pan direction x
+  what the pan does over time, for ranking architectures by degrees;
 * ``video_list``: mmaction2's annotation lists, one ``relative/path/video.mp4 LABEL`` per line,
   paths relative to ``root`` (or to the list file's folder when ``root`` is None);
 * ``class_folders``: ``root/train/CLASS/*.mp4`` and ``root/val/CLASS/*.mp4``; classes sorted
@@ -55,6 +57,13 @@ __all__ = [
 
 class DataKind(StrEnum):
     MOTION = "motion"  # built-in procedural dataset (runners.motion), no files
+    MOTION_EVENTS = "motion_events"  # built-in graded task (runners.motion_events), no files
+
+    @property
+    def is_generated(self) -> bool:
+        """A built-in procedural task: clips come from ``seed``, not from files."""
+        return self in (DataKind.MOTION, DataKind.MOTION_EVENTS)
+
     VIDEO_LIST = "video_list"  # mmaction2 annotation lists + data root
     CLASS_FOLDERS = "class_folders"  # root/{train,val}/CLASS/*.mp4
 
@@ -123,7 +132,8 @@ class DataConfig:
     """Which data a run trains and validates on, and how clips are cut from it.
 
     Attributes:
-        kind: ``"motion"`` (built-in, generated from ``seed``), ``"video_list"`` or
+        kind: ``"motion"`` or ``"motion_events"`` (built-in, generated from ``seed``),
+            ``"video_list"`` or
             ``"class_folders"``.
         root: Video root. ``video_list``: list paths are relative to it (None: to the list
             file's folder). ``class_folders``: holds ``train/`` and ``val/``.
@@ -147,9 +157,9 @@ class DataConfig:
             listed both ways; mmaction2's ``Flip(flip_label_map=...)``): for classes such as
             "swipe left" / "swipe right", whose mirror image is the other class. Given as a
             mapping ``{0: 1, 1: 0}`` (TOML ``{ 0 = 1, 1 = 0 }``); stored sorted.
-        num_train_clips: ``motion`` only: generated training clips.
-        num_val_clips: ``motion`` only: generated validation clips.
-        noise: ``motion`` only: noise level of the generated frames.
+        num_train_clips: Built-in kinds only: generated training clips.
+        num_val_clips: Built-in kinds only: generated validation clips.
+        noise: Built-in kinds only: noise level of the generated frames.
         seed: Seed of the generated data (motion) and of every random sampling choice.
         temporal_jitter: Real videos, training: SampleFrames' random per-frame shift of
             ``0..frame_interval-1``.
@@ -289,7 +299,7 @@ class DataConfig:
                     "got None"
                 )
             return
-        # DataKind.MOTION: generated clips have no files, frame rate or multi-view test.
+        # Generated kinds: clips have no files, frame rate or multi-view test.
         for name, default in (
             ("root", None),
             ("short_side", None),
@@ -305,7 +315,7 @@ class DataConfig:
         ):
             if getattr(self, name) != default:
                 raise ConfigError(
-                    f"{name} must be {default!r} for kind 'motion' (it applies to real videos); "
+                    f"{name} must be {default!r} for kind {kind!r} (it applies to real videos); "
                     f"got {getattr(self, name)!r}"
                 )
 
@@ -372,11 +382,14 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
     Training items are one clip ``(C, T, H, W)``; validation items are ``(C, T, H, W)`` or, with
     several views per video, ``(views, C, T, H, W)``.
     """
-    if cfg.kind == DataKind.MOTION:
+    if cfg.kind.is_generated:
         from runners.motion import MotionDataset
+        from runners.motion_events import MotionEventsDataset
 
-        def motion(split: str, num_clips: int) -> MotionDataset:
-            return MotionDataset(
+        generator = MotionDataset if cfg.kind == DataKind.MOTION else MotionEventsDataset
+
+        def generated(split: str, num_clips: int) -> MotionDataset | MotionEventsDataset:
+            return generator(
                 num_classes=cfg.num_classes,
                 num_clips=num_clips,
                 clip_len=cfg.clip_len,
@@ -386,9 +399,7 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
                 split=split,
             )
 
-        train = motion("train", cfg.num_train_clips)
-        val = motion("val", cfg.num_val_clips)
-        return train, val
+        return generated("train", cfg.num_train_clips), generated("val", cfg.num_val_clips)
     train_pipe = _clip_pipeline(cfg, test_mode=False)
     val_pipe = _clip_pipeline(cfg, test_mode=True)
     if cfg.kind == DataKind.VIDEO_LIST:

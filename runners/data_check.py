@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
-from runners.data import DataConfig, DataKind, build_datasets
+from runners.data import DataConfig, build_datasets
 from runners.sampling import clip_span
 
 __all__ = ["DataReport", "SplitReport", "inspect_data"]
@@ -99,7 +99,7 @@ class DataReport:
         lines.append(
             (
                 "ok: generated in memory, nothing to open"
-                if self.kind == "motion"
+                if self.kind in ("motion", "motion_events")
                 else "ok: every video opens"
             )
             if self.ok
@@ -147,7 +147,7 @@ def _split_report(
     name: str, dataset: Any, cfg: DataConfig, workers: int, advance: Callable[[int], None]
 ) -> SplitReport:
     item_shape = None
-    if cfg.kind == DataKind.MOTION:
+    if cfg.kind.is_generated:
         labels = dict(collections.Counter(dataset.label(i) for i in range(len(dataset))))
         item_shape = tuple(dataset[0][0].shape)
         advance(len(dataset))
@@ -205,7 +205,7 @@ def inspect_data(cfg: DataConfig, *, workers: int = 1, progress: bool = False) -
     finally:
         if bar is not None:
             bar.close()
-    views = "" if cfg.kind == DataKind.MOTION else f" from short side {cfg.effective_short_side}"
+    views = "" if cfg.kind.is_generated else f" from short side {cfg.effective_short_side}"
     clip = (
         f"clips of {cfg.clip_len} frames every {cfg.frame_interval}, crop {cfg.resolution}{views}"
     )
@@ -220,7 +220,7 @@ def inspect_data(cfg: DataConfig, *, workers: int = 1, progress: bool = False) -
 
 def _flip_notes(cfg: DataConfig) -> tuple[str, ...]:
     """What the training flip does to the labels (real videos; motion clips are never flipped)."""
-    if cfg.kind == DataKind.MOTION or not cfg.flip:
+    if cfg.kind.is_generated or not cfg.flip:
         return ()
     if cfg.flip_label_map:
         swaps = ", ".join(f"{a}<->{b}" for a, b in cfg.flip_label_map if a < b)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from runners.scene import displacements, fourier_shift, shape_masks, texture
 from search_space.errors import ConfigError
 
 __all__ = ["CHUNK", "SPLITS", "MotionDataset"]
@@ -156,7 +157,7 @@ class MotionDataset(Dataset):
         n, t, size = CHUNK, self.clip_len, self.resolution
         labels = np.arange(chunk * CHUNK, (chunk + 1) * CHUNK) % self.num_classes
         # Per-clip nuisances, all independent of the label.
-        background = _texture(rng, (n, 3), size, exponent=1.5)
+        background = texture(rng, (n, 3), size, exponent=1.5)
         speed = self.speed * rng.uniform(1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=n)
         centers = rng.uniform(0, size, size=(n, _NUM_SHAPES, 2))  # (y, x)
         radii = size * rng.uniform(*_RADIUS_RANGE, size=(n, _NUM_SHAPES))
@@ -170,12 +171,12 @@ class MotionDataset(Dataset):
 
         frames = np.arange(t)
         # The scene pans in the class direction: (n, T, 2) displacements (dy, dx), y down.
-        pan = _displacements(2 * np.pi * labels / self.num_classes, speed, frames)
-        clips = _fourier_shift(background, pan)  # (n, 3, T, H, W)
+        pan = displacements(2 * np.pi * labels / self.num_classes, speed, frames)
+        clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
         # Distractor shapes drift their own random ways: (n, T, K, 2) positions.
-        drift = _displacements(shape_angle, shape_speed, frames)  # (n, K, T, 2)
+        drift = displacements(shape_angle, shape_speed, frames)  # (n, K, T, 2)
         positions = centers[:, None] + drift.transpose(0, 2, 1, 3)
-        masks = _shape_masks(positions, radii, is_square, size)  # (n, T, K, H, W)
+        masks = shape_masks(positions, radii, is_square, size)  # (n, T, K, H, W)
         for k in range(_NUM_SHAPES):
             mask = masks[:, None, :, k]  # (n, 1, T, H, W)
             # clips = mask * colour + (1 - mask) * clips, in place
@@ -195,84 +196,3 @@ class MotionDataset(Dataset):
 def _check_int(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an int >= {minimum}; got {value!r}")
-
-
-def _frequencies(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cycles per pixel along y (full FFT axis) and x (rfft axis), broadcastable."""
-    fy = np.fft.fftfreq(size).astype(np.float32)[:, None]
-    fx = np.fft.rfftfreq(size).astype(np.float32)[None, :]
-    return fy, fx
-
-
-def _texture(
-    rng: np.random.Generator, lead: tuple[int, ...], size: int, *, exponent: float
-) -> np.ndarray:
-    """Periodic coloured noise with power ~ 1/f**exponent, zero mean and unit variance each.
-
-    The Nyquist row and column are zeroed: a sub-pixel phase shift of a Nyquist component is not
-    real, so keeping them would make shifted frames statistically different from unshifted ones.
-    """
-    white = rng.normal(size=(*lead, size, size))
-    fy, fx = _frequencies(size)
-    radius = np.sqrt(fy**2 + fx**2)
-    amplitude = np.zeros_like(radius)
-    nonzero = radius > 0
-    amplitude[nonzero] = radius[nonzero] ** (-exponent / 2)
-    if size % 2 == 0:
-        amplitude[size // 2, :] = 0
-        amplitude[:, -1] = 0
-    field = np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=(size, size))
-    field -= field.mean(axis=(-2, -1), keepdims=True)
-    field /= field.std(axis=(-2, -1), keepdims=True) + 1e-12
-    return field.astype(np.float32)
-
-
-def _displacements(angle: np.ndarray, speed: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """``(..., T, 2)`` (dy, dx) offsets of a drift at ``angle`` (counter-clockwise from +x).
-
-    Image rows grow downwards, so "up" (90 degrees) is negative dy.
-    """
-    steps = (speed * np.ones_like(angle))[..., None] * frames
-    return np.stack((-np.sin(angle)[..., None] * steps, np.cos(angle)[..., None] * steps), -1)
-
-
-def _fourier_shift(images: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """Shift periodic ``(n, C, H, W)`` images by ``(n, T, 2)`` (dy, dx) -> ``(n, C, T, H, W)``."""
-    size = images.shape[-1]
-    fy, fx = _frequencies(size)
-    spectrum = np.fft.rfft2(images)[:, :, None]  # (n, C, 1, H, W//2+1)
-    dy = shift[..., 0][:, None, :, None, None].astype(np.float32)
-    dx = shift[..., 1][:, None, :, None, None].astype(np.float32)
-    angle = np.float32(-2 * np.pi) * (fy * dy + fx * dx)  # (n, 1, T, H, W//2+1)
-    phase = np.cos(angle) + 1j * np.sin(angle)
-    return np.fft.irfft2(spectrum * phase.astype(np.complex64), s=(size, size)).astype(
-        np.float32, copy=False
-    )
-
-
-def _shape_masks(
-    centers: np.ndarray, radii: np.ndarray, is_square: np.ndarray, size: int
-) -> np.ndarray:
-    """Soft discs/squares on a torus.
-
-    Args:
-        centers: ``(n, T, K, 2)`` (y, x) positions per frame and shape.
-        radii: ``(n, K)`` radius (disc) or half side (square) in pixels.
-        is_square: ``(n, K)`` booleans.
-        size: Frame size.
-
-    Returns:
-        ``(n, T, K, H, W)`` coverage of each shape in [0, 1], anti-aliased over one pixel.
-    """
-    grid = np.arange(size, dtype=np.float32) + np.float32(0.5)
-    half = np.float32(size / 2)
-    centers = centers.astype(np.float32)
-    # Wrapped offsets: (n, T, K, H, 1) and (n, T, K, 1, W).
-    dy = np.abs((grid[:, None] - centers[..., 0, None, None] + half) % size - half)
-    dx = np.abs((grid[None, :] - centers[..., 1, None, None] + half) % size - half)
-    square = np.maximum(dy, dx)
-    disc = np.sqrt(dy**2 + dx**2)
-    distance = np.where(is_square[:, None, :, None, None], square, disc)
-    distance -= (radii[:, None, :, None, None] + 0.5).astype(np.float32)
-    np.negative(distance, out=distance)
-    return np.clip(distance, 0.0, 1.0, out=distance)

@@ -250,6 +250,52 @@ def _latency_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _table(args: argparse.Namespace) -> int:
+    """``r3dnas table build|latency|export|retrain``: the tabular benchmark's life cycle."""
+    from search_space.errors import ConfigError
+    from studies import table
+
+    if args.action == "retrain":
+        if args.table is None or args.digest is None:
+            raise ConfigError("table retrain needs --table CSV and --digest (and --seed)")
+        retrained = table.retrain_row(args.table, digest=args.digest, seed=args.seed)
+        print(retrained.format())
+        return 0 if retrained.identical else 1
+    if args.action == "build":
+        from studies.spec import load_spec
+
+        result = table.build_table(
+            load_spec(args.spec, overrides=args.set),
+            seeds=args.seeds,
+            workers=args.workers,
+            study_name=args.study,
+            storage=args.storage,
+            runs_dir=_runs_dir(args),
+            progress=not args.quiet,
+        )
+        print(f"table study {result.study_name!r}: {len(result.trials)} of {result.n_trials} "
+              "trials complete")  # fmt: skip
+        return result.exit_code
+    from studies.pareto import _as_study
+
+    study = _as_study(args.study, args.storage, runs_dir=_runs_dir(args))
+    if args.action == "latency":
+        timed = table.measure_table_latency(
+            study,
+            threads=args.threads,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            on_progress=None if args.quiet else table.print_progress,
+        )
+        print(f"table study {study.study_name!r}: latency of {len(timed)} architectures")
+        return 0
+    if args.out is None:
+        raise ConfigError("table export needs --out FILE.csv")
+    csv_path, spec_path = table.export_table(study, args.out)
+    print(f"wrote {csv_path} and {spec_path}")
+    return 0
+
+
 def _add_config_args(parser: argparse.ArgumentParser, *, default_input: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", default="seed_r50", help="preset name (default: seed_r50)")
@@ -350,6 +396,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=400, help="head classes (default 400)")
     p.add_argument("-q", "--quiet", action="store_true", help="no per-layer lines")
     p.set_defaults(handler=_latency_table)
+
+    p = sub.add_parser(
+        "table",
+        help="a tabular benchmark: build (train every architecture x seed), latency, export, "
+        "retrain a row",
+    )
+    p.add_argument("action", choices=("build", "latency", "export", "retrain"))
+    p.add_argument("spec", nargs="?", help="build: a shipped spec name or a TOML file")
+    p.add_argument("--seeds", type=int, default=2, help="build: seeds per architecture (2)")
+    p.add_argument("--workers", type=int, default=1, help="build: local worker processes (1)")
+    p.add_argument("--threads", type=int, default=1, help="latency: CPU threads (default 1)")
+    p.add_argument("--warmup", type=int, default=5, help="latency: untimed runs (default 5)")
+    p.add_argument("--repeats", type=int, default=30, help="latency: timed runs (default 30)")
+    p.add_argument("--out", help="export: the table CSV (its spec goes beside it as .toml)")
+    p.add_argument("--table", help="retrain: a table CSV")
+    p.add_argument("--digest", help="retrain: the architecture's digest (or a unique prefix)")
+    p.add_argument("--seed", type=int, default=0, help="retrain: the row's seed (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    _add_set_arg(p)
+    _add_study_args(p)
+    p.set_defaults(handler=_table)
 
     for name, handler, text in (
         ("export", _export, "export a trial's network (JSON, mmaction2 config) or its weights"),

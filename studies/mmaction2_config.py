@@ -436,7 +436,6 @@ def mmaction2_config_text(
             videos); None: nothing recorded (the config then says what it assumed).
         load_from: The trained weights (an mmengine checkpoint) the Runner starts from.
     """
-    from runners.data import DataKind
     from search_space.config import ResNet3dConfig
 
     if decoder not in DECODERS:
@@ -457,7 +456,7 @@ def mmaction2_config_text(
             "# The weights the study trained (an mmengine checkpoint).",
             f"load_from = {load_from!r}",
         ]
-    if data is None or train is None or data.kind == DataKind.MOTION:
+    if data is None or train is None or data.kind.is_generated:
         lines += [
             "",
             "# The study trained on r3dnas's built-in motion dataset, which mmaction2 does not",

@@ -1,0 +1,93 @@
+"""Procedural scene pieces shared by the built-in video tasks (pure numpy, vectorised).
+
+A periodic coloured-noise texture is a stationary random field on a torus, so a shift by any
+vector (a Fourier phase shift) leaves its distribution unchanged: that is what lets the
+built-in tasks put their labels in *how things move* and never in a single frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["displacements", "fourier_shift", "frequencies", "shape_masks", "texture"]
+
+
+def frequencies(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cycles per pixel along y (full FFT axis) and x (rfft axis), broadcastable."""
+    fy = np.fft.fftfreq(size).astype(np.float32)[:, None]
+    fx = np.fft.rfftfreq(size).astype(np.float32)[None, :]
+    return fy, fx
+
+
+def texture(
+    rng: np.random.Generator, lead: tuple[int, ...], size: int, *, exponent: float
+) -> np.ndarray:
+    """Periodic coloured noise with power ~ 1/f**exponent, zero mean and unit variance each.
+
+    The Nyquist row and column are zeroed: a sub-pixel phase shift of a Nyquist component is not
+    real, so keeping them would make shifted frames statistically different from unshifted ones.
+    """
+    white = rng.normal(size=(*lead, size, size))
+    fy, fx = frequencies(size)
+    radius = np.sqrt(fy**2 + fx**2)
+    amplitude = np.zeros_like(radius)
+    nonzero = radius > 0
+    amplitude[nonzero] = radius[nonzero] ** (-exponent / 2)
+    if size % 2 == 0:
+        amplitude[size // 2, :] = 0
+        amplitude[:, -1] = 0
+    field = np.fft.irfft2(np.fft.rfft2(white) * amplitude, s=(size, size))
+    field -= field.mean(axis=(-2, -1), keepdims=True)
+    field /= field.std(axis=(-2, -1), keepdims=True) + 1e-12
+    return field.astype(np.float32)
+
+
+def displacements(angle: np.ndarray, speed: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """``(..., T, 2)`` (dy, dx) offsets of a drift at ``angle`` (counter-clockwise from +x).
+
+    Image rows grow downwards, so "up" (90 degrees) is negative dy.
+    """
+    steps = (speed * np.ones_like(angle))[..., None] * frames
+    return np.stack((-np.sin(angle)[..., None] * steps, np.cos(angle)[..., None] * steps), -1)
+
+
+def fourier_shift(images: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Shift periodic ``(n, C, H, W)`` images by ``(n, T, 2)`` (dy, dx) -> ``(n, C, T, H, W)``."""
+    size = images.shape[-1]
+    fy, fx = frequencies(size)
+    spectrum = np.fft.rfft2(images)[:, :, None]  # (n, C, 1, H, W//2+1)
+    dy = shift[..., 0][:, None, :, None, None].astype(np.float32)
+    dx = shift[..., 1][:, None, :, None, None].astype(np.float32)
+    angle = np.float32(-2 * np.pi) * (fy * dy + fx * dx)  # (n, 1, T, H, W//2+1)
+    phase = np.cos(angle) + 1j * np.sin(angle)
+    return np.fft.irfft2(spectrum * phase.astype(np.complex64), s=(size, size)).astype(
+        np.float32, copy=False
+    )
+
+
+def shape_masks(
+    centers: np.ndarray, radii: np.ndarray, is_square: np.ndarray, size: int
+) -> np.ndarray:
+    """Soft discs/squares on a torus.
+
+    Args:
+        centers: ``(n, T, K, 2)`` (y, x) positions per frame and shape.
+        radii: ``(n, K)`` radius (disc) or half side (square) in pixels.
+        is_square: ``(n, K)`` booleans.
+        size: Frame size.
+
+    Returns:
+        ``(n, T, K, H, W)`` coverage of each shape in [0, 1], anti-aliased over one pixel.
+    """
+    grid = np.arange(size, dtype=np.float32) + np.float32(0.5)
+    half = np.float32(size / 2)
+    centers = centers.astype(np.float32)
+    # Wrapped offsets: (n, T, K, H, 1) and (n, T, K, 1, W).
+    dy = np.abs((grid[:, None] - centers[..., 0, None, None] + half) % size - half)
+    dx = np.abs((grid[None, :] - centers[..., 1, None, None] + half) % size - half)
+    square = np.maximum(dy, dx)
+    disc = np.sqrt(dy**2 + dx**2)
+    distance = np.where(is_square[:, None, :, None, None], square, disc)
+    distance -= (radii[:, None, :, None, None] + 0.5).astype(np.float32)
+    np.negative(distance, out=distance)
+    return np.clip(distance, 0.0, 1.0, out=distance)

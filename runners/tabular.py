@@ -1,0 +1,176 @@
+"""A tabular benchmark: every architecture of a space trained and timed once, read back by digest.
+
+Why: a search method (a sampler, a pruner, a training-free score) is judged by how it ranks
+architectures, which needs ground truth for all of them. A table row holds what a real trial
+measured for one architecture and one training seed (final and per-epoch accuracy, training
+loss, training seconds, FLOPs, parameters, CPU latency), so a study can run against the table
+instead of training: same samplers, pruners and storage, with a simulated clock.
+
+The file is a CSV written by ``r3dnas table export`` (one row per architecture x seed; list and
+mapping columns are JSON), next to the spec that built it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from search_space.errors import ConfigError
+
+__all__ = ["COLUMNS", "BenchmarkTable", "TableRow"]
+
+# column -> how to read it back from CSV text
+_FLOAT_COLUMNS = (
+    "params",
+    "params_m",
+    "gflops",
+    "top1",
+    "top5",
+    "train_s",
+    "latency_ms",
+    "latency_cv",
+)
+_JSON_COLUMNS = ("config", "val_top1", "train_loss", "versions")
+COLUMNS = (
+    "digest",
+    "seed",
+    "arch",
+    "config",
+    "params",
+    "params_m",
+    "gflops",
+    "top1",
+    "top5",
+    "val_top1",
+    "train_loss",
+    "epochs",
+    "train_s",
+    "latency_ms",
+    "latency_cv",
+    "latency_threads",
+    "latency_mode",
+    "machine",
+    "versions",
+    "trial",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    """One architecture trained with one seed, as a real trial measured it.
+
+    ``val_top1`` and ``train_loss`` have one entry per epoch (the last ``val_top1`` is
+    ``top1``); ``latency_ms`` is NaN where the latency pass has not reached the row yet.
+    """
+
+    digest: str
+    seed: int
+    arch: str
+    config: dict[str, Any]
+    params: float
+    params_m: float
+    gflops: float
+    top1: float
+    top5: float
+    val_top1: tuple[float, ...]
+    train_loss: tuple[float, ...]
+    epochs: int
+    train_s: float
+    latency_ms: float
+    latency_cv: float
+    latency_threads: int
+    latency_mode: str
+    machine: str
+    versions: dict[str, str]
+    trial: int
+
+    def to_csv_row(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name in COLUMNS:
+            value = getattr(self, name)
+            if name in _JSON_COLUMNS:
+                out[name] = json.dumps(list(value) if isinstance(value, tuple) else value)
+            elif isinstance(value, float):
+                out[name] = "" if math.isnan(value) else repr(value)
+            else:
+                out[name] = str(value)
+        return out
+
+    @classmethod
+    def from_csv_row(cls, row: Mapping[str, str]) -> TableRow:
+        values: dict[str, Any] = {}
+        for name in COLUMNS:
+            text = row[name]
+            if name in _JSON_COLUMNS:
+                value = json.loads(text)
+                values[name] = tuple(value) if isinstance(value, list) else value
+            elif name in _FLOAT_COLUMNS:
+                values[name] = float(text) if text != "" else math.nan
+            elif name in ("seed", "epochs", "latency_threads", "trial"):
+                values[name] = int(text) if text != "" else 0
+            else:
+                values[name] = text
+        return cls(**values)
+
+
+class BenchmarkTable:
+    """The rows of a benchmark table, indexed by ``(digest, seed)``."""
+
+    def __init__(self, rows: Iterable[TableRow], *, source: str = "<memory>") -> None:
+        self.source = source
+        self.rows: tuple[TableRow, ...] = tuple(rows)
+        self._index: dict[tuple[str, int], TableRow] = {}
+        for row in self.rows:
+            key = (row.digest, row.seed)
+            if key in self._index:
+                raise ConfigError(
+                    f"{source}: architecture {row.digest} has two rows for seed {row.seed}"
+                )
+            self._index[key] = row
+        self.seeds: tuple[int, ...] = tuple(sorted({row.seed for row in self.rows}))
+        self.digests: tuple[str, ...] = tuple(sorted({row.digest for row in self.rows}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> BenchmarkTable:
+        """Read a table written by :meth:`write`; a missing file or column is one clear error."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"table: {path} does not exist (build one with r3dnas table)")
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+            if missing:
+                raise ConfigError(f"table: {path} lacks the columns {', '.join(missing)}")
+            return cls((TableRow.from_csv_row(row) for row in reader), source=str(path))
+
+    def write(self, path: str | Path) -> Path:
+        """Write the rows as CSV (atomically: a reader never sees half a table)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".tmp")
+        with partial.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            for row in sorted(self.rows, key=lambda r: (r.digest, r.seed)):
+                writer.writerow(row.to_csv_row())
+        partial.replace(path)
+        return path
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lookup(self, digest: str, seed: int) -> TableRow | None:
+        """The row of ``digest`` trained with ``seed``, or None."""
+        return self._index.get((digest, seed))
+
+    def mean_top1(self) -> dict[str, float]:
+        """Mean final top-1 over the seeds of each architecture."""
+        sums: dict[str, list[float]] = {}
+        for row in self.rows:
+            sums.setdefault(row.digest, []).append(row.top1)
+        return {digest: sum(v) / len(v) for digest, v in sums.items()}

@@ -1,0 +1,268 @@
+"""Build a tabular benchmark through the normal study machinery, time it, export it, check it.
+
+``r3dnas table build SPEC`` trains every distinct architecture of the spec's space with each
+seed: it is an ablation over *all* searched parameters (every grid point x seed enqueued once,
+taken by exactly one worker, resumable, other machines can join with ``r3dnas worker``; grid
+points that build the same network reuse its trial). Latency is not measured while training
+(training processes would distort it): ``r3dnas table latency`` times every distinct network in
+a separate pass on a quiet machine, and ``r3dnas table export`` writes the CSV
+(:class:`runners.tabular.BenchmarkTable`) with the spec that built it beside it.
+``r3dnas table retrain`` retrains one row from its stored config and seed and prints stored
+against measured top-1 (identical on CPU).
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from search_space.errors import ConfigError, R3dnasError
+
+if TYPE_CHECKING:
+    from runners.tabular import BenchmarkTable, TableRow
+    from studies.spec import StudySpec
+
+__all__ = [
+    "LATENCY_ATTR",
+    "RetrainResult",
+    "build_table",
+    "export_table",
+    "measure_table_latency",
+    "print_progress",
+    "retrain_row",
+    "table_rows",
+]
+
+LATENCY_ATTR = "table_latency"  # study user attr: {digest: latency record}
+
+
+def build_table(
+    spec: StudySpec,
+    *,
+    seeds: int = 2,
+    workers: int = 1,
+    study_name: str | None = None,
+    storage: str | None = None,
+    runs_dir: str | Path = "runs",
+    progress: bool = True,
+) -> Any:
+    """Train every architecture of ``spec.space`` with ``seeds`` seeds (resumable).
+
+    Returns the :class:`studies.ablation.AblationResult` of the underlying grid.
+    """
+    from studies.ablation import ablate
+
+    factors = list(spec.space.param_names())
+    if not factors:
+        raise ConfigError("table build: the space searches no parameter; nothing to tabulate")
+    return ablate(
+        spec,
+        factors=factors,
+        seeds=seeds,
+        study_name=study_name or spec.study.name,
+        storage=storage,
+        wandb_mode="disabled",
+        runs_dir=runs_dir,
+        progress=progress,
+        workers=workers,
+    )
+
+
+def _measured_trials(study: Any) -> dict[tuple[str, int], Any]:
+    """``(digest, seed) -> trial`` of every completed trial that trained (not reused)."""
+    from optuna.trial import TrialState
+
+    found: dict[tuple[str, int], Any] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        if attrs.get("state") != "complete" or "history" not in attrs:
+            continue
+        found.setdefault((str(attrs["digest"]), int(attrs["seed"])), trial)
+    return found
+
+
+def measure_table_latency(
+    study: Any,
+    *,
+    threads: int = 1,
+    warmup: int = 5,
+    repeats: int = 30,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Time every distinct network of a table study on this machine's CPU (eager mode).
+
+    Each result is stored in the study (user attr ``table_latency``) as soon as it is measured,
+    so an interrupted pass resumes where it stopped. Run it while nothing else runs: the
+    numbers are the table's CPU latency.
+    """
+    from runners.latency import LatencyConfig, measure_latency
+    from search_space.config import ResNet3dConfig
+
+    spec = _stored_spec(study)
+    shape = spec.measure.input_shape
+    done: dict[str, dict[str, Any]] = dict(study.user_attrs.get(LATENCY_ATTR, {}))
+    configs: dict[str, dict[str, Any]] = {}
+    for (digest, _seed), trial in sorted(_measured_trials(study).items()):
+        configs.setdefault(digest, trial.user_attrs["config"])
+    todo = [d for d in sorted(configs) if d not in done]
+    cfg = LatencyConfig(
+        device="cpu",
+        mode="eager",
+        warmup=warmup,
+        repeats=repeats,
+        blocks=5,
+        threads=threads,
+        isolation="lock",
+    )
+    for index, digest in enumerate(todo):
+        result = measure_latency(ResNet3dConfig.from_dict(configs[digest]), shape, cfg)
+        done[digest] = {
+            "latency_ms": result.median_ms,
+            "latency_cv": result.cv_of_median,
+            "threads": result.threads,
+            "mode": result.mode,
+            "device": result.device,
+            "machine": _machine(),
+        }
+        study.set_user_attr(LATENCY_ATTR, done)
+        if on_progress is not None:
+            on_progress(index + 1, len(todo))
+    return done
+
+
+def _stored_spec(study: Any) -> StudySpec:
+    # TODO(#10): one public home for "the stored spec of a study".
+    from studies.spec import parse_spec
+
+    raw = study.user_attrs.get("spec")
+    if raw is None:
+        raise R3dnasError(f"study {study.study_name!r} stores no spec; it was not made by r3dnas")
+    return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())
+
+
+def _machine() -> str:
+    return f"{socket.gethostname()} {platform.machine()} {platform.processor() or ''}".strip()
+
+
+def table_rows(study: Any) -> list[TableRow]:
+    """The study's measured trials as table rows (latency from the latency pass, NaN if none)."""
+    import math
+
+    from runners.tabular import TableRow
+
+    latency = study.user_attrs.get(LATENCY_ATTR, {})
+    rows = []
+    for (digest, seed), trial in sorted(_measured_trials(study).items()):
+        attrs = trial.user_attrs
+        history = attrs["history"]
+        timed = latency.get(digest, {})
+        rows.append(
+            TableRow(
+                digest=digest,
+                seed=seed,
+                arch=str(attrs.get("arch", "")),
+                config=dict(attrs["config"]),
+                params=float(attrs["params"]),
+                params_m=float(attrs["params_m"]),
+                gflops=float(attrs["gflops"]),
+                top1=float(attrs["top1"]),
+                top5=float(attrs["top5"]),
+                val_top1=tuple(float(h.get("val_top1", math.nan)) for h in history),
+                train_loss=tuple(float(h.get("train_loss", math.nan)) for h in history),
+                epochs=len(history),
+                train_s=float(attrs.get("timings", {}).get("train_s", math.nan)),
+                latency_ms=float(timed.get("latency_ms", math.nan)),
+                latency_cv=float(timed.get("latency_cv", math.nan)),
+                latency_threads=int(timed.get("threads", 0)),
+                latency_mode=str(timed.get("mode", "")),
+                machine=str(timed.get("machine", "")),
+                versions=dict(attrs.get("versions", {})),
+                trial=trial.number,
+            )
+        )
+    return rows
+
+
+def export_table(study: Any, out: str | Path) -> tuple[Path, Path]:
+    """Write the table CSV to ``out`` and the spec that built it beside it (``.toml``)."""
+    from runners.tabular import BenchmarkTable
+    from studies.toml_text import dumps_toml
+
+    rows = table_rows(study)
+    if not rows:
+        raise ConfigError(f"study {study.study_name!r} has no trained architecture yet")
+    csv_path = BenchmarkTable(rows, source=study.study_name).write(out)
+    spec_path = csv_path.with_suffix(".toml")
+    header = (
+        f"The spec that built the benchmark table {csv_path.name} (study {study.study_name!r}).\n"
+        "r3dnas table retrain reads it; r3dnas launch can run it again."
+    )
+    spec_path.write_text(dumps_toml(study.user_attrs["spec"], header=header))
+    return csv_path, spec_path
+
+
+@dataclass(frozen=True, slots=True)
+class RetrainResult:
+    digest: str
+    seed: int
+    stored_top1: float
+    measured_top1: float
+
+    @property
+    def identical(self) -> bool:
+        return self.stored_top1 == self.measured_top1
+
+    def format(self) -> str:
+        return (
+            f"architecture {self.digest} seed {self.seed}: top1 stored {self.stored_top1!r}, "
+            f"measured {self.measured_top1!r}"
+            + (" (identical)" if self.identical else " (DIFFERENT)")
+        )
+
+
+def retrain_row(table: str | Path, *, digest: str, seed: int) -> RetrainResult:
+    """Retrain one row of a table from its stored config and seed with the table's spec."""
+    import dataclasses
+
+    from runners.accuracy import train_and_evaluate
+    from runners.data import build_datasets
+    from runners.tabular import BenchmarkTable
+    from search_space.config import ResNet3dConfig
+    from studies.spec import load_spec
+
+    loaded: BenchmarkTable = BenchmarkTable.load(table)
+    row = loaded.lookup(digest, seed)
+    if row is None:
+        matches = [d for d in loaded.digests if d.startswith(digest)]
+        if len(matches) == 1:
+            row = loaded.lookup(matches[0], seed)
+    if row is None:
+        raise ConfigError(
+            f"table {table}: no row for architecture {digest!r} with seed {seed} "
+            f"(seeds: {', '.join(map(str, loaded.seeds))})"
+        )
+    spec_path = Path(table).with_suffix(".toml")
+    if not spec_path.is_file():
+        raise R3dnasError(f"table {table}: the spec that built it ({spec_path}) is missing")
+    spec = load_spec(spec_path)
+    train_set, val_set = build_datasets(spec.data)
+    result = train_and_evaluate(
+        ResNet3dConfig.from_dict(row.config),
+        train_set,
+        val_set,
+        dataclasses.replace(spec.train, seed=seed),
+        num_classes=spec.data.num_classes,
+        num_workers=spec.data.num_workers,
+    )
+    return RetrainResult(
+        digest=row.digest, seed=seed, stored_top1=row.top1, measured_top1=result.top1
+    )
+
+
+def print_progress(done: int, total: int) -> None:
+    print(f"\rlatency {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
