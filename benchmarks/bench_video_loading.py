@@ -36,7 +36,7 @@ import torch
 
 from runners.data import DataConfig, build_datasets, build_loader
 from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
-from runners.video import VideoReader
+from runners.video_reader import VideoReader
 
 # NOTE: appended after the project imports: tests/ holds folders named like our packages.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))

@@ -25,14 +25,8 @@ from runners.model import I3DHead, Recognizer3D, build_recognizer
 from runners.motion import MotionDataset
 from runners.sampling import sample_frame_indices
 from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
-from runners.video import (
-    ClassFolderDataset,
-    CorruptVideoWarning,
-    VideoDecodeError,
-    VideoListDataset,
-    VideoReader,
-    probe_video,
-)
+from runners.video import ClassFolderDataset, CorruptVideoWarning, VideoListDataset
+from runners.video_reader import VideoDecodeError, VideoReader, probe_video
 
 __all__ = [
     "IMAGENET_MEAN",

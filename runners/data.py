@@ -45,6 +45,7 @@ from runners.sampling import OUT_OF_BOUND_CHOICES, OutOfBound
 from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, TEST_CROPS, ClipPipeline
 from runners.video import ClassFolderDataset, VideoClipDataset, VideoListDataset
 from search_space.errors import ConfigError
+from search_space.strict import StrictConfig, check_int
 
 __all__ = [
     "DataConfig",
@@ -66,11 +67,6 @@ class DataKind(StrEnum):
 
     VIDEO_LIST = "video_list"  # mmaction2 annotation lists + data root
     CLASS_FOLDERS = "class_folders"  # root/{train,val}/CLASS/*.mp4
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}")
 
 
 def _check_triple(name: str, value: Any, *, positive: bool) -> tuple[float, float, float]:
@@ -128,7 +124,7 @@ def _check_flip_label_map(value: Any, num_classes: int) -> tuple[tuple[int, int]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class DataConfig:
+class DataConfig(StrictConfig):
     """Which data a run trains and validates on, and how clips are cut from it.
 
     Attributes:
@@ -175,6 +171,8 @@ class DataConfig:
             the scores of the views are averaged.
     """
 
+    config_name = "DataConfig"
+
     kind: DataKind = DataKind.MOTION
     root: str | None = None
     train_list: str | None = None
@@ -215,17 +213,17 @@ class DataConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a non-empty path string or None; got {value!r}")
-        _check_int("num_classes", self.num_classes, 2)
+        check_int("num_classes", self.num_classes, minimum=2)
         for name in ("clip_len", "frame_interval", "num_clips", "resolution"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), minimum=1)
         if self.short_side is not None:
-            _check_int("short_side", self.short_side, 1)
+            check_int("short_side", self.short_side, minimum=1)
             if self.short_side < self.resolution:
                 raise ConfigError(
                     f"short_side must be >= resolution ({self.resolution}) to crop from; "
                     f"got {self.short_side}"
                 )
-        _check_int("num_workers", self.num_workers, 0)
+        check_int("num_workers", self.num_workers, minimum=0)
         object.__setattr__(self, "mean", _check_triple("mean", self.mean, positive=False))
         object.__setattr__(self, "std", _check_triple("std", self.std, positive=True))
         if not isinstance(self.flip, bool):
@@ -237,8 +235,8 @@ class DataConfig:
                 f"flip_label_map is only used with flip = true; got {dict(label_map)} "
                 "with flip = false"
             )
-        _check_int("num_train_clips", self.num_train_clips, 1)
-        _check_int("num_val_clips", self.num_val_clips, 1)
+        check_int("num_train_clips", self.num_train_clips, minimum=1)
+        check_int("num_val_clips", self.num_val_clips, minimum=1)
         if (
             isinstance(self.noise, bool)
             or not isinstance(self.noise, int | float)
@@ -246,7 +244,7 @@ class DataConfig:
             or self.noise < 0
         ):
             raise ConfigError(f"noise must be a finite number >= 0; got {self.noise!r}")
-        _check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, minimum=0)
         self._validate_sampling()
         self._validate_kind()
 
@@ -335,22 +333,6 @@ class DataConfig:
         # NOTE: string keys, as TOML and JSON tables have them; from_dict reads them back.
         out["flip_label_map"] = {str(k): v for k, v in self.flip_label_map}
         return out
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DataConfig:
-        """Build from a mapping; unknown keys are an error naming them."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise ConfigError(
-                f"unknown DataConfig key(s) {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(names)}"
-            )
-        return cls(**dict(d))
-
-    def replace(self, **changes: Any) -> DataConfig:
-        """A validated copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)
 
 
 def _clip_pipeline(cfg: DataConfig, *, test_mode: bool) -> ClipPipeline:
@@ -485,8 +467,8 @@ def build_loader(
     are reproducible and independent of ``num_workers`` and ``persistent_workers``; other
     datasets (the motion dataset) get a seeded order and seeded workers.
     """
-    _check_int("batch_size", batch_size, 1)
-    _check_int("num_workers", num_workers, 0)
+    check_int("batch_size", batch_size, minimum=1)
+    check_int("num_workers", num_workers, minimum=0)
     # NOTE: the sampler owns a generator apart from the one DataLoader draws worker seeds from,
     # so its stream does not depend on how often workers are (re)started.
     sampler_generator = torch.Generator().manual_seed(seed)

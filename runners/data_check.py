@@ -116,7 +116,7 @@ def _range(values: tuple[float, float, float]) -> str:
 
 def _probe(path: str) -> tuple[int, float | None, str] | str:
     """``(frames, fps, "WxH")`` of a video, or the reason it cannot be opened."""
-    from runners.video import VideoDecodeError, probe_video
+    from runners.video_reader import VideoDecodeError, probe_video
 
     try:
         info = probe_video(path)

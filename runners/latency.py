@@ -44,7 +44,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -59,6 +59,7 @@ from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, TrialFailure
 from search_space.resnet3d import build_resnet3d
 from search_space.shapes import output_shapes, parse_input_shape
+from search_space.strict import StrictConfig, check_int
 
 __all__ = [
     "LatencyConfig",
@@ -81,7 +82,7 @@ class LatencyMode(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class LatencyConfig:
+class LatencyConfig(StrictConfig):
     """How to measure latency.
 
     Attributes:
@@ -98,6 +99,8 @@ class LatencyConfig:
             ``"pause"`` (and registered study workers stopped while timing); see
             :mod:`runners.quiet`.
     """
+
+    config_name = "latency config"
 
     device: str = "auto"
     mode: str = LatencyMode.EAGER.value
@@ -125,43 +128,23 @@ class LatencyConfig:
                 f"mode must be one of {', '.join(repr(m.value) for m in LatencyMode)}; "
                 f"got {self.mode!r}"
             )
-        _check_int("warmup", self.warmup, minimum=0)
-        _check_int("blocks", self.blocks, minimum=2)
-        _check_int("repeats", self.repeats, minimum=1)
+        check_int("warmup", self.warmup, minimum=0)
+        check_int("blocks", self.blocks, minimum=2)
+        check_int("repeats", self.repeats, minimum=1)
         if self.repeats < self.blocks:
             raise ConfigError(
                 f"repeats must be at least blocks ({self.blocks}) so every block has a sample; "
                 f"got {self.repeats}"
             )
         if self.threads is not None:
-            _check_int("threads", self.threads, minimum=1, extra=" or null (all cores)")
-        _check_int("batch_size", self.batch_size, minimum=1)
-        _check_int("seed", self.seed, minimum=0)
+            check_int("threads", self.threads, minimum=1, extra=" or null (all cores)")
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_int("seed", self.seed, minimum=0)
         if self.isolation not in ISOLATIONS:
             raise ConfigError(
                 f"isolation must be one of {', '.join(map(repr, ISOLATIONS))}; "
                 f"got {self.isolation!r}"
             )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LatencyConfig:
-        """Build from ``to_dict()`` output; unknown keys are rejected by name."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"a latency config must be a mapping; got {type(data).__name__}")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown latency config key(s) {', '.join(map(repr, unknown))}; "
-                f"allowed: {', '.join(known)}"
-            )
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> LatencyConfig:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -426,11 +409,6 @@ def library_versions() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- helpers
-def _check_int(name: str, value: Any, *, minimum: int, extra: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}{extra}; got {value!r}")
-
-
 def _resolve_threads(threads: int | None) -> int:
     if threads is not None:
         return threads

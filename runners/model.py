@@ -21,6 +21,7 @@ from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, ConfigTypeError
 from search_space.plan import plan_network
 from search_space.resnet3d import ResNet3d, build_resnet3d
+from search_space.strict import check_positive_int
 
 __all__ = [
     "CrossEntropyLoss",
@@ -32,13 +33,6 @@ __all__ = [
 ]
 
 SPATIAL_TYPES = ("avg", None)
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigTypeError(f"{name} must be a positive int; got {value!r}")
-    if value < 1:
-        raise ConfigError(f"{name} must be a positive int; got {value!r}")
 
 
 def _check_number(name: str, value: Any, *, low: float, high: float | None = None) -> None:
@@ -135,8 +129,8 @@ class I3DHead(nn.Module):
         label_smooth_eps: float = 0.0,
     ) -> None:
         super().__init__()
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("in_channels", in_channels)
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("in_channels", in_channels)
         if spatial_type not in SPATIAL_TYPES:
             raise ConfigError(
                 f"spatial_type must be 'avg' (global average pool) or None (no pooling); "
@@ -220,7 +214,7 @@ def build_recognizer(
 
     Uses the global torch RNG, so seed it first for a reproducible initialisation.
     """
-    _check_positive_int("num_classes", num_classes)
+    check_positive_int("num_classes", num_classes)
     _check_number("dropout", dropout, low=0.0, high=1.0)
     backbone = build_resnet3d(config)
     head = I3DHead(

@@ -147,6 +147,26 @@ def _check_positive(**values: int) -> None:
             raise ValueError(f"{name} must be >= 1; got {value}")
 
 
+def _check_options(
+    *,
+    out_of_bound: str,
+    target_fps: float | None,
+    temporal_jitter: bool,
+    needs_rng: bool,
+    rng: np.random.Generator | None,
+) -> None:
+    if out_of_bound not in OUT_OF_BOUND_CHOICES:
+        raise ValueError(
+            f"out_of_bound must be one of 'loop', 'repeat_last'; got {out_of_bound!r}"
+        )
+    if target_fps is not None and not target_fps > 0:
+        raise ValueError(f"target_fps must be > 0 or None; got {target_fps!r}")
+    if temporal_jitter and target_fps is not None:
+        raise ValueError("temporal_jitter cannot be combined with target_fps (mmaction2 fails)")
+    if rng is None and needs_rng:
+        raise ValueError("rng is required for training sampling and for temporal_jitter")
+
+
 def sample_frame_indices(
     num_frames: int,
     *,
@@ -188,16 +208,13 @@ def sample_frame_indices(
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1; got {num_frames}")
     _check_positive(clip_len=clip_len, frame_interval=frame_interval, num_clips=num_clips)
-    if out_of_bound not in OUT_OF_BOUND_CHOICES:
-        raise ValueError(
-            f"out_of_bound must be one of 'loop', 'repeat_last'; got {out_of_bound!r}"
-        )
-    if target_fps is not None and not target_fps > 0:
-        raise ValueError(f"target_fps must be > 0 or None; got {target_fps!r}")
-    if temporal_jitter and target_fps is not None:
-        raise ValueError("temporal_jitter cannot be combined with target_fps (mmaction2 fails)")
-    if rng is None and (temporal_jitter or not test_mode):
-        raise ValueError("rng is required for training sampling and for temporal_jitter")
+    _check_options(
+        out_of_bound=out_of_bound,
+        target_fps=target_fps,
+        temporal_jitter=temporal_jitter,
+        needs_rng=temporal_jitter or not test_mode,
+        rng=rng,
+    )
     fps_ratio = None
     if target_fps is not None:
         fps_ratio = fps / target_fps if fps else 1.0

@@ -35,7 +35,7 @@ from runners.sampling import OutOfBound, sample_frame_indices
 from search_space.errors import ConfigError
 
 if TYPE_CHECKING:
-    from runners.video import VideoReader
+    from runners.video_reader import VideoReader
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -44,7 +44,6 @@ __all__ = [
     "TEST_CROPS",
     "center_crop_offsets",
     "crop",
-    "frames_to_tensor",
     "hflip",
     "normalize",
     "random_crop_offsets",
@@ -106,13 +105,6 @@ def three_crop_offsets(height: int, width: int, size: int) -> list[tuple[int, in
 def _check_crop(height: int, width: int, size: int) -> None:
     if size > height or size > width:
         raise ValueError(f"crop size {size} exceeds the frame size {height}x{width}")
-
-
-def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
-    """uint8 ``(N, H, W, C)`` frames (as decoded) -> float32 ``(N, C, H, W)`` on 0-255."""
-    if frames.dtype != np.uint8 or frames.ndim != 4:
-        raise ValueError(f"frames must be uint8 (N, H, W, C); got {frames.dtype} {frames.shape}")
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
 
 
 def resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from search_space.dimensions import PATTERN_FAMILIES, Choice, Fixed, expand_patt
 from search_space.errors import (
     ConfigError,
     ConfigTypeError,
+    InputTooSmallError,
     MissingDependencyError,
     R3dnasError,
     TrialFailure,
@@ -67,6 +68,7 @@ __all__ = [
     "Fixed",
     "InfeasibleConfig",
     "InflateStyle",
+    "InputTooSmallError",
     "LoadReport",
     "MissingDependencyError",
     "NetworkPlan",

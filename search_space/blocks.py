@@ -16,13 +16,9 @@ from mmcv.cnn import ConvModule, NonLocal3d, build_activation_layer
 from torch import nn
 
 from search_space._mmcv import layer_cfg
-from search_space.config import (
-    BlockType,
-    InflateStyle,
-    Style,
-)
+from search_space.arch import BlockType, InflateStyle, Style
 from search_space.errors import ConfigError
-from search_space.plan import BlockPlan, ConvSpec, plan_block
+from search_space.plan import BlockPlan, ConvSpec, plan_res_layer
 
 __all__ = ["BasicBlock3d", "Bottleneck3d", "build_conv_module", "make_res_layer"]
 
@@ -164,8 +160,9 @@ def make_res_layer(
 ) -> nn.Sequential:
     """One stage, with mmaction2's ``make_res_layer`` arguments.
 
-    The first block takes the strides and, when ``spatial_stride != 1`` or the channel count
-    changes, a 1x1x1 downsample; the other ``blocks - 1`` blocks keep the size.
+    The blocks are those :func:`search_space.plan.plan_res_layer` plans: the first takes the
+    strides and, when ``spatial_stride != 1`` or the channel count changes, a 1x1x1
+    downsample; the other ``blocks - 1`` keep the size.
     """
     block_type = BlockType.BASIC if block is BasicBlock3d else BlockType.BOTTLENECK
     per_block_inflate = (inflate,) * blocks if isinstance(inflate, int) else tuple(inflate)
@@ -175,32 +172,27 @@ def make_res_layer(
             f"inflate and non_local must have one entry per block ({blocks}); "
             f"got {list(per_block_inflate)} and {list(per_block_non_local)}"
         )
-    expansion = block.expansion
-    with_downsample = spatial_stride != 1 or inplanes != planes * expansion
-    layers = []
-    for b in range(blocks):
-        first = b == 0
-        plan = plan_block(
-            block_type=block_type,
-            inplanes=inplanes if first else planes * expansion,
-            planes=planes,
-            spatial_stride=spatial_stride if first else 1,
-            temporal_stride=temporal_stride if first else 1,
-            dilation=dilation,
-            style=style,
-            inflate=per_block_inflate[b] == 1,
-            inflate_style=inflate_style,
-            non_local=per_block_non_local[b] == 1,
-            with_downsample=with_downsample and first,
+    plans = plan_res_layer(
+        block_type=block_type,
+        inplanes=inplanes,
+        planes=planes,
+        spatial_stride=spatial_stride,
+        temporal_stride=temporal_stride,
+        dilation=dilation,
+        style=style,
+        inflate=per_block_inflate,
+        inflate_style=inflate_style,
+        non_local=per_block_non_local,
+    )
+    layers = [
+        block(
+            plan,
+            conv_cfg=conv_cfg or {"type": "Conv3d"},
+            norm_cfg=norm_cfg or {"type": "BN3d", "requires_grad": True},
+            act_cfg=act_cfg or {"type": "ReLU", "inplace": True},
+            non_local_cfg=non_local_cfg or {},
+            with_cp=with_cp,
         )
-        layers.append(
-            block(
-                plan,
-                conv_cfg=conv_cfg or {"type": "Conv3d"},
-                norm_cfg=norm_cfg or {"type": "BN3d", "requires_grad": True},
-                act_cfg=act_cfg or {"type": "ReLU", "inplace": True},
-                non_local_cfg=non_local_cfg or {},
-                with_cp=with_cp,
-            )
-        )
+        for plan in plans
+    ]
     return nn.Sequential(*layers)

@@ -52,9 +52,12 @@ still compute the same function, never the other way round. Kept apart on purpos
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from search_space.config import ARCH_SETTINGS, BlockType, InflateStyle, ResNet3dConfig, Style
+from search_space.arch import ARCH_SETTINGS, BlockType, InflateStyle, Style
+
+if TYPE_CHECKING:
+    from search_space.config import ResNet3dConfig
 
 __all__ = ["canonicalize"]
 
@@ -67,7 +70,6 @@ _NON_LOCAL_DEFAULTS: dict[str, Any] = {
     "conv_cfg": {"type": "Conv3d"},
     "norm_cfg": None,
 }
-_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ResNet3dConfig)}
 
 
 def canonicalize(config: ResNet3dConfig) -> ResNet3dConfig:
@@ -96,9 +98,10 @@ def canonicalize(config: ResNet3dConfig) -> ResNet3dConfig:
     if non_local_cfg != config.non_local_cfg:
         changes["non_local_cfg"] = non_local_cfg
     if not config.with_pool1:
+        defaults = {f.name: f.default for f in dataclasses.fields(config)}
         for name in ("pool1_stride_s", "pool1_stride_t"):
-            if getattr(config, name) != _FIELD_DEFAULTS[name]:
-                changes[name] = _FIELD_DEFAULTS[name]
+            if getattr(config, name) != defaults[name]:
+                changes[name] = defaults[name]
     out_indices = tuple(sorted(set(config.out_indices)))
     if out_indices != config.out_indices:
         changes["out_indices"] = out_indices

@@ -29,10 +29,23 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 
+from search_space.arch import (
+    ARCH_SETTINGS,
+    EXPANSION,
+    BlockType,
+    InflateStyle,
+    Style,
+    has_downsample,
+)
+from search_space.canonical import canonicalize
 from search_space.errors import ConfigError, ConfigTypeError
+from search_space.layer_types import check_layer_cfg
+from search_space.strict import StrictConfig, check_keys, check_positive_int, is_int
 
+# NOTE: the enums and ARCH_SETTINGS live in search_space.arch (canonical.py reads them without
+# importing this module); they are re-exported here, where code has always imported them.
 __all__ = [
     "ARCH_SETTINGS",
     "BlockType",
@@ -42,36 +55,6 @@ __all__ = [
 ]
 
 PerBlock: TypeAlias = tuple[int, ...]
-
-
-class InflateStyle(StrEnum):
-    """Where an inflated Bottleneck puts its temporal kernel."""
-
-    T3X1X1 = "3x1x1"  # conv1 becomes (3,1,1): the I3D / SlowOnly choice
-    T3X3X3 = "3x3x3"  # conv2 becomes (3,3,3): the C3D-like choice
-
-
-class Style(StrEnum):
-    """Which Bottleneck conv carries the stride."""
-
-    PYTORCH = "pytorch"  # conv2 (the 3x3) strides
-    CAFFE = "caffe"  # conv1 (the 1x1) strides
-
-
-class BlockType(StrEnum):
-    BASIC = "basic"  # BasicBlock3d, expansion 1
-    BOTTLENECK = "bottleneck"  # Bottleneck3d, expansion 4
-
-
-# depth -> (block type, blocks per stage), mmaction2's ``ResNet3d.arch_settings``.
-ARCH_SETTINGS: dict[int, tuple[BlockType, tuple[int, int, int, int]]] = {
-    18: (BlockType.BASIC, (2, 2, 2, 2)),
-    34: (BlockType.BASIC, (3, 4, 6, 3)),
-    50: (BlockType.BOTTLENECK, (3, 4, 6, 3)),
-    101: (BlockType.BOTTLENECK, (3, 4, 23, 3)),
-    152: (BlockType.BOTTLENECK, (3, 8, 36, 3)),
-}
-EXPANSION = {BlockType.BASIC: 1, BlockType.BOTTLENECK: 4}
 
 NON_LOCAL_KEYS = ("sub_sample", "use_scale", "reduction", "mode", "conv_cfg", "norm_cfg")
 NON_LOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation")
@@ -90,13 +73,15 @@ def _default_act_cfg() -> dict[str, Any]:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=True)
-class ResNet3dConfig:
+class ResNet3dConfig(StrictConfig):
     """Every argument of mmaction2's ``ResNet3d``, validated.
 
     ``ResNet3dConfig(**kwargs)`` accepts what ``ResNet3d(**kwargs)`` accepts (ints broadcast for
     ``inflate``/``non_local``, lists for tuples). ``init_cfg`` is deliberately absent: it is an
     mmengine initialisation hook, not an architecture choice.
     """
+
+    config_name = "ResNet3d config"
 
     depth: int = 50
     pretrained: str | None = None
@@ -169,28 +154,20 @@ class ResNet3dConfig:
         return {f.name: _to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ResNet3dConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Build from ``to_dict()`` output or any mmaction2 ``ResNet3d`` keyword dict.
 
         Unknown keys are rejected by name (mmaction2's ``type`` key is tolerated when it says
-        ``ResNet3d``, so a backbone dict from an mmaction2 config can be passed as it is).
+        ``ResNet3d``, so a backbone dict from an mmaction2 config can be passed as it is, and
+        a ``None`` ``init_cfg`` is dropped).
         """
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"a ResNet3d config must be a mapping; got {type(data).__name__}")
-        data = dict(data)
-        kind = data.pop("type", "ResNet3d")
+        kwargs = check_keys(cls, data, what=cls.config_name, tolerated=("type", "init_cfg"))
+        kind = kwargs.pop("type", "ResNet3d")
         if kind != "ResNet3d":
             raise ConfigError(f"type must be 'ResNet3d'; got {kind!r}")
-        if data.get("init_cfg") is None:
-            data.pop("init_cfg", None)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown ResNet3d config key(s) {', '.join(map(repr, unknown))}; "
-                f"allowed keys are the ResNet3d constructor arguments: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
+        if kwargs.get("init_cfg", "absent") is None:
+            del kwargs["init_cfg"]
+        return cls(**kwargs)
 
     def to_json(self) -> str:
         """Canonical JSON text (sorted keys): what digests and trial attributes store."""
@@ -211,24 +188,11 @@ class ResNet3dConfig:
         that build the same network (any ``inflate_style`` when nothing is inflated, ...) share
         one digest and a study never trains the same architecture twice.
         """
-        # NOTE: imported here because canonical.py imports this module.
-        from search_space.canonical import canonicalize
-
         return canonicalize(self).exact_digest()
 
     def exact_digest(self) -> str:
         """12 hex digits of SHA-256 of these exact field values (no canonicalization)."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
-
-    def replace(self, **changes: Any) -> ResNet3dConfig:
-        """A copy with some fields changed, validated again."""
-        return dataclasses.replace(self, **changes)
-
-    def build(self) -> Any:
-        """Build and initialise the :class:`search_space.ResNet3d` this config describes."""
-        from search_space.resnet3d import build_resnet3d
-
-        return build_resnet3d(self)
 
 
 # ---------------------------------------------------------------------- helpers
@@ -246,10 +210,6 @@ def _set(config: ResNet3dConfig, name: str, value: Any) -> None:
     object.__setattr__(config, name, value)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _as_tuple(name: str, value: Any) -> tuple[Any, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence):
         raise ConfigTypeError(f"{name} must be a sequence of ints; got {value!r}")
@@ -259,7 +219,7 @@ def _as_tuple(name: str, value: Any) -> tuple[Any, ...]:
 def _as_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if _is_int(value) and value in (0, 1):
+    if is_int(value) and value in (0, 1):
         return bool(value)
     raise ConfigError(f"{name} must be true or false; got {value!r}")
 
@@ -268,7 +228,7 @@ def _expand_per_block(
     name: str, value: Any, num_stages: int, blocks: tuple[int, ...]
 ) -> tuple[PerBlock, ...]:
     """Expand mmaction2's two-level broadcast of ``inflate`` / ``non_local``."""
-    if isinstance(value, bool) or _is_int(value):
+    if isinstance(value, bool) or is_int(value):
         per_stage: tuple[Any, ...] = (int(value),) * num_stages
     else:
         per_stage = _as_tuple(name, value)
@@ -279,7 +239,7 @@ def _expand_per_block(
         per_stage = per_stage[:num_stages]
     expanded = []
     for i, stage_value in enumerate(per_stage):
-        if isinstance(stage_value, bool) or _is_int(stage_value):
+        if isinstance(stage_value, bool) or is_int(stage_value):
             expanded.append((int(stage_value),) * blocks[i])
             continue
         per_block = _as_tuple(f"{name}[{i}]", stage_value)
@@ -289,7 +249,7 @@ def _expand_per_block(
                 f"blocks (stage blocks {list(blocks)}); give one 0/1 per block"
             )
         for v in per_block:
-            if not (isinstance(v, bool) or _is_int(v)):
+            if not (isinstance(v, bool) or is_int(v)):
                 raise ConfigError(f"{name}[{i}] entries must be 0 or 1; got {v!r}")
         expanded.append(tuple(int(v) for v in per_block))
     return tuple(expanded)
@@ -298,11 +258,11 @@ def _expand_per_block(
 def _normalize(config: ResNet3dConfig) -> None:
     """Bring sequence fields to tuples and broadcast inflate/non_local, as mmaction2 reads them."""
     c = config
-    if not _is_int(c.depth) or c.depth not in ARCH_SETTINGS:
+    if not is_int(c.depth) or c.depth not in ARCH_SETTINGS:
         raise ConfigError(
             f"depth must be one of {', '.join(map(str, ARCH_SETTINGS))}; got {c.depth!r}"
         )
-    if not _is_int(c.num_stages) or not 1 <= c.num_stages <= 4:
+    if not is_int(c.num_stages) or not 1 <= c.num_stages <= 4:
         raise ConfigError(f"num_stages must be an int from 1 to 4; got {c.num_stages!r}")
     for name in ("out_indices", "spatial_strides", "temporal_strides", "dilations"):
         _set(c, name, _as_tuple(name, getattr(c, name)))
@@ -313,10 +273,10 @@ def _normalize(config: ResNet3dConfig) -> None:
                 f"stage_blocks has {len(c.stage_blocks)} entries but num_stages is {c.num_stages}"
             )
         for b in c.stage_blocks:
-            if not _is_int(b) or b < 1:
+            if not is_int(b) or b < 1:
                 raise ConfigError(f"stage_blocks entries must be positive ints; got {b!r}")
     kernel: Any = c.conv1_kernel
-    if _is_int(kernel):
+    if is_int(kernel):
         kernel = (kernel,) * 3
     _set(c, "conv1_kernel", _as_tuple("conv1_kernel", kernel))
     for name in (
@@ -346,17 +306,10 @@ def _check_positive_ints(name: str, values: tuple[Any, ...], length: int | None 
     if length is not None and len(values) != length:
         raise ConfigError(f"{name} has {len(values)} entries but num_stages is {length}")
     for v in values:
-        if not _is_int(v):
+        if not is_int(v):
             raise ConfigTypeError(f"{name} entries must be positive ints; got {list(values)}")
         if v < 1:
             raise ConfigError(f"{name} entries must be positive ints; got {list(values)}")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if not _is_int(value):
-        raise ConfigTypeError(f"{name} must be a positive int; got {value!r}")
-    if value < 1:
-        raise ConfigError(f"{name} must be a positive int; got {value!r}")
 
 
 def _validate(c: ResNet3dConfig) -> None:
@@ -364,12 +317,12 @@ def _validate(c: ResNet3dConfig) -> None:
     if c.pretrained is not None and not isinstance(c.pretrained, str):
         # NOTE: a TypeError too, as mmaction2 raises (its tests expect it).
         raise ConfigTypeError(f"pretrained must be a file path or null; got {c.pretrained!r}")
-    _check_positive_int("in_channels", c.in_channels)
-    _check_positive_int("base_channels", c.base_channels)
+    check_positive_int("in_channels", c.in_channels)
+    check_positive_int("base_channels", c.base_channels)
     if not c.out_indices:
         raise ConfigError("out_indices must name at least one stage; got []")
     for i in c.out_indices:
-        if not _is_int(i) or not 0 <= i < n:
+        if not is_int(i) or not 0 <= i < n:
             raise ConfigError(
                 f"out_indices entries must be stage indices 0..{n - 1} (num_stages {n}); "
                 f"got {list(c.out_indices)}"
@@ -383,7 +336,7 @@ def _validate(c: ResNet3dConfig) -> None:
         )
     _check_positive_ints("conv1_kernel", c.conv1_kernel)
     for name in ("conv1_stride_s", "conv1_stride_t", "pool1_stride_s", "pool1_stride_t"):
-        _check_positive_int(name, getattr(c, name))
+        check_positive_int(name, getattr(c, name))
     if c.style not in tuple(Style):
         raise ConfigError(
             f"style must be one of {', '.join(repr(s.value) for s in Style)}; got {c.style!r}"
@@ -393,7 +346,7 @@ def _validate(c: ResNet3dConfig) -> None:
             "inflate_style must be one of "
             f"{', '.join(repr(s.value) for s in InflateStyle)}; got {c.inflate_style!r}"
         )
-    if not _is_int(c.frozen_stages) or not -1 <= c.frozen_stages <= n:
+    if not is_int(c.frozen_stages) or not -1 <= c.frozen_stages <= n:
         raise ConfigError(
             f"frozen_stages must be an int from -1 (nothing frozen) to num_stages {n}; "
             f"got {c.frozen_stages!r}"
@@ -418,7 +371,7 @@ def _validate_non_local_cfg(c: ResNet3dConfig) -> None:
             f"got {mode!r}"
         )
     reduction = cfg.get("reduction", 2)
-    if not _is_int(reduction) or reduction < 1:
+    if not is_int(reduction) or reduction < 1:
         raise ConfigError(f"non_local_cfg.reduction must be a positive int; got {reduction!r}")
     for key in ("sub_sample", "use_scale"):
         if key in cfg and not isinstance(cfg[key], bool):
@@ -426,8 +379,6 @@ def _validate_non_local_cfg(c: ResNet3dConfig) -> None:
 
 
 def _validate_layer_cfgs(c: ResNet3dConfig) -> None:
-    from search_space._mmcv import check_layer_cfg
-
     check_layer_cfg("conv_cfg", c.conv_cfg, kind="conv")
     check_layer_cfg("norm_cfg", c.norm_cfg, kind="norm")
     check_layer_cfg("act_cfg", c.act_cfg, kind="act")
@@ -446,13 +397,17 @@ def _validate_temporal_downsample(c: ResNet3dConfig) -> None:
     """
     inplanes = c.base_channels
     for i in range(c.num_stages):
-        planes = c.base_channels * 2**i
-        has_downsample = c.spatial_strides[i] != 1 or inplanes != planes * c.expansion
-        if c.temporal_strides[i] != 1 and not has_downsample:
+        out_channels = c.base_channels * 2**i * c.expansion
+        downsample = has_downsample(
+            inplanes=inplanes,
+            out_channels=out_channels,
+            spatial_stride=c.spatial_strides[i],
+        )
+        if c.temporal_strides[i] != 1 and not downsample:
             raise ConfigError(
                 f"temporal_strides[{i}]={c.temporal_strides[i]} needs a downsample in "
                 f"layer{i + 1}, but mmaction2 builds one only when spatial_strides[{i}] != 1 or "
                 "the channel count changes (the residual add would fail); set "
                 f"temporal_strides[{i}] to 1 or spatial_strides[{i}] above 1"
             )
-        inplanes = planes * c.expansion
+        inplanes = out_channels

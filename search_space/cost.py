@@ -38,9 +38,24 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, NamedTuple, NoReturn
 
-from search_space.config import BlockType, ResNet3dConfig
+from search_space.arch import BlockType
+from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError
-from search_space.plan import plan_block
+from search_space.layer_types import (
+    ACTIVATION_TYPES,
+    BATCH_NORM_TYPES,
+    NORM_TYPES,
+    STATS_NORM_AFFINE,
+)
+from search_space.plan import (
+    POOL2,
+    BlockPlan,
+    ConvSpec,
+    PoolSpec,
+    plan_pool1,
+    plan_res_layer,
+    plan_stem,
+)
 from search_space.shapes import ShapeTable, output_shapes, parse_input_shape
 
 __all__ = [
@@ -58,12 +73,9 @@ Shape5 = tuple[int, int, int, int, int]
 # (flops, params, activation elements) of one sample; batch scales flops and activations only.
 Count = tuple[int, int, int]
 
-_BATCH_NORMS = ("BN3d", "SyncBN")
-_STATS_NORMS = {"GN": True, "IN3d": False}  # type -> affine default
-_ACTIVATIONS = (
-    "ReLU", "LeakyReLU", "PReLU", "RReLU", "ReLU6", "ELU", "Sigmoid", "Tanh", "Clamp", "Clip",
-    "GELU", "HSigmoid", "HSwish", "SiLU", "Swish",
-)  # fmt: skip
+Triple = tuple[int, int, int]
+# (flops, params, activations, output T/H/W) of one sample through a block or a stage.
+Walk = tuple[int, int, int, Triple]
 
 
 # ---------------------------------------------------------------------- result
@@ -139,18 +151,19 @@ def norm_rule(norm_cfg: Mapping[str, Any], *, field: str = "norm_cfg") -> NormRu
     batch norm with ``track_running_stats=False``) costs 5 per element (4 without affine).
 
     Raises:
-        ConfigError: a norm type that does not run on 5D input (``BN``, ``IN``, ``LN``, ...).
+        ConfigError: a norm type outside :mod:`search_space.layer_types`'s table (the config
+            refuses those already; this guards a cfg dict changed after validation).
     """
     kind = norm_cfg.get("type")
-    if kind in _BATCH_NORMS:
+    if kind in BATCH_NORM_TYPES:
         affine = bool(norm_cfg.get("affine", True))
         running = bool(norm_cfg.get("track_running_stats", True))
         per_element = (2 if affine else 1) if running else (5 if affine else 4)
-    elif kind in _STATS_NORMS:
-        affine = bool(norm_cfg.get("affine", _STATS_NORMS[kind]))
+    elif isinstance(kind, str) and kind in STATS_NORM_AFFINE:
+        affine = bool(norm_cfg.get("affine", STATS_NORM_AFFINE[kind]))
         per_element = 5 if affine else 4
     else:
-        allowed = ", ".join(repr(k) for k in (*_BATCH_NORMS, *_STATS_NORMS))
+        allowed = ", ".join(map(repr, NORM_TYPES))
         raise ConfigError(f"{field}.type must be one of {allowed} to be costed; got {kind!r}")
     return NormRule(2 if affine else 0, per_element)
 
@@ -159,12 +172,12 @@ def activation_params(act_cfg: Mapping[str, Any]) -> int:
     """Parameters of one mmcv activation layer: ``num_parameters`` for PReLU, else 0.
 
     Raises:
-        ConfigError: a type that is not an mmcv activation.
+        ConfigError: a type outside :mod:`search_space.layer_types`'s table.
     """
     kind = act_cfg.get("type")
-    if kind not in _ACTIVATIONS:
+    if kind not in ACTIVATION_TYPES:
         raise ConfigError(
-            f"act_cfg.type must be an activation ({', '.join(_ACTIVATIONS)}) to be costed; "
+            f"act_cfg.type must be an activation ({', '.join(ACTIVATION_TYPES)}) to be costed; "
             f"got {kind!r}"
         )
     return int(act_cfg.get("num_parameters", 1)) if kind == "PReLU" else 0
@@ -253,61 +266,58 @@ def _size(length: int, kernel: int, stride: int, padding: int, dilation: int) ->
     return (length + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def _out_thw(
+    thw: Triple, kernel: Triple, stride: Triple, padding: Triple, dilation: Triple
+) -> Triple | None:
+    """The output T/H/W of a conv or pool, ``None`` when a size collapses below 1."""
+    t = _size(thw[0], kernel[0], stride[0], padding[0], dilation[0])
+    h = _size(thw[1], kernel[1], stride[1], padding[1], dilation[1])
+    w = _size(thw[2], kernel[2], stride[2], padding[2], dilation[2])
+    return None if t < 1 or h < 1 or w < 1 else (t, h, w)
+
+
+def _pool_thw(thw: Triple, spec: PoolSpec) -> Triple | None:
+    return _out_thw(thw, spec.kernel, spec.stride, spec.padding, (1, 1, 1))
+
+
+def _conv_cost(spec: ConvSpec, thw: Triple, rules: _Rules) -> Walk | None:
+    """One ``ConvModule``: bias-free conv, norm, and the activation when ``spec.with_act``."""
+    out = _out_thw(thw, spec.kernel, spec.stride, spec.padding, spec.dilation)
+    if out is None:
+        return None
+    k = spec.kernel
+    positions = out[0] * out[1] * out[2]
+    weights = spec.in_channels * spec.out_channels * k[0] * k[1] * k[2]
+    elements = spec.out_channels * positions
+    flops = weights * positions + rules.norm.flops_per_element * elements
+    params = weights + rules.norm.params_per_channel * spec.out_channels
+    if spec.with_act:
+        params += rules.act_params
+    return flops, params, elements, out
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def _block_cost(
-    block_type: BlockType,
-    inplanes: int,
-    planes: int,
-    spatial_stride: int,
-    temporal_stride: int,
-    dilation: int,
-    style: str,
-    inflate: bool,
-    inflate_style: str,
-    with_downsample: bool,
-    thw: tuple[int, int, int],
-    rules: _Rules,
-    non_local: _NonLocalRules | None,
-) -> tuple[int, int, int, tuple[int, int, int]] | None:
-    """(flops, params, activations, output T/H/W) of one sample through one block.
+    plan: BlockPlan, thw: Triple, rules: _Rules, non_local: _NonLocalRules | None
+) -> Walk | None:
+    """(flops, params, activations, output T/H/W) of one sample through one planned block.
 
     ``None`` when some size collapses below 1; the caller then lets ``output_shapes`` raise
     the error that names the layer.
     """
-    plan = plan_block(
-        block_type=block_type,
-        inplanes=inplanes,
-        planes=planes,
-        spatial_stride=spatial_stride,
-        temporal_stride=temporal_stride,
-        dilation=dilation,
-        style=style,
-        inflate=inflate,
-        inflate_style=inflate_style,
-        non_local=non_local is not None,
-        with_downsample=with_downsample,
-    )
-    norm_params, norm_flops = rules.norm
-    convs = plan.convs if plan.downsample is None else (*plan.convs, plan.downsample)
     flops = params = activations = 0
     out = thw
-    for j, spec in enumerate(convs):
-        src = thw if j == len(plan.convs) else out  # the downsample reads the block input
-        k, s, p, d = spec.kernel, spec.stride, spec.padding, spec.dilation
-        t = _size(src[0], k[0], s[0], p[0], d[0])
-        h = _size(src[1], k[1], s[1], p[1], d[1])
-        w = _size(src[2], k[2], s[2], p[2], d[2])
-        if t < 1 or h < 1 or w < 1:
+    for spec in plan.convs:
+        conv = _conv_cost(spec, out, rules)
+        if conv is None:
             return None
-        if j < len(plan.convs):
-            out = (t, h, w)
-        weights = spec.in_channels * spec.out_channels * k[0] * k[1] * k[2]
-        elements = spec.out_channels * t * h * w
-        flops += weights * t * h * w + norm_flops * elements
-        params += weights + norm_params * spec.out_channels
-        if spec.with_act:
-            params += rules.act_params
-        activations += elements
+        flops, params, activations = flops + conv[0], params + conv[1], activations + conv[2]
+        out = conv[3]
+    if plan.downsample is not None:
+        down = _conv_cost(plan.downsample, thw, rules)  # reads the block input
+        if down is None:
+            return None
+        flops, params, activations = flops + down[0], params + down[1], activations + down[2]
     params += rules.act_params  # the block's own relu after the residual add
     if non_local is not None:
         if non_local.sub_sample and (out[1] < 2 or out[2] < 2):
@@ -336,37 +346,34 @@ def _stage_cost(
     inflate: tuple[int, ...],
     inflate_style: str,
     non_local: tuple[int, ...],
-    thw: tuple[int, int, int],
+    thw: Triple,
     rules: _Rules,
     non_local_rules: _NonLocalRules | None,
-) -> tuple[int, int, int, tuple[int, int, int]] | None:
-    """One stage, with ``search_space.plan.plan_stage``'s rules: stride and downsample on the
-    first block only, ``planes * expansion`` channels in and out of the others."""
-    out_channels = planes * (1 if block_type == BlockType.BASIC else 4)
-    with_downsample = spatial_stride != 1 or inplanes != out_channels
+) -> tuple[Walk, int] | None:
+    """One stage as :func:`search_space.plan.plan_res_layer` plans it, and its out channels.
+
+    Memoised on the plan's own arguments, so a sweep over a space mostly looks stages up.
+    """
+    blocks = plan_res_layer(
+        block_type=block_type,
+        inplanes=inplanes,
+        planes=planes,
+        spatial_stride=spatial_stride,
+        temporal_stride=temporal_stride,
+        dilation=dilation,
+        style=style,
+        inflate=inflate,
+        inflate_style=inflate_style,
+        non_local=non_local,
+    )
     flops = params = activations = 0
-    for b, bit in enumerate(inflate):
-        first = b == 0
-        block = _block_cost(
-            block_type,
-            inplanes if first else out_channels,
-            planes,
-            spatial_stride if first else 1,
-            temporal_stride if first else 1,
-            dilation,
-            style,
-            bit == 1,
-            inflate_style,
-            with_downsample and first,
-            thw,
-            rules,
-            non_local_rules if non_local[b] == 1 else None,
-        )
-        if block is None:
+    for block in blocks:
+        walk = _block_cost(block, thw, rules, non_local_rules if block.non_local else None)
+        if walk is None:
             return None
-        flops, params, activations = flops + block[0], params + block[1], activations + block[2]
-        thw = block[3]
-    return flops, params, activations, thw
+        flops, params, activations = flops + walk[0], params + walk[1], activations + walk[2]
+        thw = walk[3]
+    return (flops, params, activations, thw), blocks[-1].out_channels
 
 
 def _rules(config: ResNet3dConfig) -> tuple[_Rules, _NonLocalRules | None]:
@@ -401,6 +408,7 @@ def _clear_caches() -> None:
     """Forget memoised blocks and stages (benchmarks time the cold path with it)."""
     _block_cost.cache_clear()
     _stage_cost.cache_clear()
+    plan_res_layer.cache_clear()
 
 
 def _raise_shape_error(config: ResNet3dConfig, shape: Shape5) -> NoReturn:
@@ -438,7 +446,6 @@ def cost(
             activation type the model has no rule for.
     """
     shape = parse_input_shape(input_shape)
-    n = shape[0]
     if shape[1] != config.in_channels:
         _raise_shape_error(config, shape)
     if include_head and (
@@ -446,69 +453,14 @@ def cost(
     ):
         raise ConfigError(f"num_classes must be a positive int; got {num_classes!r}")
     rules, non_local_rules = _rules(config)
-
-    # stem: conv1 (+ BN + act), then maxpool (1, 3, 3), padding (0, 1, 1)
-    kt, kh, kw = config.conv1_kernel
-    base = config.base_channels
-    t = _size(shape[2], kt, config.conv1_stride_t, (kt - 1) // 2, 1)
-    h = _size(shape[3], kh, config.conv1_stride_s, (kh - 1) // 2, 1)
-    w = _size(shape[4], kw, config.conv1_stride_s, (kw - 1) // 2, 1)
-    if t < 1 or h < 1 or w < 1:
+    walk = _network_cost(config, shape, rules, non_local_rules)
+    if walk is None:
         _raise_shape_error(config, shape)
-    flops = conv_flops(config.in_channels, base, (kt, kh, kw), t * h * w)
-    flops += rules.norm.flops_per_element * base * t * h * w
-    params = config.in_channels * base * kt * kh * kw
-    params += rules.norm.params_per_channel * base + rules.act_params
-    activations = base * t * h * w
-    if config.with_pool1:
-        t = _size(t, 1, config.pool1_stride_t, 0, 1)
-        h = _size(h, 3, config.pool1_stride_s, 1, 1)
-        w = _size(w, 3, config.pool1_stride_s, 1, 1)
-    rows: list[tuple[str, Shape5]] = [("stem", (n, base, t, h, w))]
-
-    # NOTE: forward runs every stage, but fvcore counts a traced graph, and tracing drops the
-    # stages after the last one in out_indices (nothing they compute is returned).
-    last_counted = max(config.out_indices)
-    head_channels = 0
-    block_type = config.block_type
-    inplanes = base
-    thw = (t, h, w)
-    for i, blocks_inflate in enumerate(config.inflate):
-        planes = base * 2**i
-        stage = _stage_cost(
-            block_type,
-            inplanes,
-            planes,
-            config.spatial_strides[i],
-            config.temporal_strides[i],
-            config.dilations[i],
-            config.style,
-            blocks_inflate,
-            config.inflate_style,
-            config.non_local[i],
-            thw,
-            rules,
-            non_local_rules,
-        )
-        if stage is None:
-            _raise_shape_error(config, shape)
-        params += stage[1]
-        if i <= last_counted:
-            flops, activations = flops + stage[0], activations + stage[2]
-        thw = stage[3]
-        inplanes = planes * (1 if block_type == BlockType.BASIC else 4)
-        if i == last_counted:
-            head_channels = inplanes
-        rows.append((f"layer{i + 1}", (n, inplanes, *thw)))
-        if i == 0 and config.with_pool2:
-            if thw[0] < 2:
-                _raise_shape_error(config, shape)
-            thw = (thw[0] // 2, thw[1], thw[2])
-            rows.append(("pool2", (n, inplanes, *thw)))
-
+    flops, params, activations, rows, head_channels = walk
     if include_head:
         head = head_cost(head_channels, num_classes)
         flops, params, activations = flops + head[0], params + head[1], activations + head[2]
+    n = shape[0]
     flops *= n
     activations *= n
     return CostResult(
@@ -523,3 +475,63 @@ def cost(
         include_head=include_head,
         num_classes=num_classes if include_head else None,
     )
+
+
+def _network_cost(
+    config: ResNet3dConfig,
+    shape: Shape5,
+    rules: _Rules,
+    non_local_rules: _NonLocalRules | None,
+) -> tuple[int, int, int, list[tuple[str, Shape5]], int] | None:
+    """(flops, params, activations) of one sample, the shape rows and the head's channels.
+
+    ``None`` when a layer collapses. Walks the plan's stem, pool1, stages and pool2.
+    """
+    n = shape[0]
+    stem = _conv_cost(plan_stem(config), shape[2:], rules)
+    if stem is None:
+        return None
+    flops, params, activations, thw = stem
+    if config.with_pool1:
+        pooled = _pool_thw(thw, plan_pool1(config))
+        if pooled is None:
+            return None
+        thw = pooled
+    inplanes = config.base_channels
+    rows: list[tuple[str, Shape5]] = [("stem", (n, inplanes, *thw))]
+    # NOTE: forward runs every stage, but fvcore counts a traced graph, and tracing drops the
+    # stages after the last one in out_indices (nothing they compute is returned).
+    last_counted = max(config.out_indices)
+    head_channels = 0
+    for i in range(config.num_stages):
+        stage = _stage_cost(
+            config.block_type,
+            inplanes,
+            config.base_channels * 2**i,
+            config.spatial_strides[i],
+            config.temporal_strides[i],
+            config.dilations[i],
+            config.style,
+            config.inflate[i],
+            config.inflate_style,
+            config.non_local[i],
+            thw,
+            rules,
+            non_local_rules,
+        )
+        if stage is None:
+            return None
+        (stage_flops, stage_params, stage_activations, thw), inplanes = stage
+        params += stage_params
+        if i <= last_counted:
+            flops, activations = flops + stage_flops, activations + stage_activations
+        if i == last_counted:
+            head_channels = inplanes
+        rows.append((f"layer{i + 1}", (n, inplanes, *thw)))
+        if i == 0 and config.with_pool2:
+            pooled = _pool_thw(thw, POOL2)
+            if pooled is None:
+                return None
+            thw = pooled
+            rows.append(("pool2", (n, inplanes, *thw)))
+    return flops, params, activations, rows, head_channels

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConfigTypeError",
+    "InputTooSmallError",
     "MissingDependencyError",
     "R3dnasError",
     "TrialFailure",
@@ -29,6 +30,14 @@ class ConfigTypeError(ConfigError, TypeError):
     Also a ``TypeError`` because mmaction2 raises one for these (``pretrained`` that is neither a
     string nor ``None``), and code written against it catches that; as a :class:`ConfigError` the
     CLI still reports it in one line.
+    """
+
+
+class InputTooSmallError(ConfigError):
+    """A valid config whose layers leave an empty output for the given input shape.
+
+    Raised by :func:`search_space.shapes.output_shapes` (and so by :func:`search_space.cost.cost`)
+    naming the layer; a search space counts such a network as infeasible for its input shape.
     """
 
 

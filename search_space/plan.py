@@ -16,22 +16,35 @@ not inflated           (1,1,1) / (0,0,0)       (1,3,3) / (0,d,d)
 
 A BasicBlock's conv1 is (3,3,3)/(1,d,d) or (1,3,3)/(0,d,d) with dilation (1,d,d) and carries the
 stride whatever the style; its conv2 is (3,3,3)/(1,1,1) or (1,3,3)/(0,1,1), undilated.
+
+Each rule is written once, here: :func:`plan_stem` and :func:`plan_pool1` for the stem,
+:func:`plan_block` for one block, :func:`plan_res_layer` for a stage (stride and downsample on
+the first block only). ``blocks.make_res_layer`` and ``cost.cost`` call them rather than
+restate them.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from search_space.config import BlockType, InflateStyle, ResNet3dConfig, Style
+from search_space.arch import EXPANSION, BlockType, InflateStyle, Style, has_downsample
+from search_space.config import ResNet3dConfig
+from search_space.errors import ConfigError
 
 __all__ = [
     "BlockPlan",
     "ConvSpec",
     "NetworkPlan",
+    "POOL2",
     "PoolSpec",
     "StagePlan",
     "plan_block",
     "plan_network",
+    "plan_pool1",
+    "plan_res_layer",
+    "plan_stage",
+    "plan_stem",
 ]
 
 Triple = tuple[int, int, int]
@@ -86,7 +99,8 @@ class NetworkPlan:
     non_local_sub_sample: bool = False
 
 
-def _stem(config: ResNet3dConfig) -> ConvSpec:
+def plan_stem(config: ResNet3dConfig) -> ConvSpec:
+    """conv1: ``conv1_kernel`` with "same" padding, strides ``(conv1_stride_t, s, s)``."""
     kt, kh, kw = config.conv1_kernel
     return ConvSpec(
         in_channels=config.in_channels,
@@ -147,45 +161,97 @@ def plan_block(
     return BlockPlan(block_type, convs, downsample, non_local, out_channels)
 
 
-def plan_stage(config: ResNet3dConfig, index: int, inplanes: int) -> StagePlan:
-    """The blocks of ``layer{index+1}``: stride and downsample on the first block only."""
-    planes = config.base_channels * 2**index
-    expansion = config.expansion
-    spatial_stride = config.spatial_strides[index]
-    temporal_stride = config.temporal_strides[index]
-    # NOTE: mmaction2's rule; a temporal stride alone builds no downsample (config rejects it).
-    with_downsample = spatial_stride != 1 or inplanes != planes * expansion
+@functools.lru_cache(maxsize=1 << 14)
+def plan_res_layer(
+    *,
+    block_type: BlockType,
+    inplanes: int,
+    planes: int,
+    spatial_stride: int,
+    temporal_stride: int,
+    dilation: int,
+    style: Style | str,
+    inflate: tuple[int, ...],
+    inflate_style: InflateStyle | str,
+    non_local: tuple[int, ...],
+) -> tuple[BlockPlan, ...]:
+    """The blocks of one stage, one per entry of ``inflate`` (mmaction2's ``make_res_layer``).
+
+    The first block takes the strides and, when :func:`~search_space.arch.has_downsample`
+    says so, a 1x1x1 downsample; the others map ``planes * expansion`` channels to as many
+    and keep the size. A block is inflated (has a non-local) when its entry ``== 1``.
+    Memoised: the arguments are hashable and the plans immutable.
+
+    Raises:
+        ConfigError: ``inflate`` and ``non_local`` do not have one entry per block.
+    """
+    if len(inflate) != len(non_local) or not inflate:
+        raise ConfigError(
+            f"inflate and non_local must have one entry per block (at least one); "
+            f"got {list(inflate)} and {list(non_local)}"
+        )
+    out_channels = planes * EXPANSION[block_type]
+    downsample = has_downsample(
+        inplanes=inplanes, out_channels=out_channels, spatial_stride=spatial_stride
+    )
     blocks = []
-    for b in range(config.blocks_per_stage[index]):
+    for b, (inflate_bit, non_local_bit) in enumerate(zip(inflate, non_local, strict=True)):
         first = b == 0
         blocks.append(
             plan_block(
-                block_type=config.block_type,
-                inplanes=inplanes if first else planes * expansion,
+                block_type=block_type,
+                inplanes=inplanes if first else out_channels,
                 planes=planes,
                 spatial_stride=spatial_stride if first else 1,
                 temporal_stride=temporal_stride if first else 1,
-                dilation=config.dilations[index],
-                style=config.style,
-                inflate=config.inflate[index][b] == 1,
-                inflate_style=config.inflate_style,
-                non_local=config.non_local[index][b] == 1,
-                with_downsample=with_downsample and first,
+                dilation=dilation,
+                style=style,
+                inflate=inflate_bit == 1,
+                inflate_style=inflate_style,
+                non_local=non_local_bit == 1,
+                with_downsample=downsample and first,
             )
         )
-    return StagePlan(f"layer{index + 1}", tuple(blocks))
+    return tuple(blocks)
+
+
+def plan_stage(config: ResNet3dConfig, index: int, inplanes: int) -> StagePlan:
+    """``layer{index+1}`` of ``config``, whose input has ``inplanes`` channels."""
+    blocks = plan_res_layer(
+        block_type=config.block_type,
+        inplanes=inplanes,
+        planes=config.base_channels * 2**index,
+        spatial_stride=config.spatial_strides[index],
+        temporal_stride=config.temporal_strides[index],
+        dilation=config.dilations[index],
+        style=config.style,
+        inflate=config.inflate[index],
+        inflate_style=config.inflate_style,
+        non_local=config.non_local[index],
+    )
+    return StagePlan(f"layer{index + 1}", blocks)
+
+
+def plan_pool1(config: ResNet3dConfig) -> PoolSpec:
+    """The stem's max-pool, (1, 3, 3) with strides ``(pool1_stride_t, s, s)``.
+
+    mmaction2 builds it whatever ``with_pool1`` says; ``forward`` skips it when it is false.
+    """
+    return PoolSpec(
+        kernel=(1, 3, 3),
+        stride=(config.pool1_stride_t, config.pool1_stride_s, config.pool1_stride_s),
+        padding=(0, 1, 1),
+    )
+
+
+# pool2 halves T after layer1 (mmaction2's MaxPool3d((2, 1, 1), (2, 1, 1))).
+POOL2 = PoolSpec(kernel=(2, 1, 1), stride=(2, 1, 1))
 
 
 def plan_network(config: ResNet3dConfig) -> NetworkPlan:
     """The full plan: stem conv, pool1 (if enabled), pool2 (if enabled), then the stages."""
-    pool1 = None
-    if config.with_pool1:
-        pool1 = PoolSpec(
-            kernel=(1, 3, 3),
-            stride=(config.pool1_stride_t, config.pool1_stride_s, config.pool1_stride_s),
-            padding=(0, 1, 1),
-        )
-    pool2 = PoolSpec(kernel=(2, 1, 1), stride=(2, 1, 1)) if config.with_pool2 else None
+    pool1 = plan_pool1(config) if config.with_pool1 else None
+    pool2 = POOL2 if config.with_pool2 else None
     stages = []
     inplanes = config.base_channels
     for i in range(config.num_stages):
@@ -193,4 +259,4 @@ def plan_network(config: ResNet3dConfig) -> NetworkPlan:
         stages.append(stage)
         inplanes = stage.blocks[-1].out_channels
     sub_sample = bool(config.non_local_cfg.get("sub_sample", False))
-    return NetworkPlan(_stem(config), pool1, pool2, tuple(stages), sub_sample)
+    return NetworkPlan(plan_stem(config), pool1, pool2, tuple(stages), sub_sample)

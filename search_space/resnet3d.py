@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from mmcv.cnn import ConvModule
@@ -30,7 +30,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from search_space.blocks import BasicBlock3d, Bottleneck3d, build_block, build_conv_module
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError
-from search_space.plan import NetworkPlan, plan_network
+from search_space.plan import POOL2, NetworkPlan, PoolSpec, plan_network, plan_pool1
+
+if TYPE_CHECKING:
+    from search_space.pretrained2d import LoadReport
 
 __all__ = ["ResNet3d", "build_resnet3d"]
 
@@ -175,9 +178,8 @@ class ResNet3d(nn.Module):
         self.conv1 = build_conv_module(plan.stem, **cfgs)
         # NOTE: maxpool and pool2 always exist (no parameters), as in mmaction2; the flags decide
         # whether forward uses them.
-        pool1_stride = (config.pool1_stride_t, config.pool1_stride_s, config.pool1_stride_s)
-        self.maxpool = nn.MaxPool3d(kernel_size=(1, 3, 3), stride=pool1_stride, padding=(0, 1, 1))
-        self.pool2 = nn.MaxPool3d(kernel_size=(2, 1, 1), stride=(2, 1, 1))
+        self.maxpool = _max_pool(plan_pool1(config))
+        self.pool2 = _max_pool(POOL2)
         self.res_layers: list[str] = []
         for stage in plan.stages:
             blocks = [
@@ -233,7 +235,7 @@ class ResNet3d(nn.Module):
         return self
 
     # ------------------------------------------------------------------ weights
-    def init_weights(self, pretrained: str | None = None) -> Any:
+    def init_weights(self, pretrained: str | None = None) -> LoadReport | None:
         """Initialise like mmaction2's ``ResNet3d.init_weights``.
 
         Without a checkpoint: Kaiming (fan-out) convs, BN weight 1 / bias 0, and with
@@ -270,6 +272,10 @@ class ResNet3d(nn.Module):
                         nn.init.zeros_(last.norm.weight)
                         nn.init.zeros_(last.norm.bias)
         return None
+
+
+def _max_pool(spec: PoolSpec) -> nn.MaxPool3d:
+    return nn.MaxPool3d(kernel_size=spec.kernel, stride=spec.stride, padding=spec.padding)
 
 
 def build_resnet3d(config: ResNet3dConfig) -> ResNet3d:

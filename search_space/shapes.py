@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from search_space.config import ResNet3dConfig
-from search_space.errors import ConfigError
+from search_space.errors import ConfigError, InputTooSmallError
 from search_space.plan import BlockPlan, ConvSpec, NetworkPlan, PoolSpec, plan_network
 
 __all__ = [
@@ -45,7 +45,7 @@ def _apply(
         conv_output_size(thw[a], kernel[a], stride[a], padding[a], dilation[a]) for a in range(3)
     )
     if min(out) < 1:
-        raise ConfigError(
+        raise InputTooSmallError(
             f"input_shape {list(input_shape)} collapses at {where}: (T, H, W) {list(thw)} -> "
             f"{list(out)}; use a longer/larger clip or smaller strides"
         )
@@ -158,8 +158,9 @@ def output_shapes(config: ResNet3dConfig, input_shape: Sequence[int] | str) -> S
     """The shape after the stem, each stage and pool2 for ``input_shape`` (N, C, T, H, W).
 
     Raises:
-        ConfigError: the channel count is not ``in_channels``, or some layer's output would be
-            empty (e.g. pool2 with fewer than 2 frames after layer1).
+        ConfigError: the channel count is not ``in_channels``.
+        InputTooSmallError: some layer's output would be empty (e.g. pool2 with fewer than 2
+            frames after layer1); a :class:`ConfigError` naming the layer.
     """
     shape = parse_input_shape(input_shape)
     if shape[1] != config.in_channels:

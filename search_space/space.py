@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from search_space.config import ARCH_SETTINGS, ResNet3dConfig
 from search_space.cost import cost
@@ -57,9 +58,12 @@ from search_space.dimensions import (
     family_of,
     parameter_names_help,
 )
-from search_space.errors import ConfigError
+from search_space.errors import ConfigError, InputTooSmallError
 from search_space.presets import PRESETS, preset
 from search_space.shapes import ShapeTable, output_shapes, parse_input_shape
+
+if TYPE_CHECKING:
+    from optuna.trial import BaseTrial
 
 # NOTE: Choice, Fixed and expand_pattern are re-exported so a space is declared from one import.
 __all__ = [
@@ -76,6 +80,7 @@ Shape5 = tuple[int, int, int, int, int]
 
 _TOP_KEYS = ("name", "description", "base", "input_shape", "dimensions")
 _SIZE_LIMIT = 1_000_000
+_LOG = logging.getLogger(__name__)
 
 
 class InfeasibleConfig(ConfigError):
@@ -198,14 +203,18 @@ class SearchSpace:
         return self._fixed_base
 
     # ------------------------------------------------------------------ configs
-    def sample(self, trial: Any) -> ResNet3dConfig:
+    def sample(self, trial: BaseTrial) -> ResNet3dConfig:
         """Suggest every :class:`Choice` through ``trial`` and return the config.
 
         This is the only code that calls ``trial.suggest_*``. Raises :class:`InfeasibleConfig`
         (after the suggestions, so the trial holds the parameters) when the combination is
         invalid or too small for ``input_shape``.
         """
-        params = {d.name: trial.suggest_categorical(d.name, d.values) for d in self.choices}
+        # NOTE: Optuna types the suggestion as any categorical; it is one of d.values, and
+        # config_from_params checks that (type included) before using it.
+        params = {
+            d.name: cast(Value, trial.suggest_categorical(d.name, d.values)) for d in self.choices
+        }
         return self.config_from_params(params)
 
     def config_from_params(self, params: Mapping[str, Value]) -> ResNet3dConfig:
@@ -329,23 +338,42 @@ class SearchSpace:
         names = self.param_names()
         feasible: set[str] = set()
         infeasible: set[str] = set()
+        invalid = 0
         for row in itertools.product(*(d.values for d in self.choices)):
             try:
                 config = self._build(dict(zip(names, row, strict=True)) | self._fixed_values())
-            except ConfigError:
+            except ConfigError:  # an invalid combination of choices: not an architecture
+                invalid += 1
                 continue
             digest = config.digest()
             if digest in feasible or digest in infeasible:
                 continue  # NOTE: one network, one shape table: check each digest once
-            try:
-                # NOTE: the analytic cost walks the same shapes through cached per-block
-                # arithmetic and raises output_shapes' own error on a collapse: ~30x faster.
-                cost(config, self.input_shape)
-            except ConfigError:
+            if self._collapses(config):
                 infeasible.add(digest)
-                continue
-            feasible.add(digest)
+            else:
+                feasible.add(digest)
+        _LOG.debug(
+            "space %r: %d combinations, %d invalid, %d architectures too small for %s, "
+            "%d feasible",
+            self.name,
+            combinations,
+            invalid,
+            len(infeasible),
+            list(self.input_shape),
+            len(feasible),
+        )
         return len(feasible)
+
+    def _collapses(self, config: ResNet3dConfig) -> bool:
+        """Whether some layer of a valid ``config`` has an empty output for ``input_shape``."""
+        try:
+            # NOTE: the analytic cost walks the same shapes through cached per-block
+            # arithmetic and raises output_shapes' own error on a collapse: ~30x faster.
+            cost(config, self.input_shape)
+        except InputTooSmallError:
+            # NOTE: only this; any other error is a real one and must not read as "0 networks".
+            return True
+        return False
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:

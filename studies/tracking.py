@@ -21,13 +21,14 @@ import logging
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Literal, TypeVar, get_args
 
 from search_space._imports import require
 from search_space.errors import ConfigError
+from search_space.strict import StrictConfig
 from studies.redact import redact
 
 __all__ = ["TRIAL_STATES", "StudyTracker", "TrackingConfig", "TrialRun"]
@@ -42,7 +43,7 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class TrackingConfig:
+class TrackingConfig(StrictConfig):
     """Where and how a study is tracked in wandb (the spec's ``[wandb]`` section, ``--wandb``).
 
     Attributes:
@@ -53,6 +54,9 @@ class TrackingConfig:
         dir: The directory that receives ``wandb/``; ``None`` means the study's run directory.
         entity: The wandb team or user; ``None`` means the account's default.
     """
+
+    config_name = "tracking"
+    config_where = " in section [wandb]"
 
     mode: WandbMode = "offline"
     project: str = "r3dnas"
@@ -84,18 +88,6 @@ class TrackingConfig:
             "dir": None if self.dir is None else str(self.dir),
             "entity": self.entity,
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrackingConfig:
-        """Build from a spec's ``[wandb]`` table; unknown keys are an error that names them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown key(s) {', '.join(unknown)} in section [wandb]; "
-                f"allowed: {', '.join(sorted(known))}"
-            )
-        return cls(**data)
 
 
 class StudyTracker:

@@ -11,11 +11,13 @@ import functools
 import importlib.util
 import math
 import os
+import random
 import sys
 import types
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -24,14 +26,15 @@ from torch.utils.data import Dataset
 from runners.accuracy import (
     AccuracyResult,
     TrainConfig,
-    _Schedule,
     out_of_memory_failure,
     train_and_evaluate,
 )
 from runners.model import build_recognizer, head_in_channels
 from runners.motion import MotionDataset
+from runners.training import Schedule
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, TrialFailure
+from search_space.resnet3d import build_resnet3d
 
 ROOT = Path(__file__).resolve().parents[2]
 HAS_CUDA = torch.cuda.is_available()
@@ -117,12 +120,12 @@ def test_num_workers_is_a_data_setting_now() -> None:
 
 
 def test_schedule_warms_up_linearly_then_decays_to_zero() -> None:
-    schedule = _Schedule(base_lr=0.4, warmup_steps=4, total_steps=12)
+    schedule = Schedule(base_lr=0.4, warmup_steps=4, total_steps=12)
     assert [schedule.lr(s) for s in range(4)] == pytest.approx([0.1, 0.2, 0.3, 0.4])
     assert schedule.lr(4) == pytest.approx(0.4)
     assert schedule.lr(8) == pytest.approx(0.2)  # cosine half-way
     assert schedule.lr(11) == pytest.approx(0.4 * 0.5 * (1 + math.cos(7 / 8 * math.pi)))
-    assert _Schedule(base_lr=0.4, warmup_steps=0, total_steps=10).lr(0) == pytest.approx(0.4)
+    assert Schedule(base_lr=0.4, warmup_steps=0, total_steps=10).lr(0) == pytest.approx(0.4)
 
 
 # ---------------------------------------------------------------------- the model
@@ -133,7 +136,7 @@ def test_state_dict_uses_mmaction2_recognizer_keys() -> None:
     head_keys = [k for k in keys if not k.startswith("backbone.")]
     assert head_keys == ["cls_head.fc_cls.weight", "cls_head.fc_cls.bias"]
     backbone_keys = [k.removeprefix("backbone.") for k in keys if k.startswith("backbone.")]
-    assert backbone_keys == list(TINY.build().state_dict())
+    assert backbone_keys == list(build_resnet3d(TINY).state_dict())
     assert model.cls_head.fc_cls.weight.shape == (7, TINY.feat_dim)
     # I3DHead.init_weights: normal std 0.01, bias 0
     assert 0.005 < float(model.cls_head.fc_cls.weight.detach().std()) < 0.015
@@ -248,6 +251,23 @@ class _PidRecording(Dataset):
 
 def loading_pids(log: Path) -> set[int]:
     return {int(line) for line in log.read_text().split()}
+
+
+def test_training_leaves_the_callers_random_streams_where_they_were() -> None:
+    def draw() -> tuple[float, float, float]:
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    def reseed() -> None:
+        random.seed(123)
+        np.random.seed(123)
+        torch.manual_seed(123)
+
+    reseed()
+    expected = draw()
+    reseed()
+    _train(TrainConfig(epochs=1, batch_size=8, device="cpu", num_threads=1, seed=7))
+    assert draw() == expected
+    assert not torch.are_deterministic_algorithms_enabled()
 
 
 def test_num_workers_reaches_the_data_loader(tmp_path: Path) -> None:

@@ -29,15 +29,8 @@ from runners.transforms import (
     to_clips,
     transform_frames,
 )
-from runners.video import (
-    ClassFolderDataset,
-    CorruptVideoWarning,
-    VideoDecodeError,
-    VideoListDataset,
-    VideoReader,
-    probe_video,
-    read_frames,
-)
+from runners.video import ClassFolderDataset, CorruptVideoWarning, VideoListDataset
+from runners.video_reader import VideoDecodeError, VideoReader, probe_video, read_frames
 from search_space.errors import ConfigError
 
 av = pytest.importorskip("av")

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from search_space import ConfigError, ResNet3dConfig, output_shapes
+from search_space.layer_types import LAYER_TYPES
 
 
 def test_defaults_are_mmaction2s() -> None:
@@ -178,3 +182,45 @@ def test_non_local_sub_sample_needs_two_pixels() -> None:
 def test_input_channels_must_match() -> None:
     with pytest.raises(ConfigError, match="in_channels"):
         output_shapes(ResNet3dConfig(), (1, 1, 8, 64, 64))
+
+
+def test_validating_and_costing_a_config_imports_neither_torch_nor_mmcv() -> None:
+    code = (
+        "import sys\n"
+        "from search_space import ResNet3dConfig, cost\n"
+        "config = ResNet3dConfig(norm_cfg={'type': 'GN', 'num_groups': 2},\n"
+        "                        act_cfg={'type': 'SiLU'})\n"
+        "cost(config, (1, 3, 8, 64, 64)); config.digest()\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'mmcv', 'mmengine'}))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("norm_cfg.type", {"norm_cfg": {"type": "LN"}}),
+        ("norm_cfg.type", {"norm_cfg": {"type": "BN"}}),
+        ("conv_cfg.type", {"conv_cfg": {"type": "deconv3d"}}),
+        ("act_cfg.type", {"act_cfg": {"type": "Dropout"}}),
+        ("non_local_cfg.norm_cfg.type", {"non_local_cfg": {"norm_cfg": {"type": "LN"}}}),
+    ],
+)
+def test_layer_types_mmcv_has_but_cost_cannot_count_fail_the_config(
+    field: str, kwargs: dict[str, object]
+) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.") + " must be one of"):
+        ResNet3dConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_every_layer_type_of_the_static_table_is_registered_in_mmcv() -> None:
+    import mmcv.cnn  # noqa: F401  (registers mmcv's layers)
+    from mmengine.registry import MODELS
+
+    for kind, names in LAYER_TYPES.items():
+        for name in names:
+            assert MODELS.get(name) is not None, f"{kind} type {name!r} is not in mmcv"

@@ -18,8 +18,9 @@ from mmaction_oracle import run_pipeline
 from mmengine.config import Config
 from videos import STEP, encode_video
 
-from runners.accuracy import TrainConfig, _Schedule
+from runners.accuracy import TrainConfig
 from runners.data import DataConfig, build_datasets
+from runners.training import Schedule
 from runners.video import VideoListDataset
 from search_space import ConfigError, ResNet3dConfig
 from studies.mmaction2_config import TrainedWith, mmaction2_config_text
@@ -151,7 +152,7 @@ def test_exported_schedule_gives_our_lr_at_every_step(
     cfg = _export(tmp_path, data, train)
     steps_per_epoch = videos // train.batch_size  # the last incomplete batch is dropped
     total = epochs * steps_per_epoch
-    ours = _Schedule(train.lr, round(warmup * steps_per_epoch), total)
+    ours = Schedule(train.lr, round(warmup * steps_per_epoch), total)
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=train.lr)
     schedulers = []
