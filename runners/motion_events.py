@@ -58,11 +58,8 @@ PATTERNS: dict[str, tuple[float, float]] = {
 }
 _CHANGE_RANGE = (0.25, 0.75)  # change time as a fraction of the clip
 _SPEED_JITTER = 0.2
-_SPEED_RANGE: tuple[float, float] | None = None  # log-uniform pan speed as multiples of speed
 _NUM_SHAPES = 3
 _RADIUS_RANGE = (0.12, 0.2)
-_MODE = "pan"  # pilot knob: "pan" (the scene pans) or "object" (a disc moves)
-_TEXTURE_EXPONENT = 1.5  # power ~ 1/f**exponent: larger is smoother
 
 
 class MotionEventsDataset(Dataset):
@@ -174,11 +171,8 @@ class MotionEventsDataset(Dataset):
         labels = np.arange(chunk * CHUNK, (chunk + 1) * CHUNK) % self.num_classes
         direction, pattern = labels % DIRECTIONS, labels // DIRECTIONS
         # Per-clip nuisances, all independent of the label.
-        background = texture(rng, (n, 3), size, exponent=_TEXTURE_EXPONENT)
-        if _SPEED_RANGE is None:
-            speed = self.speed * rng.uniform(1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=n)
-        else:
-            speed = self.speed * np.exp(rng.uniform(*np.log(_SPEED_RANGE), size=n))
+        background = texture(rng, (n, 3), size, exponent=1.5)
+        speed = self.speed * rng.uniform(1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=n)
         change = (t - 1) * rng.uniform(*_CHANGE_RANGE, size=n)
         centers = rng.uniform(0, size, size=(n, _NUM_SHAPES, 2))
         radii = size * rng.uniform(*_RADIUS_RANGE, size=(n, _NUM_SHAPES))
@@ -191,19 +185,7 @@ class MotionEventsDataset(Dataset):
         noise = rng.standard_normal(size=(n, 3, t, size, size), dtype=np.float32)
 
         pan = pan_displacements(direction, pattern, speed, change, t)  # (n, T, 2)
-        if _MODE == "pan":
-            clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
-        else:
-            clips = np.repeat(background[:, :, None], t, axis=2)
-            start = rng.uniform(0, size, size=(n, 1, 1, 2))
-            obj = shape_masks(
-                start + pan[:, :, None], np.full((n, 1), 0.2 * size), np.zeros((n, 1), bool), size
-            )
-            tint = rng.choice([-2.0, 2.0], size=(n, 3)).astype(np.float32)
-            m = obj[:, None, :, 0]
-            clips -= tint[:, :, None, None, None]
-            clips *= 1 - m
-            clips += tint[:, :, None, None, None]
+        clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
         drift = displacements(shape_angle, shape_speed, np.arange(t))  # (n, K, T, 2)
         positions = centers[:, None] + drift.transpose(0, 2, 1, 3)
         masks = shape_masks(positions, radii, is_square, size)  # (n, T, K, H, W)

@@ -35,12 +35,13 @@ _FLOAT_COLUMNS = (
     "latency_ms",
     "latency_cv",
 )
-_JSON_COLUMNS = ("config", "val_top1", "train_loss", "versions")
+_JSON_COLUMNS = ("config", "factors", "val_top1", "train_loss", "versions")
 COLUMNS = (
     "digest",
     "seed",
     "arch",
     "config",
+    "factors",
     "params",
     "params_m",
     "gflops",
@@ -64,6 +65,11 @@ COLUMNS = (
 class TableRow:
     """One architecture trained with one seed, as a real trial measured it.
 
+    ``factors`` are the space's parameters of the grid point that built it (for an
+    architecture that several grid points build, the first one's; parameters that did not
+    shape the network, like the inflate style of a network with nothing inflated, are kept
+    as sampled).
+
     ``val_top1`` and ``train_loss`` have one entry per epoch (the last ``val_top1`` is
     ``top1``); ``latency_ms`` is NaN where the latency pass has not reached the row yet.
     """
@@ -72,6 +78,7 @@ class TableRow:
     seed: int
     arch: str
     config: dict[str, Any]
+    factors: dict[str, Any]
     params: float
     params_m: float
     gflops: float

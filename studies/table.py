@@ -167,6 +167,7 @@ def table_rows(study: Any) -> list[TableRow]:
                 seed=seed,
                 arch=str(attrs.get("arch", "")),
                 config=dict(attrs["config"]),
+                factors=dict(attrs.get("factors", {})),
                 params=float(attrs["params"]),
                 params_m=float(attrs["params_m"]),
                 gflops=float(attrs["gflops"]),

@@ -1,0 +1,147 @@
+"""Is a benchmark table good ground truth? Prints the quality numbers of issue #11, item 4.
+
+    python benchmarks/bench_table_quality.py benchmarks/tables/motion_events_r3d.csv
+
+* not saturated: the best architecture's mean top-1 (target <= 95%);
+* graded, not split: the span of mean top-1 over architectures (target >= 30 points) and the
+  largest gap between neighbours sorted by mean top-1 (target <= 5 points);
+* reproducible: Spearman between the seed rankings over all architectures (target >= 0.8)
+  and within the better half (target >= 0.6);
+* informative: each dimension's marginal effect on mean top-1 (largest minus smallest level
+  mean, with a 95% bootstrap CI) against twice the between-seed std (target: >= 4 dimensions
+  above), and its eta squared (share of the variance of mean top-1 it explains; target: none
+  above 0.6).
+
+Architectures with fewer than two seeds in the table are left out of the seed comparisons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runners.tabular import BenchmarkTable  # noqa: E402
+
+
+def _levels(table: BenchmarkTable) -> tuple[list[str], dict[str, float], dict[str, dict]]:
+    """Digests, their mean top-1 and their factors (of the first row)."""
+    means = table.mean_top1()
+    factors: dict[str, dict] = {}
+    for row in table.rows:
+        factors.setdefault(row.digest, row.factors)
+    digests = sorted(means)
+    return digests, means, factors
+
+
+def seed_agreement(table: BenchmarkTable) -> dict[str, float]:
+    """Spearman of seed a vs seed b (first two seeds) over all and the better half."""
+    a, b = table.seeds[:2]
+    pairs = [
+        (ra.top1, rb.top1)
+        for d in table.digests
+        if (ra := table.lookup(d, a)) is not None and (rb := table.lookup(d, b)) is not None
+    ]
+    x, y = np.array(pairs).T
+    mean = (x + y) / 2
+    better = mean >= np.median(mean)
+    return {
+        "architectures_with_2_seeds": float(len(pairs)),
+        "spearman_all": float(stats.spearmanr(x, y).statistic),
+        "spearman_better_half": float(stats.spearmanr(x[better], y[better]).statistic),
+        # std of one run's top-1 around its architecture's mean: |a - b| / sqrt(2) on average
+        "between_seed_std": float(np.sqrt(np.mean((x - y) ** 2) / 2)),
+    }
+
+
+def dimension_effects(
+    digests: list[str], means: dict[str, float], factors: dict[str, dict], *, seed: int = 0
+) -> list[dict[str, float | str]]:
+    """Marginal effect (max - min level mean, 95% bootstrap CI) and eta^2 per dimension."""
+    rng = np.random.default_rng(seed)
+    y = np.array([means[d] for d in digests])
+    total = float(((y - y.mean()) ** 2).sum())
+    out: list[dict[str, float | str]] = []
+    names = sorted({k for d in digests for k in factors[d]})
+    for name in names:
+        values = np.array([json.dumps(factors[d].get(name)) for d in digests])
+        levels = sorted(set(values))
+        if len(levels) < 2:
+            continue
+        groups = [y[values == level] for level in levels]
+        level_means = [g.mean() for g in groups]
+        effect = max(level_means) - min(level_means)
+        boot = []
+        for _ in range(1000):
+            resampled = [rng.choice(g, size=len(g)).mean() for g in groups]
+            boot.append(max(resampled) - min(resampled))
+        between = sum(len(g) * (g.mean() - y.mean()) ** 2 for g in groups)
+        out.append(
+            {
+                "dimension": name,
+                "levels": " / ".join(
+                    f"{json.loads(lv)}: {m:.1f}" for lv, m in zip(levels, level_means, strict=True)
+                ),
+                "effect": float(effect),
+                "ci_low": float(np.percentile(boot, 2.5)),
+                "ci_high": float(np.percentile(boot, 97.5)),
+                "eta2": float(between / total) if total > 0 else math.nan,
+            }
+        )
+    return sorted(out, key=lambda r: -float(r["effect"]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("table", help="a table CSV written by r3dnas table export")
+    args = parser.parse_args()
+    table = BenchmarkTable.load(args.table)
+    digests, means, factors = _levels(table)
+    y = np.sort(np.array([means[d] for d in digests]))
+    agreement = seed_agreement(table) if len(table.seeds) >= 2 else {}
+    effects = dimension_effects(digests, means, factors)
+    twice_std = 2 * agreement.get("between_seed_std", math.nan)
+    print(f"table {args.table}: {len(table)} rows, {len(digests)} architectures, "
+          f"seeds {list(table.seeds)}")  # fmt: skip
+    checks = [
+        ("best mean top-1", y.max(), "<= 95", y.max() <= 95),
+        ("span of mean top-1", y.max() - y.min(), ">= 30", y.max() - y.min() >= 30),
+        ("largest neighbour gap", np.diff(y).max(), "<= 5", np.diff(y).max() <= 5),
+    ]
+    if agreement:
+        s_all, s_half = agreement["spearman_all"], agreement["spearman_better_half"]
+        checks += [
+            ("Spearman seed rankings, all", s_all, ">= 0.8", s_all >= 0.8),
+            ("Spearman seed rankings, better half", s_half, ">= 0.6", s_half >= 0.6),
+        ]
+    above = [e for e in effects if float(e["effect"]) > twice_std]
+    max_eta = max((float(e["eta2"]) for e in effects), default=math.nan)
+    checks += [
+        ("dimensions with effect > 2x seed std", len(above), ">= 4", len(above) >= 4),
+        ("largest eta squared", max_eta, "<= 0.6", max_eta <= 0.6),
+    ]
+    print("\n| check | value | target | met |\n|---|---|---|---|")
+    for name, value, target, met in checks:
+        print(f"| {name} | {value:.3g} | {target} | {'yes' if met else 'NO'} |")
+    if agreement:
+        print(f"\nbetween-seed std of one run's top-1: {agreement['between_seed_std']:.2f} "
+              f"points ({int(agreement['architectures_with_2_seeds'])} architectures with 2 "
+              "seeds)")  # fmt: skip
+    print("\n| dimension | effect (points) | 95% CI | eta^2 | level means |")
+    print("|---|---|---|---|---|")
+    for e in effects:
+        print(f"| {e['dimension']} | {float(e['effect']):.1f} | "
+              f"[{float(e['ci_low']):.1f}, {float(e['ci_high']):.1f}] | "
+              f"{float(e['eta2']):.2f} | {e['levels']} |")  # fmt: skip
+    return 0 if all(met for *_, met in checks) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
