@@ -159,10 +159,19 @@ def plot_ablation(summary: Any, path: Path, metric: str = "top1") -> Path:
 
 
 def _enqueue_grid(
-    study: Any, space: SearchSpace, factors: Sequence[str], seeds: Sequence[int]
+    study: Any,
+    space: SearchSpace,
+    factors: Sequence[str],
+    seeds: Sequence[int],
+    order_seed: int | None = None,
 ) -> int:
-    """Enqueue every grid point x seed once per study (idempotent across launches)."""
+    """Enqueue every grid point x seed once per study (idempotent across launches).
+
+    ``order_seed``: enqueue the grid points in a seeded random order (the seeds of a point stay
+    together), so that a grid stopped half-way has covered a uniform sample of it.
+    """
     import json
+    import random
 
     from search_space.canonical import canonicalize
 
@@ -175,7 +184,10 @@ def _enqueue_grid(
             f"({study.user_attrs['ablation_grid']}); use another --study name"
         )
     count = 0
-    for point in space.grid(factors):
+    points = space.grid(factors)
+    if order_seed is not None:
+        random.Random(order_seed).shuffle(points)
+    for point in points:
         config = canonicalize(space.config_from_params(point))
         for seed in seeds:
             study.enqueue_trial(
@@ -200,6 +212,7 @@ def prepare_ablation(
     study_name: str,
     storage_url: str,
     runs_dir: str | Path = "runs",
+    order_seed: int | None = None,
 ) -> tuple[Any, int]:
     """Create (or resume) an ablation study with every grid point x seed enqueued once.
 
@@ -210,7 +223,7 @@ def prepare_ablation(
 
     study = open_study(spec, study_name=study_name, storage_url=storage_url)
     seed_values = [spec.train.seed + k for k in range(seeds)]
-    _enqueue_grid(study, spec.space, factors, seed_values)
+    _enqueue_grid(study, spec.space, factors, seed_values, order_seed)
     total = len(spec.space.grid(factors)) * seeds
     study.set_user_attr("n_trials", total)
     study.set_user_attr("runs_dir", str(runs_dir))
@@ -229,6 +242,7 @@ def ablate(
     out_dir: str | Path | None = None,
     progress: bool = True,
     workers: int = 1,
+    order_seed: int | None = None,
 ) -> AblationResult:
     """Run (or resume) the full factorial over ``factors`` with ``seeds`` seeds each.
 
@@ -257,7 +271,13 @@ def ablate(
     url = resolve_storage_url(storage, study_name=name, runs_dir=runs_dir)
     datasets = check_data(spec)
     study, total = prepare_ablation(
-        spec, factors=factors, seeds=seeds, study_name=name, storage_url=url, runs_dir=runs_dir
+        spec,
+        factors=factors,
+        seeds=seeds,
+        study_name=name,
+        storage_url=url,
+        runs_dir=runs_dir,
+        order_seed=order_seed,
     )
     print(
         f"ablation {name!r} on {display_url(url)}: {total} trials "

@@ -70,6 +70,8 @@ def build_table(
         runs_dir=runs_dir,
         progress=progress,
         workers=workers,
+        # NOTE: a seeded random order, so a build stopped half-way is a uniform sample.
+        order_seed=spec.study.seed,
     )
 
 
