@@ -285,6 +285,7 @@ def _table(args: argparse.Namespace) -> int:
             threads=args.threads,
             warmup=args.warmup,
             repeats=args.repeats,
+            isolation=args.isolation,
             on_progress=None if args.quiet else table.print_progress,
         )
         print(f"table study {study.study_name!r}: latency of {len(timed)} architectures")
@@ -409,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="latency: CPU threads (default 1)")
     p.add_argument("--warmup", type=int, default=5, help="latency: untimed runs (default 5)")
     p.add_argument("--repeats", type=int, default=30, help="latency: timed runs (default 30)")
+    p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
+                   help="latency: pause registered workers while timing")  # fmt: skip
     p.add_argument("--out", help="export: the table CSV (its spec goes beside it as .toml)")
     p.add_argument("--table", help="retrain: a table CSV")
     p.add_argument("--digest", help="retrain: the architecture's digest (or a unique prefix)")

@@ -25,6 +25,7 @@ from search_space.errors import ConfigError, R3dnasError
 
 if TYPE_CHECKING:
     from runners.tabular import BenchmarkTable, TableRow
+    from search_space.config import ResNet3dConfig
     from studies.spec import StudySpec
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "measure_table_latency",
     "print_progress",
     "retrain_row",
+    "space_architectures",
     "table_rows",
 ]
 
@@ -88,30 +90,57 @@ def _measured_trials(study: Any) -> dict[tuple[str, int], Any]:
     return found
 
 
+def space_architectures(spec: StudySpec) -> dict[str, ResNet3dConfig]:
+    """Every distinct network of the spec's space: ``digest -> canonical config``.
+
+    Latency depends on the network alone, so the latency pass can time all of them without
+    waiting for training.
+    """
+    from search_space.canonical import canonicalize
+    from search_space.cost import cost
+    from search_space.space import InfeasibleConfig
+
+    space = spec.space
+    found: dict[str, ResNet3dConfig] = {}
+    for point in space.grid(space.param_names()):
+        try:
+            config = canonicalize(space.config_from_params(point))
+        except InfeasibleConfig:
+            continue
+        digest = config.digest()
+        if digest in found:
+            continue
+        try:
+            cost(config, spec.measure.input_shape)
+        except ConfigError:
+            continue
+        found[digest] = config
+    return dict(sorted(found.items()))
+
+
 def measure_table_latency(
     study: Any,
     *,
     threads: int = 1,
     warmup: int = 5,
     repeats: int = 30,
+    isolation: str = "pause",
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Time every distinct network of a table study on this machine's CPU (eager mode).
+    """Time every distinct network of a table study's space on this CPU (eager mode).
 
     Each result is stored in the study (user attr ``table_latency``) as soon as it is measured,
-    so an interrupted pass resumes where it stopped. Run it while nothing else runs: the
-    numbers are the table's CPU latency.
+    so an interrupted pass resumes where it stopped. With ``isolation = "pause"`` the study's
+    registered workers on this machine are stopped while each network is timed (see
+    :mod:`runners.quiet`); anything else running distorts the numbers.
     """
     from runners.latency import LatencyConfig, measure_latency
-    from search_space.config import ResNet3dConfig
 
     spec = _stored_spec(study)
     shape = spec.measure.input_shape
     done: dict[str, dict[str, Any]] = dict(study.user_attrs.get(LATENCY_ATTR, {}))
-    configs: dict[str, dict[str, Any]] = {}
-    for (digest, _seed), trial in sorted(_measured_trials(study).items()):
-        configs.setdefault(digest, trial.user_attrs["config"])
-    todo = [d for d in sorted(configs) if d not in done]
+    configs = space_architectures(spec)
+    todo = [d for d in configs if d not in done]
     cfg = LatencyConfig(
         device="cpu",
         mode="eager",
@@ -119,10 +148,10 @@ def measure_table_latency(
         repeats=repeats,
         blocks=5,
         threads=threads,
-        isolation="lock",
+        isolation=isolation,
     )
     for index, digest in enumerate(todo):
-        result = measure_latency(ResNet3dConfig.from_dict(configs[digest]), shape, cfg)
+        result = measure_latency(configs[digest], shape, cfg)
         done[digest] = {
             "latency_ms": result.median_ms,
             "latency_cv": result.cv_of_median,
