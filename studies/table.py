@@ -146,7 +146,8 @@ def measure_table_latency(
         mode="eager",
         warmup=warmup,
         repeats=repeats,
-        blocks=5,
+        # NOTE: the run-to-run CV needs >= 2 blocks; up to 5 when repeats allow.
+        blocks=max(2, min(5, repeats)),
         threads=threads,
         isolation=isolation,
     )
