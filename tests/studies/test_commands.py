@@ -33,6 +33,7 @@ PLACEHOLDERS = {"SPEC": str(TINY)}
 # user's videos (or a study only those could make), or name no study where there are several.
 USAGE_ERRORS = {
     "r3dnas launch i3d_r50_gpu --workers 8": "train_list",
+    "r3dnas launch i3d_r50_gpu --runs-dir /shared/runs --workers 8": "train_list",
     "r3dnas worker --study i3d-r50 --device cuda:0": "no study named 'i3d-r50'",
     "r3dnas pareto --study i3d-r50": "no study named 'i3d-r50'",
     "r3dnas worker": "name one with --study",
@@ -67,10 +68,13 @@ def _argv(command: str) -> list[str]:
         assert not (word.isupper() and word.isalpha()), f"unknown placeholder {word} in README"
     if argv[0] in ("launch", "ablate"):
         spec = load_spec(next((w for w in argv[1:2] if not w.startswith("-")), None))
-        if spec.data.kind == DataKind.MOTION:
+        if spec.data.kind.is_generated:
             extra = TRAIN_SET + MOTION_SET
             argv += [a for s in extra for a in ("--set", s)]
         argv += ["--n-trials", "1"] if argv[0] == "launch" else ["--seeds", "1"]
+    if argv[0] == "latency-table":  # every distinct layer of the space, on a small clip
+        argv += ["--input", "1,3,4,32,32", "--warmup", "1", "--repeats", "2", "--calibrate", "2"]
+        argv += ["--quiet"]
     if "--trial" in argv:  # the README's trial numbers come from its 16-trial study
         argv[argv.index("--trial") + 1] = "0"
     return argv
@@ -130,7 +134,7 @@ def test_every_shipped_spec_launches_one_short_trial(
         assert len(err.splitlines()) == 1 and "does not exist" in err, err
         assert not (tmp_path / "out").exists()  # nothing written
         return
-    sets = TRAIN_SET + (MOTION_SET if spec.data.kind == DataKind.MOTION else [])
+    sets = TRAIN_SET + (MOTION_SET if spec.data.kind.is_generated else [])
     assert _run(argv + [a for s in sets for a in ("--set", s)]) == 0, capsys.readouterr().err
     url = f"sqlite:///{tmp_path / 'out' / f'{spec.study.name}.db'}"
     study = optuna.load_study(study_name=spec.study.name, storage=url)
