@@ -213,11 +213,14 @@ def prepare_ablation(
     storage_url: str,
     runs_dir: str | Path = "runs",
     order_seed: int | None = None,
+    limit: int | None = None,
 ) -> tuple[Any, int]:
     """Create (or resume) an ablation study with every grid point x seed enqueued once.
 
     ``r3dnas worker --study NAME`` processes can join it: each enqueued trial is taken by
-    exactly one worker. Returns the study and its number of trials.
+    exactly one worker. Returns the study and its number of trials: every grid point x seed,
+    or only the first ``limit`` points (in enqueue order) x seeds, e.g. for a pilot; a later
+    call without a limit raises the budget and goes on with the rest.
     """
     from studies.launch import open_study
 
@@ -225,6 +228,8 @@ def prepare_ablation(
     seed_values = [spec.train.seed + k for k in range(seeds)]
     _enqueue_grid(study, spec.space, factors, seed_values, order_seed)
     total = len(spec.space.grid(factors)) * seeds
+    if limit is not None:
+        total = min(total, limit * seeds)
     study.set_user_attr("n_trials", total)
     study.set_user_attr("runs_dir", str(runs_dir))
     return study, total
@@ -243,6 +248,7 @@ def ablate(
     progress: bool = True,
     workers: int = 1,
     order_seed: int | None = None,
+    limit: int | None = None,
 ) -> AblationResult:
     """Run (or resume) the full factorial over ``factors`` with ``seeds`` seeds each.
 
@@ -278,6 +284,7 @@ def ablate(
         storage_url=url,
         runs_dir=runs_dir,
         order_seed=order_seed,
+        limit=limit,
     )
     print(
         f"ablation {name!r} on {display_url(url)}: {total} trials "

@@ -272,6 +272,7 @@ def _table(args: argparse.Namespace) -> int:
             storage=args.storage,
             runs_dir=_runs_dir(args),
             progress=not args.quiet,
+            limit=args.limit,
         )
         print(f"table study {result.study_name!r}: {len(result.trials)} of {result.n_trials} "
               "trials complete")  # fmt: skip
@@ -286,6 +287,7 @@ def _table(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             repeats=args.repeats,
             isolation=args.isolation,
+            limit=args.limit,
             on_progress=None if args.quiet else table.print_progress,
         )
         print(f"table study {study.study_name!r}: latency of {len(timed)} architectures")
@@ -407,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", help="build: a shipped spec name or a TOML file")
     p.add_argument("--seeds", type=int, default=2, help="build: seeds per architecture (2)")
     p.add_argument("--workers", type=int, default=1, help="build: local worker processes (1)")
+    p.add_argument(
+        "--limit", type=int, help="build: only this many architectures (a pilot); latency: as many"
+    )
     p.add_argument("--threads", type=int, default=1, help="latency: CPU threads (default 1)")
     p.add_argument("--warmup", type=int, default=5, help="latency: untimed runs (default 5)")
     p.add_argument("--repeats", type=int, default=30, help="latency: timed runs (default 30)")

@@ -52,8 +52,12 @@ def build_table(
     storage: str | None = None,
     runs_dir: str | Path = "runs",
     progress: bool = True,
+    limit: int | None = None,
 ) -> Any:
     """Train every architecture of ``spec.space`` with ``seeds`` seeds (resumable).
+
+    ``limit``: stop after that many grid points (a pilot of the table: the order is a seeded
+    random one, so the pilot is a uniform sample); building again without it goes on.
 
     Returns the :class:`studies.ablation.AblationResult` of the underlying grid.
     """
@@ -74,6 +78,7 @@ def build_table(
         workers=workers,
         # NOTE: a seeded random order, so a build stopped half-way is a uniform sample.
         order_seed=spec.study.seed,
+        limit=limit,
     )
 
 
@@ -125,6 +130,7 @@ def measure_table_latency(
     warmup: int = 5,
     repeats: int = 30,
     isolation: str = "pause",
+    limit: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Time every distinct network of a table study's space on this CPU (eager mode).
@@ -132,7 +138,8 @@ def measure_table_latency(
     Each result is stored in the study (user attr ``table_latency``) as soon as it is measured,
     so an interrupted pass resumes where it stopped. With ``isolation = "pause"`` the study's
     registered workers on this machine are stopped while each network is timed (see
-    :mod:`runners.quiet`); anything else running distorts the numbers.
+    :mod:`runners.quiet`); anything else running distorts the numbers. ``limit``: time at most
+    that many more networks in this call.
     """
     from runners.latency import LatencyConfig, measure_latency
 
@@ -140,7 +147,7 @@ def measure_table_latency(
     shape = spec.measure.input_shape
     done: dict[str, dict[str, Any]] = dict(study.user_attrs.get(LATENCY_ATTR, {}))
     configs = space_architectures(spec)
-    todo = [d for d in configs if d not in done]
+    todo = [d for d in configs if d not in done][:limit]
     cfg = LatencyConfig(
         device="cpu",
         mode="eager",
