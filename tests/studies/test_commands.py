@@ -28,7 +28,7 @@ TINY = Path(__file__).parent / "specs" / "tiny.toml"
 TRAIN_SET = ["train.epochs=1", "measure.latency_warmup=1", "measure.latency_repeats=2"]
 MOTION_SET = ["data.num_train_clips=16", "data.num_val_clips=8"]
 # README placeholders -> what the test passes.
-PLACEHOLDERS = {"SPEC": str(TINY)}
+PLACEHOLDERS = {"SPEC": str(TINY), "DIGEST": "DIGEST"}
 # README commands that must stop with a usage error (exit 2) and this text: they need the
 # user's videos (or a study only those could make), or name no study where there are several.
 USAGE_ERRORS = {
@@ -65,13 +65,22 @@ def _argv(command: str) -> list[str]:
     """The command's arguments with placeholders filled and budgets made small."""
     argv = [PLACEHOLDERS.get(word, word) for word in shlex.split(command)[1:]]
     for word in argv:
-        assert not (word.isupper() and word.isalpha()), f"unknown placeholder {word} in README"
+        known = word in PLACEHOLDERS.values()
+        assert known or not (word.isupper() and word.isalpha()), f"unknown placeholder {word}"
     if argv[0] in ("launch", "ablate"):
         spec = load_spec(next((w for w in argv[1:2] if not w.startswith("-")), None))
         if spec.data.kind.is_generated:
             extra = TRAIN_SET + MOTION_SET
             argv += [a for s in extra for a in ("--set", s)]
         argv += ["--n-trials", "1"] if argv[0] == "launch" else ["--seeds", "1"]
+    if argv[:2] == ["table", "build"]:  # one network, one seed, one epoch on a few clips
+        argv += ["--limit", "1", "--seeds", "1"]
+        argv += [a for s in TRAIN_SET + MOTION_SET for a in ("--set", s)]
+    if argv[:2] == ["table", "latency"]:
+        argv += ["--limit", "1", "--warmup", "1", "--repeats", "2", "--isolation", "none"]
+    if argv[:2] == ["table", "retrain"]:  # a digest of the table the README exported before
+        table = Path(argv[argv.index("--table") + 1])
+        argv[argv.index("--digest") + 1] = table.read_text().splitlines()[1].split(",")[0]
     if argv[0] == "latency-table":  # every distinct layer of the space, on a small clip
         argv += ["--input", "1,3,4,32,32", "--warmup", "1", "--repeats", "2", "--calibrate", "2"]
         argv += ["--quiet"]
