@@ -173,9 +173,10 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from studies.pareto import _as_study, format_pareto, pareto, plot_pareto
+    from studies.pareto import format_pareto, pareto, plot_pareto
+    from studies.storage import resolve_study
 
-    study = _as_study(args.study, args.storage, runs_dir=_runs_dir(args))
+    study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
     front = pareto(study, objectives=objectives)
     print(format_pareto(front, fmt=args.format))
