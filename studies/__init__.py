@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from studies.ablation import AblationResult, ablate, prepare_ablation
 from studies.export import export
+from studies.heartbeat import reap_stale_trials
 from studies.launch import LaunchResult, launch, prepare_study
-from studies.loop import reap_stale_trials, spawn_workers
+from studies.loop import spawn_workers
 from studies.mmaction2_config import mmaction2_config_text
 from studies.pareto import format_pareto, hypervolume, pareto, plot_pareto, select_trial
 from studies.redact import redact, redact_url

@@ -1,4 +1,4 @@
-"""The run loop every trial goes through: budget, objective, requeue, signals, heartbeats.
+"""The run loop every trial goes through: budget, objective, requeue, signals.
 
 ``launch``, ``ablate`` and ``r3dnas worker`` all run trials through :func:`run_local` (and
 start local worker processes with :func:`spawn_workers`); what a trial *measures* is the
@@ -14,25 +14,17 @@ Guarantees:
   infeasible trial keeps its reason (user attribute ``fail_reason``) and the study goes on.
 * **Clean interrupts.** Ctrl-C or SIGTERM marks the running trial failed ("interrupted"), and
   the next ``launch`` of the same study re-runs that trial's parameters first.
-* **Crash safety.** RDB storages (SQLite, PostgreSQL) use Optuna's heartbeats: a trial whose
-  worker stops beating for the grace period is failed and re-enqueued with the same parameters
-  (``RetryHeartbeatStaleTrialCallback``; the retry's system attribute ``failed_trial`` names it).
-  Journal files, where Optuna has no heartbeat, use ours: each running trial gets a
-  ``r3dnas:heartbeat`` timestamp every ``heartbeat_interval`` seconds, and every worker reaps
-  running trials whose last beat is older than the grace period the same way. Only the worker
-  whose state change succeeds re-enqueues, so a dead trial is retried once.
+* **Crash safety.** A trial whose worker dies is failed after a grace period and retried once
+  with the same parameters (:mod:`studies.heartbeat`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import subprocess
 import sys
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
@@ -50,24 +42,19 @@ if TYPE_CHECKING:
     from studies.storage import StorageSettings
 
 __all__ = [
-    "HEARTBEAT_KEY",
     "StopReason",
     "check_data",
     "enqueue_presets",
     "exit_status",
     "make_objective",
     "quiet_optuna",
-    "reap_stale_trials",
     "requeue_interrupted",
     "run_local",
     "run_trials",
     "spawn_workers",
 ]
 
-_log = logging.getLogger(__name__)
-
 POLL_S = 1.0
-HEARTBEAT_KEY = "r3dnas:heartbeat"
 
 # Why a trial loop ended: the budget is complete, the spec's timeout_s passed, it gave up after
 # too many trials that did not complete, or Ctrl-C / SIGTERM.
@@ -219,7 +206,7 @@ def make_objective(
     return objective
 
 
-# ---------------------------------------------------------------------- signals and heartbeats
+# ---------------------------------------------------------------------- signals
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C, so the running trial is marked and the loop ends."""
@@ -236,126 +223,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _is_journal(study: optuna.Study) -> bool:
-    from optuna.storages import JournalStorage
-
-    from studies.storage import study_storage
-
-    storage = study_storage(study)
-    inner = getattr(storage, "_backend", storage)  # NOTE: Optuna's cached-storage wrapper
-    return isinstance(storage, JournalStorage) or isinstance(inner, JournalStorage)
-
-
-@contextlib.contextmanager
-def _journal_heartbeat(trial: optuna.Trial, interval_s: float) -> Iterator[None]:
-    """Beat for ``trial`` from a daemon thread while the block runs."""
-    from optuna.exceptions import UpdateFinishedTrialError
-
-    storage = trial.storage
-    trial_id = storage.get_trial_id_from_study_id_trial_number(
-        storage.get_study_id_from_name(trial.study.study_name), trial.number
-    )
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.is_set():
-            try:
-                storage.set_trial_system_attr(trial_id, HEARTBEAT_KEY, time.time())
-            except UpdateFinishedTrialError:
-                return  # it finished, or another worker reaped it: nothing left to beat for
-            except Exception as exc:  # NOTE: a missed beat must not end the trial; retry
-                _log.warning("heartbeat of trial %d failed: %r", trial.number, exc)
-            stop.wait(interval_s)
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
-def _with_journal_heartbeat(
-    study: optuna.Study, objective: Objective, interval_s: float
-) -> Objective:
-    if not _is_journal(study):
-        return objective
-
-    def beating(trial: optuna.Trial) -> tuple[float, ...]:
-        with _journal_heartbeat(trial, interval_s):
-            return objective(trial)
-
-    return beating
-
-
-def reap_stale_trials(study: optuna.Study, *, grace_s: float, max_retry: int = 2) -> list[int]:
-    """Fail running trials with no recent heartbeat and re-enqueue their parameters.
-
-    RDB storages delegate to Optuna (``fail_stale_trials``); journal storages use our
-    ``r3dnas:heartbeat`` attribute. Returns the trial numbers this call failed.
-    """
-    import optuna
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
-    from studies.storage import study_storage
-
-    if not _is_journal(study):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-        except UpdateFinishedTrialError as exc:  # another worker failed or finished it first
-            _log.debug("stale-trial check: %s", exc)
-        except Exception as exc:  # NOTE: e.g. a locked database; the next poll checks again
-            _log.warning("stale-trial check skipped: %r", exc)
-        return []
-    storage = study_storage(study)
-    study_id = storage.get_study_id_from_name(study.study_name)
-    now = time.time()
-    reaped = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        last = t.system_attrs.get(HEARTBEAT_KEY)
-        if last is None:
-            last = t.datetime_start.timestamp() if t.datetime_start else now
-        silence = now - float(last)
-        if silence <= grace_s:
-            continue
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        try:
-            # NOTE: attributes first: a finished trial can no longer be updated. Only the worker
-            # whose state change wins (the journal replays one) goes on to re-enqueue.
-            storage.set_trial_user_attr(
-                trial_id, "fail_reason", f"stale: no heartbeat for {silence:.0f} s"
-            )
-            storage.set_trial_user_attr(trial_id, "state", "failed")
-            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                continue
-        except UpdateFinishedTrialError:
-            _log.debug("trial %d finished before it could be reaped", t.number)
-            continue
-        reaped.append(t.number)
-        history = list(t.system_attrs.get("retry_history", [])) + [t.number]
-        if len(history) > max_retry:
-            _log.warning("trial %d is stale again; not retried (retries: %s)", t.number, history)
-            continue
-        system_attrs = {k: v for k, v in t.system_attrs.items() if k != HEARTBEAT_KEY} | {
-            "failed_trial": t.number,
-            "retry_history": history,
-        }
-        study.add_trial(
-            optuna.create_trial(
-                state=TrialState.WAITING,
-                params=t.params,
-                distributions=t.distributions,
-                user_attrs=t.user_attrs,
-                system_attrs=system_attrs,
-            )
-        )
-    return reaped
 
 
 # ---------------------------------------------------------------------- the loop
@@ -383,6 +250,8 @@ def run_trials(
         grace = StorageSettings().grace_period
 
         def reap() -> list[int]:
+            from studies.heartbeat import reap_stale_trials
+
             return reap_stale_trials(study, grace_s=grace)
 
     bar = None
@@ -462,7 +331,9 @@ def run_local(
     label: str,
 ) -> StopReason:
     """Run trials in this process with heartbeats and stale-trial reaping; why it stopped."""
-    objective = _with_journal_heartbeat(
+    from studies.heartbeat import reap_stale_trials, with_journal_heartbeat
+
+    objective = with_journal_heartbeat(
         study, make_objective(study, runner, n_trials=n_trials), settings.heartbeat_interval
     )
     return run_trials(
