@@ -7,15 +7,18 @@ wandb and pandas inside functions, so importing the CLI stays instant.
 from __future__ import annotations
 
 from studies.ablation import AblationResult, ablate, prepare_ablation
-from studies.export import export, mmaction2_config_text, select_trial
+from studies.export import export
+from studies.heartbeat import reap_stale_trials
 from studies.launch import LaunchResult, launch, prepare_study
-from studies.pareto import format_pareto, hypervolume, pareto, plot_pareto
+from studies.loop import spawn_workers
+from studies.mmaction2_config import mmaction2_config_text
+from studies.pareto import format_pareto, hypervolume, pareto, plot_pareto, select_trial
 from studies.redact import redact, redact_url
 from studies.reproduce import ReproduceResult, ReproductionMismatch, reproduce
 from studies.spec import StudySpec, load_spec, spec_names
 from studies.tracking import StudyTracker, TrackingConfig, TrialRun
 from studies.wandb_offline import OfflineRun, find_offline_runs, read_offline_run
-from studies.workers import reap_stale_trials, spawn_workers, worker
+from studies.workers import worker
 
 __all__ = [
     "AblationResult",

@@ -14,16 +14,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
+from studies.loop import StopReason, exit_status
 
 if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
     from search_space.space import SearchSpace
-    from studies.launch import StopReason
     from studies.spec import StudySpec
 
-__all__ = ["AblationResult", "ablate", "summarize"]
+__all__ = ["AblationResult", "ablate", "plot_ablation", "prepare_ablation", "summarize"]
 
 METRICS = ("top1", "gflops", "params_m", "latency_ms")
 # two-sided 95% Student t quantiles by degrees of freedom (1..30); 1.96 beyond.
@@ -43,9 +46,9 @@ def t95(dof: int) -> float:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AblationResult:
     study_name: str
-    trials: Any  # DataFrame: one row per completed trial (factors, seed, metrics)
-    summary: Any  # DataFrame: factor, level, metric, n, mean, std, ci95_low, ci95_high
-    effects: Any  # DataFrame: factor, metric, effect, importance
+    trials: pd.DataFrame  # one row per completed trial (factors, seed, metrics)
+    summary: pd.DataFrame  # factor, level, metric, n, mean, std, ci95_low, ci95_high
+    effects: pd.DataFrame  # factor, metric, effect, importance
     csv_path: Path | None
     plot_path: Path | None
     n_trials: int  # grid points x seeds
@@ -57,8 +60,6 @@ class AblationResult:
 
     @property
     def exit_code(self) -> int:
-        from studies.launch import exit_status
-
         return exit_status(self.stopped, completed=len(self.trials))
 
     def format(self) -> str:
@@ -85,7 +86,9 @@ class AblationResult:
         return "\n".join(lines)
 
 
-def summarize(trials: Any, factors: Sequence[str], metrics: Sequence[str]) -> tuple[Any, Any]:
+def summarize(
+    trials: pd.DataFrame, factors: Sequence[str], metrics: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-level statistics and per-factor effects from a per-trial DataFrame."""
     import pandas as pd
 
@@ -130,17 +133,18 @@ def summarize(trials: Any, factors: Sequence[str], metrics: Sequence[str]) -> tu
     return pd.DataFrame(rows), pd.DataFrame(effects)
 
 
-def plot_ablation(summary: Any, path: Path, metric: str = "top1") -> Path:
-    """Bar chart: one panel per factor, bars = level means of ``metric`` with 95% CIs."""
-    import matplotlib
+def plot_ablation(summary: pd.DataFrame, path: Path, metric: str = "top1") -> Path:
+    """Bar chart: one panel per factor, bars = level means of ``metric`` with 95% CIs.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare matplotlib ``Figure`` (no pyplot), so the caller's backend and open
+    figures are left as they are.
+    """
+    from matplotlib.figure import Figure
 
     data = summary[summary["metric"] == metric]
     factors = list(dict.fromkeys(data["factor"]))
-    fig, axes = plt.subplots(1, max(1, len(factors)), figsize=(4 * max(1, len(factors)), 4),
-                             dpi=120, squeeze=False)  # fmt: skip
+    fig = Figure(figsize=(4 * max(1, len(factors)), 4), dpi=120)
+    axes = fig.subplots(1, max(1, len(factors)), squeeze=False)
     for ax, factor in zip(axes[0], factors, strict=False):
         rows = data[data["factor"] == factor]
         errors = (rows["ci95_high"] - rows["mean"]).fillna(0.0)
@@ -154,12 +158,11 @@ def plot_ablation(summary: Any, path: Path, metric: str = "top1") -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
 def _enqueue_grid(
-    study: Any,
+    study: optuna.Study,
     space: SearchSpace,
     factors: Sequence[str],
     seeds: Sequence[int],
@@ -214,7 +217,7 @@ def prepare_ablation(
     runs_dir: str | Path = "runs",
     order_seed: int | None = None,
     limit: int | None = None,
-) -> tuple[Any, int]:
+) -> tuple[optuna.Study, int]:
     """Create (or resume) an ablation study with every grid point x seed enqueued once.
 
     ``r3dnas worker --study NAME`` processes can join it: each enqueued trial is taken by
@@ -222,7 +225,7 @@ def prepare_ablation(
     or only the first ``limit`` points (in enqueue order) x seeds, e.g. for a pilot; a later
     call without a limit raises the budget and goes on with the rest.
     """
-    from studies.launch import open_study
+    from studies.storage import open_study
 
     study = open_study(spec, study_name=study_name, storage_url=storage_url)
     seed_values = [spec.train.seed + k for k in range(seeds)]
@@ -236,7 +239,7 @@ def prepare_ablation(
 
 
 def ablate(
-    spec: Any = None,
+    spec: StudySpec | str | Path | None = None,
     *,
     factors: Sequence[str],
     seeds: int = 1,
@@ -255,14 +258,10 @@ def ablate(
     With ``workers > 1`` the trials run in that many ``r3dnas worker`` processes on this machine
     (one per GPU where there are GPUs); each grid point x seed is still run exactly once.
     """
-    import pandas as pd
-    from optuna.trial import TrialState
-
-    from studies.launch import _tracker, check_data, run_local
-    from studies.objective import TrialRunner
+    from studies.loop import check_data
     from studies.spec import StudySpec, load_spec
     from studies.storage import display_url, resolve_storage_url
-    from studies.workers import _settings
+    from studies.tracking import open_tracker
 
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec or "inflation_ablation")
@@ -290,32 +289,53 @@ def ablate(
         f"ablation {name!r} on {display_url(url)}: {total} trials "
         f"({', '.join(factors)} x {seeds} seeds)"
     )
-    tracker = _tracker(spec, name, wandb_mode, Path(runs_dir) / name)
-    stopped: StopReason
+    tracker = open_tracker(spec.wandb, study_name=name, mode=wandb_mode,
+                           run_dir=Path(runs_dir) / name)  # fmt: skip
     if workers > 1:
-        from studies.workers import spawn_workers
-
-        try:
-            codes = spawn_workers(workers, study_name=name, storage_url=url, wandb_mode=wandb_mode)
-            complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            done = len(complete) >= total and not any(codes)
-            stopped = "done" if done else "gave_up"
-            if any(codes):
-                print(f"worker exit codes: {', '.join(map(str, codes))}")
-        except KeyboardInterrupt:
-            stopped = "interrupted"
+        stopped = _run_workers(study, workers, total=total, url=url, wandb_mode=wandb_mode)
     else:
+        from studies.loop import run_local
+        from studies.objective import TrialRunner
+        from studies.storage import storage_settings
+
         runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
         stopped = run_local(
-            study,
-            runner,
-            n_trials=total,
-            timeout_s=spec.study.timeout_s,
-            settings=_settings(None, None),
-            progress=progress,
-            label=name,
-        )
+            study, runner, n_trials=total, timeout_s=spec.study.timeout_s,
+            settings=storage_settings(), progress=progress, label=name,
+        )  # fmt: skip
     tracker.close()
+    trials = _trial_table(study)
+    return _summarize_to(
+        trials, factors, out=Path(out_dir) if out_dir is not None else Path(runs_dir) / name,
+        study_name=name, n_trials=total, stopped=stopped,
+    )  # fmt: skip
+
+
+def _run_workers(
+    study: optuna.Study, workers: int, *, total: int, url: str, wandb_mode: str | None
+) -> StopReason:
+    """Run the grid in ``workers`` local ``r3dnas worker`` processes; why they stopped."""
+    from optuna.trial import TrialState
+
+    from studies.loop import spawn_workers
+
+    try:
+        codes = spawn_workers(
+            workers, study_name=study.study_name, storage_url=url, wandb_mode=wandb_mode
+        )
+    except KeyboardInterrupt:
+        return "interrupted"
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if any(codes):
+        print(f"worker exit codes: {', '.join(map(str, codes))}")
+    return "done" if len(complete) >= total and not any(codes) else "gave_up"
+
+
+def _trial_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per completed trial: its factors, seed, metrics and architecture."""
+    import pandas as pd
+    from optuna.trial import TrialState
+
     records = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         row = {
@@ -328,12 +348,25 @@ def ablate(
                 row[metric] = t.user_attrs[metric]
         row["arch"] = t.user_attrs.get("arch")
         records.append(row)
-    trials = pd.DataFrame(records)
+    return pd.DataFrame(records)
+
+
+def _summarize_to(
+    trials: pd.DataFrame,
+    factors: Sequence[str],
+    *,
+    out: Path,
+    study_name: str,
+    n_trials: int,
+    stopped: StopReason,
+) -> AblationResult:
+    """Statistics over the completed trials, written as CSVs and a chart into ``out``."""
+    import pandas as pd
+
     metrics = [m for m in METRICS if m in trials.columns]
     summary, effects = (
         summarize(trials, factors, metrics) if len(trials) else (pd.DataFrame(), pd.DataFrame())
     )
-    out = Path(out_dir) if out_dir is not None else Path(runs_dir) / name
     csv_path = plot_path = None
     if len(trials):
         out.mkdir(parents=True, exist_ok=True)
@@ -343,6 +376,6 @@ def ablate(
         effects.to_csv(out / "ablation_effects.csv", index=False)
         plot_path = plot_ablation(summary, out / "ablation.png")
     return AblationResult(
-        study_name=name, trials=trials, summary=summary, effects=effects, csv_path=csv_path,
-        plot_path=plot_path, n_trials=total, stopped=stopped,
+        study_name=study_name, trials=trials, summary=summary, effects=effects,
+        csv_path=csv_path, plot_path=plot_path, n_trials=n_trials, stopped=stopped,
     )  # fmt: skip

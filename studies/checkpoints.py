@@ -28,9 +28,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
+from studies.pareto import is_feasible, non_dominated
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.study import StudyDirection
+    from optuna.trial import FrozenTrial
 
 __all__ = [
     "CHECKPOINT_ATTR",
@@ -50,7 +56,7 @@ def checkpoint_relpath(study_name: str, digest: str, signature: str) -> str:
     return f"{study_name}/checkpoints/{digest}-{signature}.pth"
 
 
-def keep_policy(study: Any) -> str:
+def keep_policy(study: optuna.Study) -> str:
     """The study's ``[train] keep_checkpoints`` as stored at launch (default ``"front"``)."""
     raw = study.user_attrs.get("spec") or {}
     return str((raw.get("train") or {}).get("keep_checkpoints", "front"))
@@ -63,40 +69,36 @@ class _Member:
     path: str | None
 
 
-def _front_of(members: list[_Member], directions: list[Any]) -> set[int]:
+def _front_of(members: list[_Member], directions: list[StudyDirection]) -> set[int]:
     """Trial numbers of the non-dominated feasible members."""
-    from studies.pareto import non_dominated
-
     signs = [1.0 if d.name.lower() == "minimize" else -1.0 for d in directions]
     feasible = [m for m in members if m.values is not None]
     points = [[s * v for s, v in zip(signs, m.values or (), strict=True)] for m in feasible]
     return {feasible[i].number for i in non_dominated(points)}
 
 
-def _members(study: Any) -> tuple[list[_Member], list[Any]]:
+def _members(study: optuna.Study) -> tuple[list[_Member], list[FrozenTrial]]:
     """Completed trials as front candidates, and the trials still running or waiting."""
     from optuna.trial import TrialState
-
-    from studies.pareto import _feasible
 
     members, unfinished = [], []
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE and t.values is not None:
-            values = tuple(float(v) for v in t.values) if _feasible(t) else None
+            values = tuple(float(v) for v in t.values) if is_feasible(t) else None
             members.append(_Member(t.number, values, t.user_attrs.get(CHECKPOINT_ATTR)))
         elif t.state in (TrialState.RUNNING, TrialState.WAITING):
             unfinished.append(t)
     return members, unfinished
 
 
-def front_numbers(study: Any) -> set[int]:
+def front_numbers(study: optuna.Study) -> set[int]:
     """Numbers of the trials on the study's Pareto front (all objectives), as stored now."""
     members, _ = _members(study)
     return _front_of(members, list(study.directions))
 
 
 def prune_off_front(
-    study: Any,
+    study: optuna.Study,
     *,
     runs_dir: str | Path,
     current: tuple[int, tuple[float, ...], str | None] | None = None,
@@ -135,7 +137,7 @@ def prune_off_front(
     return removed
 
 
-def _runs_dirs(study: Any, runs_dir: str | Path | None) -> list[Path]:
+def _runs_dirs(study: optuna.Study, runs_dir: str | Path | None) -> list[Path]:
     """Where to look, in order: the folder asked for, the study's own, then ``runs``."""
     candidates = [runs_dir, study.user_attrs.get("runs_dir"), "runs"]
     out: list[Path] = []
@@ -145,7 +147,9 @@ def _runs_dirs(study: Any, runs_dir: str | Path | None) -> list[Path]:
     return out
 
 
-def trial_checkpoint(study: Any, trial: Any, *, runs_dir: str | Path | None = None) -> Path:
+def trial_checkpoint(
+    study: optuna.Study, trial: FrozenTrial, *, runs_dir: str | Path | None = None
+) -> Path:
     """The file holding ``trial``'s weights; a one-line :class:`ConfigError` says why not.
 
     Args:

@@ -18,6 +18,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 Handler = Callable[[argparse.Namespace], int]
+Subparsers = (
+    argparse._SubParsersAction
+)  # NOTE: argparse's type of add_subparsers(); no public name
 
 
 def _version(args: argparse.Namespace) -> int:
@@ -173,9 +176,10 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from studies.pareto import _as_study, format_pareto, pareto, plot_pareto
+    from studies.pareto import format_pareto, pareto, plot_pareto
+    from studies.storage import resolve_study
 
-    study = _as_study(args.study, args.storage, runs_dir=_runs_dir(args))
+    study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
     front = pareto(study, objectives=objectives)
     print(format_pareto(front, fmt=args.format))
@@ -277,9 +281,9 @@ def _table(args: argparse.Namespace) -> int:
         print(f"table study {result.study_name!r}: {len(result.trials)} of {result.n_trials} "
               "trials complete")  # fmt: skip
         return result.exit_code
-    from studies.pareto import _as_study
+    from studies.storage import resolve_study
 
-    study = _as_study(args.study, args.storage, runs_dir=_runs_dir(args))
+    study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     if args.action == "latency":
         timed = table.measure_table_latency(
             study,
@@ -316,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    _add_network_commands(sub)
+    _add_study_commands(sub)
+    _add_result_commands(sub)
+    return parser
+
+
+def _add_network_commands(sub: Subparsers) -> None:
+    """Commands about one network: version, shapes, cost."""
     p = sub.add_parser("version", help="print the version (and, with -v, library versions)")
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(handler=_version)
@@ -331,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=400, help="head classes (default 400)")
     p.set_defaults(handler=_cost)
 
+
+def _add_study_commands(sub: Subparsers) -> None:
+    """Commands that run trials or check what they need: launch, data, worker, ablate."""
     p = sub.add_parser("launch", help="run or resume a study (default: the CPU default study)")
     p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
     _add_study_args(p)
@@ -369,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p)
     p.set_defaults(handler=_ablate)
 
+
+def _add_result_commands(sub: Subparsers) -> None:
+    """Commands over a study's results and the latency model: pareto, latency-table, export,
+    reproduce."""
     p = sub.add_parser("pareto", help="the Pareto front of a study")
     _add_study_args(p)
     p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
@@ -448,7 +467,6 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--retrain", action="store_true", help="train again with the seed")
             p.add_argument("--no-latency", action="store_true", help="skip re-measuring latency")
         p.set_defaults(handler=handler)
-    return parser
 
 
 def _add_study_args(parser: argparse.ArgumentParser) -> None:

@@ -13,94 +13,32 @@ beside the config. ``checkpoint`` copies those weights (mmengine's checkpoint fo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
 from studies.mmaction2_config import TrainedWith, mmaction2_config_text
 
-__all__ = ["PICKS", "export", "mmaction2_config_text", "select_trial"]
+if TYPE_CHECKING:
+    import optuna
 
-PICKS = ("top1", "knee", "min-latency")
+    from runners.accuracy import TrainConfig
+    from runners.data import DataConfig
+
+__all__ = ["EXPORT_FORMATS", "export"]
+
 EXPORT_FORMATS = ("json", "mmaction2", "checkpoint")
 
 
-def select_trial(
-    study: Any, *, storage: str | None = None, trial: int | None = None, pick: str | None = None
-) -> Any:
-    """The trial asked for by number, or picked from the Pareto front.
-
-    ``top1``: the highest top-1 among completed feasible trials; ``min-latency``: the lowest
-    latency; ``knee``: the front trial closest (Euclidean, after scaling each objective to
-    [0, 1]) to the ideal point of the front.
-    """
-    from optuna.trial import TrialState
-
-    from studies.pareto import _as_study, pareto
-
-    study = _as_study(study, storage)
-    if trial is not None:
-        numbers = {t.number: t for t in study.get_trials(deepcopy=False)}
-        if trial not in numbers:
-            raise ConfigError(
-                f"study {study.study_name!r} has no trial {trial} (trials 0..{len(numbers) - 1})"
-            )
-        chosen = numbers[trial]
-        if chosen.state != TrialState.COMPLETE or "config" not in chosen.user_attrs:
-            reason = chosen.user_attrs.get("fail_reason", chosen.state.name.lower())
-            raise ConfigError(f"trial {trial} did not complete ({reason}); pick a completed one")
-        return chosen
-    pick = pick or "knee"
-    if pick not in PICKS:
-        raise ConfigError(f"--pick must be one of {', '.join(PICKS)}; got {pick!r}")
-    front = pareto(study)
-    if not len(front):
-        raise ConfigError(f"study {study.study_name!r} has no completed feasible trial yet")
-    if pick == "top1":
-        column, best = _metric_column(front, "top1"), "max"
-    elif pick == "min-latency":
-        column, best = _metric_column(front, "latency_ms"), "min"
-    else:
-        return study.trials[_knee(front)]
-    values = front[column]
-    row = values.idxmax() if best == "max" else values.idxmin()
-    return study.trials[int(front.loc[row, "trial"])]
-
-
-def _metric_column(front: Any, name: str) -> str:
-    if name not in front.columns:
-        raise ConfigError(f"the study's trials have no {name!r} metric to pick by")
-    return name
-
-
-def _knee(front: Any) -> int:
-    scaled = []
-    for name, direction in zip(front.attrs["objectives"], front.attrs["directions"], strict=True):
-        column = front[name].astype(float)
-        span = column.max() - column.min()
-        norm = (column - column.min()) / span if span > 0 else column * 0.0
-        scaled.append(1.0 - norm if direction == "maximize" else norm)
-    distance = sum(s**2 for s in scaled) ** 0.5
-    return int(front.loc[distance.idxmin(), "trial"])
-
-
-def _stored_spec(study: Any) -> Any:
-    """The study's spec as parsed at launch (None for a study r3dnas did not make)."""
-    from studies.spec import parse_spec
-
-    raw = study.user_attrs.get("spec")
-    if raw is None:
-        return None
-    return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())
-
-
-def _recipe(study: Any) -> tuple[int, Any, Any]:
+def _recipe(study: optuna.Study) -> tuple[int, DataConfig | None, TrainConfig | None]:
     """``(num_classes, data, train)`` for the mmaction2 export.
 
     A study whose stored spec does not parse (made by hand, or by another tool) still exports
     its network; the data and training recipe are then left out of the config.
     """
+    from studies.storage import stored_spec
+
     try:
-        spec = _stored_spec(study)
+        spec = stored_spec(study)
     except ConfigError:
         spec = None
     if spec is not None:
@@ -110,7 +48,7 @@ def _recipe(study: Any) -> tuple[int, Any, Any]:
 
 
 def export(
-    study: Any = None,
+    study: optuna.Study | str | None = None,
     *,
     storage: str | None = None,
     trial: int | None = None,
@@ -135,13 +73,15 @@ def export(
     import json
 
     from studies.checkpoints import trial_checkpoint
-    from studies.pareto import _as_study
+    from studies.pareto import select_trial
+    from studies.storage import resolve_study
 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
     if fmt == "checkpoint" and out is None:
         raise ConfigError("--format checkpoint needs --out FILE (e.g. --out best.pth)")
-    study = _as_study(study, storage, runs_dir=runs_dir if runs_dir is not None else "runs")
+    where = runs_dir if runs_dir is not None else "runs"
+    study = resolve_study(study, storage=storage, runs_dir=where)
     chosen = select_trial(study, trial=trial, pick=pick)
     config = chosen.user_attrs["config"]
     if fmt == "checkpoint":

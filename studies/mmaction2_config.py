@@ -37,9 +37,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError
+
+if TYPE_CHECKING:
+    from runners.accuracy import TrainConfig
+    from runners.data import DataConfig
+    from search_space.config import ResNet3dConfig
 
 __all__ = [
     "DECODERS",
@@ -105,7 +110,7 @@ def _py_list(items: list[dict[str, Any]]) -> str:
     return "[\n" + "".join(f"    {_py(item)},\n" for item in items) + "]"
 
 
-def _sample_frames(data: Any, *, test_mode: bool) -> dict[str, Any]:
+def _sample_frames(data: DataConfig, *, test_mode: bool) -> dict[str, Any]:
     """SampleFrames with the options that differ from mmaction2's defaults."""
     step: dict[str, Any] = {
         "type": "SampleFrames",
@@ -129,7 +134,7 @@ def _sample_frames(data: Any, *, test_mode: bool) -> dict[str, Any]:
     return step
 
 
-def resolve_decoder(decoder: str, data: Any) -> str:
+def resolve_decoder(decoder: str, data: DataConfig) -> str:
     """``"pyav"`` or ``"decord"``: ``auto`` is PyAV unless ``target_fps`` needs Decord."""
     if decoder not in DECODERS:
         raise ConfigError(f"--decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
@@ -148,7 +153,7 @@ def _decode(decoder: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {"type": f"{prefix}Init"}, {"type": f"{prefix}Decode"}
 
 
-def train_pipeline_steps(data: Any, decoder: str = "pyav") -> list[dict[str, Any]]:
+def train_pipeline_steps(data: DataConfig, decoder: str = "pyav") -> list[dict[str, Any]]:
     """mmaction2's training transforms for ``data`` (a real-video ``DataConfig``)."""
     init, decode = _decode(decoder)
     steps = [
@@ -166,9 +171,10 @@ def train_pipeline_steps(data: Any, decoder: str = "pyav") -> list[dict[str, Any
     return steps + [{"type": "FormatShape", "input_format": "NCTHW"}, {"type": "PackActionInputs"}]
 
 
-def val_pipeline_steps(data: Any, decoder: str = "pyav") -> list[dict[str, Any]]:
+def val_pipeline_steps(data: DataConfig, decoder: str = "pyav") -> list[dict[str, Any]]:
     """mmaction2's validation/test transforms for ``data`` (deterministic)."""
     init, decode = _decode(decoder)
+    crop: list[dict[str, Any]]
     if data.test_crop == "three":
         crop = [
             {"type": "Resize", "scale": (-1, data.resolution)},
@@ -189,7 +195,9 @@ def val_pipeline_steps(data: Any, decoder: str = "pyav") -> list[dict[str, Any]]
     ]
 
 
-def _model(config: Any, data: Any, train: Any, num_classes: int) -> dict[str, Any]:
+def _model(
+    config: ResNet3dConfig, data: DataConfig | None, train: TrainConfig | None, num_classes: int
+) -> dict[str, Any]:
     head: dict[str, Any] = {
         "type": "I3DHead",
         "num_classes": num_classes,
@@ -225,7 +233,7 @@ def _list_lines(list_file: str) -> list[str] | None:
 
 
 def _lists(
-    data: Any, list_dir: Path | None, skipped: Mapping[str, tuple[str, ...]] | None
+    data: DataConfig, list_dir: Path | None, skipped: Mapping[str, tuple[str, ...]] | None
 ) -> tuple[dict[str, str], dict[str, str], int | None, list[str]]:
     """Annotation files and video root of each split, the training video count if known, and
     comments on what was left out.
@@ -239,6 +247,8 @@ def _lists(
     files: dict[str, str] = {}
     lines: dict[str, list[str] | None] = {}
     if data.kind == DataKind.VIDEO_LIST:
+        # NOTE: DataConfig.validate: a video-list dataset names both lists.
+        assert data.train_list is not None and data.val_list is not None
         files = {"train": data.train_list, "val": data.val_list}
         roots = {split: data.root or str(Path(files[split]).parent) for split in files}
         lines = {split: _list_lines(files[split]) for split in files}
@@ -318,7 +328,9 @@ def _dataloader(
     return "dict(\n    " + ",\n    ".join(fields) + ")"
 
 
-def _schedule(train: Any, train_videos: int | None) -> tuple[list[str], list[dict[str, Any]]]:
+def _schedule(
+    train: TrainConfig, train_videos: int | None
+) -> tuple[list[str], list[dict[str, Any]]]:
     """Comments and ``param_scheduler`` entries: linear warm-up, then cosine decay to 0."""
     comments = []
     schedulers: list[dict[str, Any]] = []
@@ -365,7 +377,7 @@ def _schedule(train: Any, train_videos: int | None) -> tuple[list[str], list[dic
     return comments, schedulers
 
 
-def _precision(train: Any, trained: TrainedWith) -> tuple[bool, list[str]]:
+def _precision(train: TrainConfig, trained: TrainedWith) -> tuple[bool, list[str]]:
     """Whether to export an ``AmpOptimWrapper``, and the comments that say why and how to switch.
 
     The precision the trial actually trained with wins; a trial that did not record it falls back
@@ -394,7 +406,7 @@ def _precision(train: Any, trained: TrainedWith) -> tuple[bool, list[str]]:
     ]
 
 
-def _optim_wrapper(train: Any, amp: bool) -> dict[str, Any]:
+def _optim_wrapper(train: TrainConfig, amp: bool) -> dict[str, Any]:
     if train.optimizer == "sgd":
         optimizer = {
             "type": "SGD",
@@ -418,8 +430,8 @@ def mmaction2_config_text(
     *,
     num_classes: int,
     header: str = "",
-    data: Any = None,
-    train: Any = None,
+    data: DataConfig | None = None,
+    train: TrainConfig | None = None,
     list_dir: str | Path | None = None,
     decoder: str = "auto",
     trained: TrainedWith | None = None,
@@ -464,15 +476,30 @@ def mmaction2_config_text(
             "",
         ]
         return "\n".join(lines)
-    decoder = resolve_decoder(decoder, data)
-    trained = trained or TrainedWith()
-    files, roots, train_videos, list_comments = _lists(
-        data, Path(list_dir) if list_dir is not None else None, trained.skipped
+    lines += _training_lines(
+        data,
+        train,
+        decoder=resolve_decoder(decoder, data),
+        trained=trained or TrainedWith(),
+        list_dir=Path(list_dir) if list_dir is not None else None,
     )
+    return "\n".join(lines)
+
+
+def _training_lines(
+    data: DataConfig,
+    train: TrainConfig,
+    *,
+    decoder: str,
+    trained: TrainedWith,
+    list_dir: Path | None,
+) -> list[str]:
+    """Pipelines, loaders, loops, optimizer and schedule of a study that trained on videos."""
+    files, roots, train_videos, list_comments = _lists(data, list_dir, trained.skipped)
     comments, schedulers = _schedule(train, train_videos)
     amp, precision_comments = _precision(train, trained)
     workers = data.num_workers
-    lines += [
+    return [
         "",
         f"train_pipeline = {_py_list(train_pipeline_steps(data, decoder))}",
         f"val_pipeline = {_py_list(val_pipeline_steps(data, decoder))}",
@@ -506,4 +533,3 @@ def mmaction2_config_text(
         f"randomness = dict(seed={train.seed})",
         "",
     ]
-    return "\n".join(lines)

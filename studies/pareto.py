@@ -1,4 +1,5 @@
-"""The Pareto front of a study: non-dominated, completed, feasible trials.
+"""The Pareto front of a study (non-dominated, completed, feasible trials), and picking a
+trial from it (:func:`select_trial`, for ``export`` and ``reproduce``).
 
 ``pareto(...)`` returns a pandas DataFrame, one row per front trial (best first by the first
 objective), with the objective values by name, the other measured metrics, a one-line
@@ -17,14 +18,29 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError
 
-__all__ = ["format_pareto", "hypervolume", "non_dominated", "pareto", "plot_pareto"]
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+    from optuna.trial import FrozenTrial
+
+__all__ = [
+    "PICKS",
+    "format_pareto",
+    "hypervolume",
+    "is_feasible",
+    "non_dominated",
+    "pareto",
+    "plot_pareto",
+    "select_trial",
+]
 
 METRIC_COLUMNS = ("top1", "gflops", "params_m", "latency_ms", "throughput_clips_s")
 FORMATS = ("table", "csv", "json", "markdown")
+PICKS = ("top1", "knee", "min-latency")
 
 
 def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
@@ -68,33 +84,18 @@ def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -
     return volume
 
 
-def _as_study(study: Any, storage: str | None, *, runs_dir: str | Path = "runs") -> Any:
-    """``study`` itself, or the existing study of that name (None: the storage's only one)."""
-    if study is not None and not isinstance(study, str):
-        return study
-    from studies.storage import load_existing_study
-
-    return load_existing_study(study, storage=storage, runs_dir=runs_dir)
-
-
-def _feasible(trial: Any) -> bool:
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-
-    constraints = trial.system_attrs.get(_CONSTRAINTS_KEY)
-    if constraints is None:
-        constraints = [
-            v for k, v in trial.system_attrs.items() if str(k).startswith(f"{_CONSTRAINTS_KEY}:")
-        ]
-    return all(c <= 0 for c in constraints)
+def is_feasible(trial: FrozenTrial) -> bool:
+    """Every constraint the trial recorded (``trial.set_constraint``) is satisfied (<= 0)."""
+    return all(c <= 0 for c in trial.constraints.values())
 
 
 def pareto(
-    study: Any = None,
+    study: optuna.Study | str | None = None,
     *,
     storage: str | None = None,
     objectives: Sequence[str] | None = None,
     runs_dir: str | Path = "runs",
-) -> Any:
+) -> pd.DataFrame:
     """The front as a DataFrame (see module docstring).
 
     Args:
@@ -105,7 +106,9 @@ def pareto(
     import pandas as pd
     from optuna.trial import TrialState
 
-    study = _as_study(study, storage, runs_dir=runs_dir)
+    from studies.storage import resolve_study
+
+    study = resolve_study(study, storage=storage, runs_dir=runs_dir)
     names = list(
         study.user_attrs.get("objectives") or [f"value{i}" for i in range(len(study.directions))]
     )
@@ -117,10 +120,12 @@ def pareto(
     idx = [names.index(n) for n in chosen]
     dirs = [directions[i] for i in idx]
     trials = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(t)
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if is_feasible(t)
     ]
 
-    def minimised(t: Any) -> list[float]:
+    def minimised(t: FrozenTrial) -> list[float]:
         return [
             t.values[i] if d == "minimize" else -t.values[i]
             for i, d in zip(idx, dirs, strict=True)
@@ -180,7 +185,7 @@ def _reference_point(points: list[list[float]]) -> list[float]:
     return reference
 
 
-def _describe(frame: Any) -> str:
+def _describe(frame: pd.DataFrame) -> str:
     refs = ", ".join(
         f"{n} {'>=' if d == 'maximize' else '<='} {r:.4g}"
         for n, d, r in zip(
@@ -196,7 +201,7 @@ def _describe(frame: Any) -> str:
     )
 
 
-def format_pareto(frame: Any, *, fmt: str = "table") -> str:
+def format_pareto(frame: pd.DataFrame, *, fmt: str = "table") -> str:
     """The front as ``table`` | ``csv`` | ``json`` | ``markdown`` text."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
@@ -225,12 +230,13 @@ def format_pareto(frame: Any, *, fmt: str = "table") -> str:
     return f"Pareto front of {frame.attrs.get('study')!r}\n{text}\n{_describe(frame)}"
 
 
-def plot_pareto(frame: Any, study: Any, path: str | Path) -> Path:
-    """Scatter every completed feasible trial, the front highlighted; PNG at ``path``."""
-    import matplotlib
+def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> Path:
+    """Scatter every completed feasible trial, the front highlighted; PNG at ``path``.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Drawn on a bare matplotlib ``Figure`` (no pyplot), so the caller's backend and open
+    figures are left as they are.
+    """
+    from matplotlib.figure import Figure
     from optuna.trial import TrialState
 
     objectives = frame.attrs["objectives"]
@@ -238,9 +244,12 @@ def plot_pareto(frame: Any, study: Any, path: str | Path) -> Path:
     x_name = objectives[1] if len(objectives) > 1 else objectives[0]
     y_name = objectives[0]
     trials = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(t)
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if is_feasible(t)
     ]
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    fig = Figure(figsize=(7, 5), dpi=120)
+    ax = fig.subplots()
     ax.scatter(
         [t.values[names.index(x_name)] for t in trials],
         [t.values[names.index(y_name)] for t in trials],
@@ -266,5 +275,69 @@ def plot_pareto(frame: Any, study: Any, path: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out)
-    plt.close(fig)
     return out
+
+
+# ---------------------------------------------------------------------- picking a trial
+def select_trial(
+    study: optuna.Study | str | None,
+    *,
+    storage: str | None = None,
+    trial: int | None = None,
+    pick: str | None = None,
+    runs_dir: str | Path = "runs",
+) -> FrozenTrial:
+    """The trial asked for by number, or picked from the Pareto front.
+
+    ``top1``: the highest top-1 among completed feasible trials; ``min-latency``: the lowest
+    latency; ``knee``: the front trial closest (Euclidean, after scaling each objective to
+    [0, 1]) to the ideal point of the front.
+    """
+    from optuna.trial import TrialState
+
+    from studies.storage import resolve_study
+
+    study = resolve_study(study, storage=storage, runs_dir=runs_dir)
+    if trial is not None:
+        numbers = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if trial not in numbers:
+            raise ConfigError(
+                f"study {study.study_name!r} has no trial {trial} (trials 0..{len(numbers) - 1})"
+            )
+        chosen = numbers[trial]
+        if chosen.state != TrialState.COMPLETE or "config" not in chosen.user_attrs:
+            reason = chosen.user_attrs.get("fail_reason", chosen.state.name.lower())
+            raise ConfigError(f"trial {trial} did not complete ({reason}); pick a completed one")
+        return chosen
+    pick = pick or "knee"
+    if pick not in PICKS:
+        raise ConfigError(f"--pick must be one of {', '.join(PICKS)}; got {pick!r}")
+    front = pareto(study)
+    if not len(front):
+        raise ConfigError(f"study {study.study_name!r} has no completed feasible trial yet")
+    if pick == "top1":
+        column, best = _metric_column(front, "top1"), "max"
+    elif pick == "min-latency":
+        column, best = _metric_column(front, "latency_ms"), "min"
+    else:
+        return study.trials[_knee(front)]
+    values = front[column]
+    row = values.idxmax() if best == "max" else values.idxmin()
+    return study.trials[int(front.loc[row, "trial"])]
+
+
+def _metric_column(front: pd.DataFrame, name: str) -> str:
+    if name not in front.columns:
+        raise ConfigError(f"the study's trials have no {name!r} metric to pick by")
+    return name
+
+
+def _knee(front: pd.DataFrame) -> int:
+    scaled = []
+    for name, direction in zip(front.attrs["objectives"], front.attrs["directions"], strict=True):
+        column = front[name].astype(float)
+        span = column.max() - column.min()
+        norm = (column - column.min()) / span if span > 0 else column * 0.0
+        scaled.append(1.0 - norm if direction == "maximize" else norm)
+    distance = sum(s**2 for s in scaled) ** 0.5
+    return int(front.loc[distance.idxmin(), "trial"])

@@ -12,11 +12,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from search_space.errors import R3dnasError
 
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from search_space.config import ResNet3dConfig
+    from studies.spec import StudySpec
+
 __all__ = ["ReproduceResult", "ReproductionMismatch", "reproduce"]
+
+# The stored metrics shown beside the re-measured ones.
+STORED: tuple[str, ...] = ("gflops", "params", "latency_ms", "top1")
 
 
 class ReproductionMismatch(R3dnasError):
@@ -42,17 +52,8 @@ class ReproduceResult:
         return "\n".join(lines)
 
 
-def _spec_of(study: Any) -> Any:
-    from studies.export import _stored_spec
-
-    spec = _stored_spec(study)
-    if spec is None:
-        raise R3dnasError(f"study {study.study_name!r} stores no spec; it was not made by r3dnas")
-    return spec
-
-
 def reproduce(
-    study: Any = None,
+    study: optuna.Study | str | None = None,
     *,
     storage: str | None = None,
     trial: int | None = None,
@@ -70,51 +71,83 @@ def reproduce(
         runs_dir: the study's runs folder, where its weights are (default: the one the study
             was launched with).
     """
-    from runners.flops import measure_flops
     from search_space.config import ResNet3dConfig
-    from studies.export import select_trial
-    from studies.pareto import _as_study
+    from studies.pareto import select_trial
+    from studies.storage import resolve_study, study_spec
 
-    study = _as_study(study, storage, runs_dir=runs_dir if runs_dir is not None else "runs")
+    where = runs_dir if runs_dir is not None else "runs"
+    study = resolve_study(study, storage=storage, runs_dir=where)
     chosen = select_trial(study, trial=trial, pick=pick)
-    spec = _spec_of(study)
+    spec = study_spec(study)
     config = ResNet3dConfig.from_dict(chosen.user_attrs["config"])
     if config.digest() != chosen.user_attrs.get("digest"):
         raise ReproductionMismatch(
             f"trial {chosen.number}: stored config digests to {config.digest()}, "
             f"stored digest is {chosen.user_attrs.get('digest')}"
         )
+    stored = {k: float(chosen.user_attrs[k]) for k in STORED if k in chosen.user_attrs}
+    measured = _remeasure_cost(chosen.number, config, spec, stored, latency=latency)
+    checkpoint = _stored_weights(study, chosen, runs_dir) if weights else None
+    if checkpoint is not None or retrain:
+        measured |= _remeasure_top1(
+            chosen, config, spec, stored, checkpoint=checkpoint, retrain=retrain
+        )
+    return ReproduceResult(
+        trial=chosen.number,
+        digest=str(chosen.user_attrs.get("digest")),
+        stored=stored,
+        measured=measured,
+        weights=None if checkpoint is None else str(checkpoint),
+    )
+
+
+def _remeasure_cost(
+    number: int,
+    config: ResNet3dConfig,
+    spec: StudySpec,
+    stored: dict[str, float],
+    *,
+    latency: bool,
+) -> dict[str, float]:
+    """FLOPs and params (must equal the stored values exactly) and, if asked, latency."""
+    from runners.flops import measure_flops
+
     shape = spec.measure.input_shape
     flops = measure_flops(
         config, shape, include_head=spec.measure.include_head, num_classes=spec.data.num_classes
     )
-    stored = {k: float(chosen.user_attrs[k]) for k in ("gflops", "params", "latency_ms", "top1")
-              if k in chosen.user_attrs}  # fmt: skip
     measured: dict[str, float] = {"gflops": flops.gflops, "params": float(flops.params)}
     for key in ("gflops", "params"):
         if key in stored and stored[key] != measured[key]:
             raise ReproductionMismatch(
-                f"trial {chosen.number}: {key} re-measured {measured[key]!r} != stored "
-                f"{stored[key]!r}"
+                f"trial {number}: {key} re-measured {measured[key]!r} != stored {stored[key]!r}"
             )
     if latency:
         from runners.latency import measure_latency
 
-        result = measure_latency(
-            config,
-            shape,
-            spec.measure.latency_config(),
-        )
+        result = measure_latency(config, shape, spec.measure.latency_config())
         measured["latency_ms"] = result.median_ms
-    checkpoint = _stored_weights(study, chosen, runs_dir) if weights else None
-    if checkpoint is not None or retrain:
-        import dataclasses
+    return measured
 
-        from runners.data import build_datasets
 
-        train_set, val_set = build_datasets(spec.data)
-        seed = int(chosen.user_attrs.get("seed", spec.train.seed))
-        train_cfg = dataclasses.replace(spec.train, seed=seed)
+def _remeasure_top1(
+    chosen: FrozenTrial,
+    config: ResNet3dConfig,
+    spec: StudySpec,
+    stored: dict[str, float],
+    *,
+    checkpoint: Path | None,
+    retrain: bool,
+) -> dict[str, float]:
+    """Top-1 from the stored weights and/or by training again with the stored seed."""
+    import dataclasses
+
+    from runners.data import build_datasets
+
+    train_set, val_set = build_datasets(spec.data)
+    seed = int(chosen.user_attrs.get("seed", spec.train.seed))
+    train_cfg = dataclasses.replace(spec.train, seed=seed)
+    measured: dict[str, float] = {}
     if checkpoint is not None:
         from runners.accuracy import evaluate_checkpoint
 
@@ -143,16 +176,12 @@ def reproduce(
         _check_top1(
             chosen.number, stored, outcome.top1, outcome.device, f"retraining (seed {seed})"
         )
-    return ReproduceResult(
-        trial=chosen.number,
-        digest=str(chosen.user_attrs.get("digest")),
-        stored=stored,
-        measured=measured,
-        weights=None if checkpoint is None else str(checkpoint),
-    )
+    return measured
 
 
-def _stored_weights(study: Any, trial: Any, runs_dir: str | Path | None) -> Path | None:
+def _stored_weights(
+    study: optuna.Study, trial: FrozenTrial, runs_dir: str | Path | None
+) -> Path | None:
     """The trial's weights file, or None (then top-1 is re-measured only by retraining)."""
     from search_space.errors import ConfigError
     from studies.checkpoints import trial_checkpoint

@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from search_space.errors import ConfigError
+from studies.tracking import TrackingConfig
 
 if TYPE_CHECKING:
     from runners.accuracy import TrainConfig
     from runners.data import DataConfig
+    from runners.latency import LatencyConfig
+    from search_space.latency_model import LatencyTable
     from search_space.space import SearchSpace
 
 __all__ = [
@@ -128,7 +131,7 @@ class MeasureSpec:
     latency_table: str | None = None
     latency_isolation: str = "pause"
 
-    def latency_config(self) -> Any:
+    def latency_config(self) -> LatencyConfig:
         """The :class:`runners.latency.LatencyConfig` these settings describe."""
         from runners.latency import LatencyConfig
 
@@ -144,7 +147,7 @@ class MeasureSpec:
             isolation=self.latency_isolation,
         )
 
-    def load_latency_table(self) -> Any:
+    def load_latency_table(self) -> LatencyTable | None:
         """The :class:`~search_space.latency_model.LatencyTable` at ``latency_table`` (read once
         per process), or ``None`` when there is none."""
         if self.latency_table is None:
@@ -174,7 +177,7 @@ class StudySpec:
     train: TrainConfig
     measure: MeasureSpec
     constraints: Constraints
-    wandb: dict[str, Any]
+    wandb: TrackingConfig
     source: str
     raw: dict[str, Any] = field(default_factory=dict)
     keep_checkpoints: str = "front"  # [train] keep_checkpoints: see KEEP_CHECKPOINTS
@@ -274,12 +277,6 @@ def _parse_measure(
     shape = values.pop("input_shape", None)
     if shape is None:
         shape = space_input if space_input is not None else MeasureSpec().input_shape
-    modes = ("eager", "channels_last", "compile")
-    if values.get("latency_mode", "eager") not in modes:
-        raise ConfigError(
-            f"[measure] latency_mode must be one of {', '.join(modes)}; "
-            f"got {values['latency_mode']!r}"
-        )
     for key in ("latency_warmup", "latency_repeats", "throughput_batch"):
         if key in values and (_typed("measure", key, values[key], int) < 1):
             raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
@@ -291,25 +288,41 @@ def _parse_measure(
             f"[measure] latency must be one of {', '.join(map(repr, LATENCY_SOURCES))}; "
             f"got {source!r}"
         )
-    isolation = values.get("latency_isolation", "pause")
-    if isolation not in ("none", "lock", "pause"):
-        raise ConfigError(
-            "[measure] latency_isolation must be one of 'none', 'lock', 'pause'; "
-            f"got {isolation!r}"
-        )
     table_path = values.get("latency_table")
     if table_path is not None:
         table_path = _typed("measure", "latency_table", table_path, str)
         if not Path(table_path).is_absolute():
             values["latency_table"] = str(base_dir / table_path)
     measure = MeasureSpec(input_shape=parse_input_shape(shape), **values)
-    _with_section("measure", lambda _: measure.latency_config(), {})  # validates it
+    _check_latency_config(measure)
     if source != "measured":
         _check_latency_table(measure)
     return measure
 
 
-def _load_table(path: str) -> Any:
+# [measure] keys named by the LatencyConfig field they set (which validates them).
+_LATENCY_KEYS = {
+    "mode": "latency_mode",
+    "warmup": "latency_warmup",
+    "repeats": "latency_repeats",
+    "threads": "latency_threads",
+    "batch_size": "throughput_batch",
+    "isolation": "latency_isolation",
+}
+
+
+def _check_latency_config(measure: MeasureSpec) -> None:
+    """Validate the latency settings once, by :class:`~runners.latency.LatencyConfig`; its
+    error is given back under the spec's key (``mode`` -> ``[measure] latency_mode``)."""
+    try:
+        measure.latency_config()
+    except ConfigError as exc:
+        field_name, _, rest = str(exc).partition(" ")
+        key = _LATENCY_KEYS.get(field_name, field_name)
+        raise ConfigError(f"[measure] {key} {rest}") from exc
+
+
+def _load_table(path: str) -> LatencyTable:
     from search_space.latency_model import LatencyTable
 
     key = (path, Path(path).stat().st_mtime_ns if Path(path).is_file() else 0)
@@ -319,7 +332,7 @@ def _load_table(path: str) -> Any:
     return table
 
 
-_TABLES: dict[tuple[str, int], Any] = {}
+_TABLES: dict[tuple[str, int], LatencyTable] = {}
 
 
 def _check_latency_table(measure: MeasureSpec) -> None:
@@ -329,7 +342,7 @@ def _check_latency_table(measure: MeasureSpec) -> None:
             f'[measure] latency = {measure.latency!r} needs latency_table = "FILE.json" '
             "(build one with `r3dnas latency-table --space SPACE --out FILE.json`)"
         )
-    table = _with_section("measure", lambda _: measure.load_latency_table(), {})
+    table = _with_section("measure", lambda _: _load_table(str(measure.latency_table)), {})
     if tuple(table.input_shape[1:]) != tuple(measure.input_shape[1:]):
         raise ConfigError(
             f"[measure] latency_table was built for clips {list(table.input_shape[1:])} "
@@ -373,14 +386,11 @@ def _pop_keep_checkpoints(table: dict[str, Any]) -> str:
     return str(value)
 
 
-def _parse_wandb(table: Mapping[str, Any]) -> dict[str, Any]:
+def _parse_wandb(table: Mapping[str, Any]) -> TrackingConfig:
+    """The ``[wandb]`` table (its values are checked by :class:`TrackingConfig`)."""
     _check_keys("wandb", table, WANDB_KEYS)
-    mode = table.get("mode", "offline")
-    if mode not in ("offline", "online", "disabled"):
-        raise ConfigError(
-            f"[wandb] mode must be one of 'offline', 'online', 'disabled'; got {mode!r}"
-        )
-    return dict(table)
+    config: TrackingConfig = _with_section("wandb", TrackingConfig.from_dict, table)
+    return config
 
 
 def _with_section(section: str, build: Any, table: Mapping[str, Any]) -> Any:

@@ -1,4 +1,8 @@
-"""Where a study lives: Optuna storage URLs, resolved and opened in one place.
+"""Where a study lives and how it is opened: storage URLs, the study, its stored spec.
+
+Every command opens its study here: ``launch`` and ``ablate`` create (or resume) one with
+:func:`open_study`; the commands that only read a study find it with :func:`resolve_study`; a
+worker rebuilds the spec the study was launched with from :func:`study_spec`.
 
 Accepted forms:
 
@@ -18,17 +22,28 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from search_space.errors import ConfigError
+from search_space.errors import ConfigError, R3dnasError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import BaseStorage
+
+    from studies.spec import StudySpec
 
 __all__ = [
     "StorageSettings",
     "display_url",
-    "load_existing_study",
     "locate_study",
     "open_storage",
+    "open_study",
     "resolve_storage_url",
+    "resolve_study",
+    "storage_settings",
+    "stored_spec",
+    "study_spec",
+    "study_storage",
 ]
 
 ENV_VAR = "R3DNAS_STORAGE"
@@ -131,14 +146,112 @@ def _studies_in(runs_dir: Path | str) -> list[tuple[str, str]]:
     return found
 
 
-def load_existing_study(
-    study_name: str | None, *, storage: str | None, runs_dir: Path | str = "runs"
-) -> Any:
-    """The Optuna study :func:`locate_study` finds, loaded (its sampler is irrelevant)."""
+def resolve_study(
+    study: optuna.Study | str | None, *, storage: str | None, runs_dir: Path | str = "runs"
+) -> optuna.Study:
+    """``study`` itself, or the existing study :func:`locate_study` finds by that name (None:
+    the storage's only study), loaded for reading (its sampler is irrelevant)."""
     import optuna
 
-    name, url = locate_study(study_name, storage=storage, runs_dir=runs_dir)
+    if isinstance(study, optuna.Study):
+        return study
+    name, url = locate_study(study, storage=storage, runs_dir=runs_dir)
     return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+def study_storage(study: optuna.Study) -> BaseStorage:
+    """The storage object of ``study``.
+
+    NOTE: Optuna has no public accessor for a study's storage (a running ``Trial`` has
+    ``trial.storage``; ``Study`` has none), so this is the one place that reads
+    ``study._storage``; code that opened the storage itself passes that object instead.
+    """
+    storage: BaseStorage = study._storage
+    return storage
+
+
+def storage_settings(
+    heartbeat_s: int | None = None, grace_s: int | None = None
+) -> StorageSettings:
+    """Heartbeat settings from the CLI's ``--heartbeat`` / ``--grace`` (None: the default)."""
+    for flag, value in (("--heartbeat", heartbeat_s), ("--grace", grace_s)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be a positive number of seconds; got {value}")
+    defaults = StorageSettings()
+    return StorageSettings(
+        heartbeat_interval=heartbeat_s or defaults.heartbeat_interval,
+        grace_period=grace_s or defaults.grace_period,
+        max_retry=defaults.max_retry,
+    )
+
+
+def open_study(
+    spec: StudySpec,
+    *,
+    study_name: str,
+    storage_url: str,
+    settings: StorageSettings | None = None,
+) -> optuna.Study:
+    """Create or load the study; a study with other objectives is an error, not a mix.
+
+    A new study records its objectives and the spec (passwords redacted) as user attributes:
+    :func:`stored_spec` reads it back.
+    """
+    import optuna
+
+    from studies.samplers import build_pruner, build_sampler
+
+    directions = list(spec.directions)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=open_storage(storage_url, settings),
+        directions=directions,
+        sampler=build_sampler(spec),
+        pruner=build_pruner(spec),
+        load_if_exists=True,
+    )
+    stored = [d.name.lower() for d in study.directions]
+    if stored != directions:
+        raise ConfigError(
+            f"study {study_name!r} in {display_url(storage_url)} has directions {stored}, but the "
+            f"spec asks for {directions}; use another --study name"
+        )
+    if "objectives" not in study.user_attrs:
+        study.set_user_attr("objectives", list(spec.objective_names))
+        study.set_user_attr("spec", _jsonable(spec.raw))
+        study.set_user_attr("spec_source", spec.source)
+    elif study.user_attrs["objectives"] != list(spec.objective_names):
+        raise ConfigError(
+            f"study {study_name!r} records objectives {study.user_attrs['objectives']}, the spec "
+            f"asks for {list(spec.objective_names)}; use another --study name"
+        )
+    return study
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    from studies.redact import redact
+
+    return json.loads(json.dumps(redact(value), default=str))
+
+
+def stored_spec(study: optuna.Study) -> StudySpec | None:
+    """The study's spec as parsed at launch (None for a study r3dnas did not make)."""
+    from studies.spec import parse_spec
+
+    raw = study.user_attrs.get("spec")
+    if raw is None:
+        return None
+    return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())
+
+
+def study_spec(study: optuna.Study) -> StudySpec:
+    """:func:`stored_spec`, required: a study r3dnas did not make is an error."""
+    spec = stored_spec(study)
+    if spec is None:
+        raise R3dnasError(f"study {study.study_name!r} stores no spec; it was not made by r3dnas")
+    return spec
 
 
 def display_url(url: str) -> str:
@@ -148,7 +261,7 @@ def display_url(url: str) -> str:
     return redact_url(url)
 
 
-def open_storage(url: str, settings: StorageSettings | None = None) -> Any:
+def open_storage(url: str, settings: StorageSettings | None = None) -> BaseStorage:
     """An Optuna storage object for ``url`` (creating the sqlite/journal folder if needed)."""
     import optuna
 
@@ -177,7 +290,7 @@ def open_storage(url: str, settings: StorageSettings | None = None) -> Any:
         ) from exc
 
 
-def _rdb_storage(url: str, settings: StorageSettings) -> Any:
+def _rdb_storage(url: str, settings: StorageSettings) -> BaseStorage:
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 

@@ -142,8 +142,9 @@ def measure_table_latency(
     that many more networks in this call.
     """
     from runners.latency import LatencyConfig, measure_latency
+    from studies.storage import study_spec
 
-    spec = _stored_spec(study)
+    spec = study_spec(study)
     shape = spec.measure.input_shape
     done: dict[str, dict[str, Any]] = dict(study.user_attrs.get(LATENCY_ATTR, {}))
     configs = space_architectures(spec)
@@ -172,16 +173,6 @@ def measure_table_latency(
         if on_progress is not None:
             on_progress(index + 1, len(todo))
     return done
-
-
-def _stored_spec(study: Any) -> StudySpec:
-    # TODO(#10): one public home for "the stored spec of a study".
-    from studies.spec import parse_spec
-
-    raw = study.user_attrs.get("spec")
-    if raw is None:
-        raise R3dnasError(f"study {study.study_name!r} stores no spec; it was not made by r3dnas")
-    return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())
 
 
 def _machine() -> str:

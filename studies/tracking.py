@@ -31,7 +31,7 @@ from search_space.errors import ConfigError
 from search_space.strict import StrictConfig
 from studies.redact import redact
 
-__all__ = ["TRIAL_STATES", "StudyTracker", "TrackingConfig", "TrialRun"]
+__all__ = ["TRIAL_STATES", "StudyTracker", "TrackingConfig", "TrialRun", "open_tracker"]
 
 _log = logging.getLogger(__name__)
 
@@ -88,6 +88,17 @@ class TrackingConfig(StrictConfig):
             "dir": None if self.dir is None else str(self.dir),
             "entity": self.entity,
         }
+
+
+def open_tracker(
+    cfg: TrackingConfig, *, study_name: str, mode: str | None, run_dir: str | Path
+) -> StudyTracker:
+    """The tracker of a study: ``cfg`` (the spec's ``[wandb]``) with ``--wandb MODE`` applied
+    when given, writing ``wandb/`` under ``run_dir``."""
+    settings = cfg.to_dict() | {"dir": str(run_dir)}
+    if mode is not None:
+        settings["mode"] = mode
+    return StudyTracker(TrackingConfig.from_dict(settings), study_name=study_name)
 
 
 class StudyTracker:

@@ -129,17 +129,7 @@ def test_cycle_finder_sees_function_level_imports_and_skips_type_checking() -> N
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        "search_space",
-        "runners",
-        pytest.param(
-            "studies",
-            marks=pytest.mark.xfail(strict=True, reason="issue #10: studies/ restructure pending"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("package", ["search_space", "runners", "studies"])
 def test_no_import_cycle_inside_a_package(package: str) -> None:
     """Modules of one package import each other one way (function-level imports count too;
     ``if TYPE_CHECKING:`` imports do not)."""

@@ -244,7 +244,7 @@ def test_mmaction2_loads_the_exported_weights_and_gives_the_stored_top1(
     from runners.data import build_datasets
     from runners.model import build_recognizer
     from search_space import ResNet3dConfig
-    from studies.export import _stored_spec
+    from studies.storage import study_spec
 
     runs, study = front_study
     (number,) = front_numbers(study)
@@ -253,7 +253,7 @@ def test_mmaction2_loads_the_exported_weights_and_gives_the_stored_top1(
     cfg = Config.fromfile(str(cfg_path))
     model, logits_of = _mmaction2_recognizer(cfg.model.to_dict())
     model.eval()
-    _, val_set = build_datasets(_stored_spec(study).data)
+    _, val_set = build_datasets(study_spec(study).data)
     clips = torch.stack([val_set[i][0] for i in range(len(val_set))])
     labels = torch.tensor([int(val_set[i][1]) for i in range(len(val_set))])
     with torch.inference_mode():

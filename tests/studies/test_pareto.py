@@ -15,9 +15,17 @@ import optuna
 import pytest
 
 from search_space import ConfigError, ResNet3dConfig
-from studies.export import export, mmaction2_config_text, select_trial
+from studies.export import export
+from studies.mmaction2_config import mmaction2_config_text
 from studies.objective import readable_architecture
-from studies.pareto import format_pareto, hypervolume, non_dominated, pareto, plot_pareto
+from studies.pareto import (
+    format_pareto,
+    hypervolume,
+    non_dominated,
+    pareto,
+    plot_pareto,
+    select_trial,
+)
 
 OBJECTIVES = ["top1", "gflops", "latency_ms"]
 DIRECTIONS = ["maximize", "minimize", "minimize"]

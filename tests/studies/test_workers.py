@@ -22,8 +22,7 @@ from optuna.trial import TrialState
 from search_space import ConfigError, ResNet3dConfig
 from studies.launch import prepare_study
 from studies.spec import parse_spec
-from studies.storage import display_url, resolve_storage_url
-from studies.workers import _settings
+from studies.storage import display_url, resolve_storage_url, storage_settings
 
 TINY = Path(__file__).parent / "specs" / "tiny.toml"
 
@@ -51,7 +50,7 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
     n_trials = 6
     study = prepare_study(
         _spec(epochs=4), study_name=name, storage_url=storage_url, n_trials=n_trials,
-        runs_dir=tmp_path, settings=_settings(1, 5),
+        runs_dir=tmp_path, settings=storage_settings(1, 5),
     )  # fmt: skip
     workers = {}
     for _ in range(3):
@@ -112,7 +111,7 @@ def test_workers_share_the_budget_exactly(storage_url: str, tmp_path: Path) -> N
     name = f"budget-{uuid.uuid4().hex[:8]}"
     study = prepare_study(
         _spec(epochs=1), study_name=name, storage_url=storage_url, n_trials=4,
-        runs_dir=tmp_path, settings=_settings(1, 3),
+        runs_dir=tmp_path, settings=storage_settings(1, 3),
     )  # fmt: skip
     procs = [_worker(name, storage_url) for _ in range(2)]
     for proc in procs:

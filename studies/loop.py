@@ -1,0 +1,395 @@
+"""The run loop every trial goes through: budget, objective, requeue, signals.
+
+``launch``, ``ablate`` and ``r3dnas worker`` all run trials through :func:`run_local` (and
+start local worker processes with :func:`spawn_workers`); what a trial *measures* is the
+:class:`~studies.objective.TrialRunner`'s business, not this module's.
+
+Guarantees:
+
+* **Exact budget.** ``n_trials`` counts completed trials (measured or reused), across every
+  worker on the same storage: a worker starts a trial only while completed + running trials are
+  below the budget, and a trial that loses a race to an earlier-numbered one stops before doing
+  any work (recorded as ``over_budget``).
+* **Nothing lost.** Each trial is written to the Optuna storage as it ends; a failed or
+  infeasible trial keeps its reason (user attribute ``fail_reason``) and the study goes on.
+* **Clean interrupts.** Ctrl-C or SIGTERM marks the running trial failed ("interrupted"), and
+  the next ``launch`` of the same study re-runs that trial's parameters first.
+* **Crash safety.** A trial whose worker dies is failed after a grace period and retried once
+  with the same parameters (:mod:`studies.heartbeat`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Literal
+
+from search_space.errors import TrialFailure
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+    from torch.utils.data import Dataset
+
+    from search_space.config import ResNet3dConfig
+    from studies.objective import TrialRunner
+    from studies.spec import StudySpec
+    from studies.storage import StorageSettings
+
+__all__ = [
+    "StopReason",
+    "check_data",
+    "enqueue_presets",
+    "exit_status",
+    "make_objective",
+    "quiet_optuna",
+    "requeue_interrupted",
+    "run_local",
+    "run_trials",
+    "spawn_workers",
+]
+
+POLL_S = 1.0
+
+# Why a trial loop ended: the budget is complete, the spec's timeout_s passed, it gave up after
+# too many trials that did not complete, or Ctrl-C / SIGTERM.
+StopReason = Literal["done", "timeout", "gave_up", "interrupted"]
+Objective = Callable[["optuna.Trial"], tuple[float, ...]]
+
+
+def exit_status(stopped: StopReason, *, completed: int) -> int:
+    """The exit code of a command that runs trials (the CLI's rule, stated in the README).
+
+    0: the budget is complete, or the spec's ``timeout_s`` ended a study that has results;
+    1: the run failed (it gave up short of the budget, or nothing completed); 130: interrupted.
+    """
+    if stopped == "interrupted":
+        return 130
+    if stopped == "done" or (stopped == "timeout" and completed > 0):
+        return 0
+    return 1
+
+
+def check_data(spec: StudySpec) -> tuple[Dataset, Dataset]:
+    """The spec's ``(train, val)`` datasets, built before any study or trial exists.
+
+    Why: every trial trains on them, so a missing list or file, a bad label or an empty list is
+    one clear error at the start, not a failure recorded on trial after trial (each of which
+    may first spend minutes measuring latency).
+    """
+    from runners.data import build_datasets
+
+    return build_datasets(spec.data)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna logs warnings only inside the block; the caller's log level is restored after."""
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+# ---------------------------------------------------------------------- budget and queue
+def count_trials(study: optuna.Study) -> tuple[int, int]:
+    """``(completed, running)`` trials of the study."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    return complete, len(trials) - complete
+
+
+def _within_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
+    """Completed trials plus the running or waiting trials numbered before ``number`` leave
+    room for it.
+
+    Waiting trials count too: a retry enqueued by another worker's stale-trial check may not yet
+    be visible to this worker's ``ask()``, which then creates a newer trial instead of taking the
+    retry; the older retry keeps its claim on the budget.
+    """
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    taken = sum(
+        t.state == TrialState.COMPLETE or t.number < number
+        for t in study.get_trials(deepcopy=False, states=states)
+        if t.number != number
+    )
+    return taken < n_trials
+
+
+def requeue_interrupted(study: optuna.Study) -> int:
+    """Enqueue the parameters of trials an interrupt cut short, once each."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    count = 0
+    for t in trials:
+        if (
+            t.state == TrialState.FAIL
+            and t.user_attrs.get("fail_reason", "").startswith("interrupted")
+            and t.number not in retried
+        ):
+            attrs = {"retry_of": t.number}
+            if "enqueued_config" in t.user_attrs:
+                attrs["enqueued_config"] = t.user_attrs["enqueued_config"]
+            study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
+            count += 1
+    return count
+
+
+def enqueue_presets(study: optuna.Study, names: tuple[str, ...]) -> None:
+    """Reference points: each preset is evaluated once per study, as its own trial."""
+    from search_space.canonical import canonicalize
+    from search_space.presets import preset
+
+    seen = {t.user_attrs.get("enqueued_preset") for t in study.get_trials(deepcopy=False)}
+    for name in names:
+        if name in seen:
+            continue
+        config = canonicalize(preset(name))
+        study.enqueue_trial(
+            {}, user_attrs={"enqueued_preset": name, "enqueued_config": config.to_json()}
+        )
+
+
+def _reusable_finder(study: optuna.Study) -> Callable[[str, str], FrozenTrial | None]:
+    from optuna.trial import TrialState
+
+    def find(digest: str, signature: str) -> FrozenTrial | None:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("digest") == digest and t.user_attrs.get("signature") == signature:
+                return t
+        return None
+
+    return find
+
+
+def make_objective(
+    study: optuna.Study,
+    runner: TrialRunner,
+    *,
+    n_trials: int,
+    config_for: Callable[[optuna.Trial], ResNet3dConfig] | None = None,
+) -> Objective:
+    """The Optuna objective: budget check, enqueued configs, then the runner."""
+    from search_space.config import ResNet3dConfig
+
+    find = _reusable_finder(study)
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        if not _within_budget(study, trial.number, n_trials):
+            trial.set_user_attr("state", "over_budget")
+            trial.set_user_attr("fail_reason", "over_budget: other workers filled the budget")
+            raise TrialFailure("over_budget")
+        config = None
+        enqueued = trial.user_attrs.get("enqueued_config")
+        if enqueued:
+            config = ResNet3dConfig.from_json(enqueued)
+        elif config_for is not None:
+            config = config_for(trial)
+        seed = trial.user_attrs.get("train_seed")
+        return runner.run(trial, config=config, seed=seed, find_reusable=find)
+
+    return objective
+
+
+# ---------------------------------------------------------------------- signals
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C, so the running trial is marked and the loop ends."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------------- the loop
+def run_trials(
+    study: optuna.Study,
+    objective: Objective,
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+    progress: bool,
+    label: str,
+    reap: Callable[[], object] | None = None,
+    runner: TrialRunner | None = None,
+) -> StopReason:
+    """Run trials until ``n_trials`` are complete; returns why it stopped.
+
+    Args:
+        reap: called before each trial and while waiting, to fail trials of dead workers
+            (default: the stale-trial check with the default grace period).
+        runner: shows its one-line status on the progress bar.
+    """
+    if reap is None:
+        from studies.storage import StorageSettings
+
+        grace = StorageSettings().grace_period
+
+        def reap() -> list[int]:
+            from studies.heartbeat import reap_stale_trials
+
+            return reap_stale_trials(study, grace_s=grace)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        complete, _ = count_trials(study)
+        bar = tqdm(total=n_trials, initial=min(complete, n_trials), desc=label, unit="trial")
+        if runner is not None:
+            runner.status = bar.set_postfix_str
+    try:
+        with quiet_optuna(), _sigterm_as_interrupt():
+            return _loop(study, objective, n_trials, timeout_s, label, reap, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+        if runner is not None:
+            runner.status = None
+
+
+def _loop(
+    study: optuna.Study,
+    objective: Objective,
+    n_trials: int,
+    timeout_s: float | None,
+    label: str,
+    reap: Callable[[], object],
+    bar: object | None,
+) -> StopReason:
+    """One trial at a time while the budget has room; see :func:`run_trials`."""
+    import optuna
+
+    started = time.monotonic()
+    attempts = 0
+    max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
+    while True:
+        reap()
+        complete, running = count_trials(study)
+        if bar is not None:
+            bar.n = min(complete, n_trials)  # type: ignore[attr-defined]
+            bar.refresh()  # type: ignore[attr-defined]
+        if complete >= n_trials:
+            return "done"
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            print(f"{label}: timeout after {timeout_s:g} s with {complete} complete")
+            return "timeout"
+        if attempts >= max_attempts:
+            print(
+                f"{label}: stopping after {attempts} attempts with only {complete} "
+                "complete trials; see the failed trials' fail_reason"
+            )
+            return "gave_up"
+        if complete + running >= n_trials:
+            # Others hold the rest of the budget: wait (reap() above frees the slot of a dead
+            # worker's trial).
+            time.sleep(POLL_S)
+            continue
+        attempts += 1
+        try:
+            study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+        except KeyboardInterrupt:
+            return "interrupted"
+        except optuna.exceptions.UpdateFinishedTrialError as exc:
+            # Another worker declared this worker's trial stale (its heartbeat was late, e.g.
+            # on an overloaded machine) and re-enqueued it; the retry re-runs it.
+            print(f"{label}: {exc} (declared stale elsewhere; its retry re-runs it)")
+
+
+def run_local(
+    study: optuna.Study,
+    runner: TrialRunner,
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+    settings: StorageSettings,
+    progress: bool,
+    label: str,
+) -> StopReason:
+    """Run trials in this process with heartbeats and stale-trial reaping; why it stopped."""
+    from studies.heartbeat import reap_stale_trials, with_journal_heartbeat
+
+    objective = with_journal_heartbeat(
+        study, make_objective(study, runner, n_trials=n_trials), settings.heartbeat_interval
+    )
+    return run_trials(
+        study,
+        objective,
+        n_trials=n_trials,
+        timeout_s=timeout_s,
+        progress=progress,
+        label=label,
+        reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
+        runner=runner,
+    )
+
+
+# ---------------------------------------------------------------------- local worker processes
+def _devices(n_workers: int) -> list[str | None]:
+    """One device per worker: GPUs round-robin when there are any, else the spec's own."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return [None] * n_workers
+    return [f"cuda:{i % count}" for i in range(n_workers)]
+
+
+def spawn_workers(
+    n_workers: int,
+    *,
+    study_name: str,
+    storage_url: str,
+    wandb_mode: str | None = None,
+    heartbeat_s: int | None = None,
+    grace_s: int | None = None,
+) -> list[int]:
+    """Start ``n_workers`` ``r3dnas worker`` processes on this machine and wait for them."""
+    procs = []
+    for device in _devices(n_workers):
+        cmd = [sys.executable, "-m", "studies.cli", "worker", "--study", study_name,
+               "--storage", storage_url, "--quiet"]  # fmt: skip
+        if device is not None:
+            cmd += ["--device", device]
+        if wandb_mode is not None:
+            cmd += ["--wandb", wandb_mode]
+        if heartbeat_s is not None:
+            cmd += ["--heartbeat", str(heartbeat_s)]
+        if grace_s is not None:
+            cmd += ["--grace", str(grace_s)]
+        procs.append(subprocess.Popen(cmd))
+    codes = []
+    try:
+        for proc in procs:
+            codes.append(proc.wait())
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+        raise
+    return codes
