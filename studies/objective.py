@@ -101,7 +101,7 @@ class TrialRunner:
         self.spec = spec
         self.tracker = tracker
         self.runs_dir = runs_dir
-        self.measure: Measure = measure or TrainingMeasure(spec, datasets=datasets)
+        self.measure: Measure = measure or _default_measure(spec, datasets)
         # NOTE: set by the run loop to show one quiet status line (trial, epoch, accuracy).
         self.status: Callable[[str], None] | None = None
 
@@ -238,7 +238,8 @@ class TrialRunner:
     ) -> tuple[float, ...]:
         """Obtain the metrics from :attr:`measure` and record them with the trial complete."""
         weights = None
-        if self.spec.keep_checkpoints != "none":
+        # NOTE: a tabular trial trains nothing, so it has no weights to keep.
+        if self.spec.keep_checkpoints != "none" and self.spec.study.table is None:
             from studies.checkpoints import checkpoint_relpath
 
             digest, signature = trial.user_attrs["digest"], trial.user_attrs["signature"]
@@ -328,3 +329,12 @@ def _finish(
         trial.set_user_attr("timings", timings)
     if run is not None:
         run.finish(state=state, summary={}, reason=reason if run_reason is None else run_reason)
+
+
+def _default_measure(spec: StudySpec, datasets: tuple[Dataset, Dataset] | None) -> Measure:
+    """Training, or a table lookup when the spec names a benchmark table (tabular mode)."""
+    if spec.study.table is not None:
+        from studies.tabular_mode import TableMeasure
+
+        return TableMeasure(spec)
+    return TrainingMeasure(spec, datasets=datasets)

@@ -111,6 +111,9 @@ class StudySection:
     enqueue_presets: tuple[str, ...] = ()
     n_startup_trials: int = 4
     pruner: str = "none"  # "median" | "none"; single-objective studies only (Optuna's rule)
+    # NOTE: tabular mode: trials read their measurements from this benchmark table (a CSV of
+    # r3dnas table export) instead of training; None trains for real.
+    table: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -251,7 +254,15 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
             f"[study] pruner {pruner!r} prunes on per-epoch accuracy; the objective must be top1 "
             f"or top5, got {objectives[0].name!r}"
         )
+    table_path = table.get("table")
+    if table_path is not None:
+        table_path = _typed("study", "table", table_path, str)
+        if not Path(table_path).is_file():
+            raise ConfigError(
+                f"[study] table: {table_path} does not exist (a CSV of r3dnas table export)"
+            )
     return StudySection(
+        table=table_path,
         pruner=pruner,
         name=_typed("study", "name", table.get("name", fallback_name), str),
         objectives=objectives,
@@ -436,7 +447,10 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
     from runners.accuracy import TrainConfig
     from runners.data import DataConfig
 
-    study = _parse_study(data["study"], fallback_name=Path(source).stem)
+    study_table = dict(data["study"])
+    if isinstance(study_table.get("table"), str) and not Path(study_table["table"]).is_absolute():
+        study_table["table"] = str(base_dir / study_table["table"])
+    study = _parse_study(study_table, fallback_name=Path(source).stem)
     space = _with_section("space", lambda d: _parse_space(d, base_dir), data.get("space", {}))
     data_table = dict(data.get("data", {"kind": "motion"}))
     for key in ("root", "train_list", "val_list"):
@@ -475,6 +489,10 @@ def _raw_with_resolved_paths(
     raw = {k: v for k, v in data.items()}
     if "data" in raw:
         raw["data"] = data_table
+    study = dict(raw.get("study", {}))
+    if isinstance(study.get("table"), str) and not Path(study["table"]).is_absolute():
+        study["table"] = str(base_dir / study["table"])
+        raw["study"] = study
     space = dict(raw.get("space", {}))
     for key, suffix in (("name", ".toml"), ("base", ".json")):
         value = space.get(key)

@@ -2,33 +2,39 @@
 
 Why: a search method is judged by running it many times over the same space; with a table of
 every architecture already trained (:mod:`runners.tabular`), a 100-trial study takes seconds.
-It must be the code users run, so only *how the numbers are obtained* changes: the trial is
-sampled, canonicalised, constrained, reported epoch by epoch (so pruners see the same curve a
-real run would have produced), recorded and stored exactly as a measured one. A simulated
-clock replaces the wall clock: each trial's ``train_s`` is the stored training time, scaled by
-the share of epochs it ran before a pruner stopped it.
+It must be the code users run, so only *how the numbers are obtained* changes:
+:class:`TableMeasure` is a :class:`~studies.measure.Measure` like the real one. The trial is
+sampled, canonicalised, constrained, reported epoch by epoch through the same hook (so pruners
+see the curve the real run produced), recorded and stored exactly as a measured one.
+
+A simulated clock replaces the wall clock: the trial's ``timings["train_s"]`` is the stored
+training time, scaled by the share of epochs it ran before a pruner stopped it, and
+``timings["simulated"] = 1`` says so.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from search_space.errors import TrialFailure
+from studies.measure import EpochHook, Infeasible, check_constraints
 
 if TYPE_CHECKING:
-    from runners.tabular import BenchmarkTable, TableRow
+    import optuna
 
-__all__ = ["TableMeasurement", "load_table", "measure_from_table"]
+    from runners.tabular import BenchmarkTable, TableRow
+    from search_space.config import ResNet3dConfig
+    from studies.spec import StudySpec
+
+__all__ = ["TableMeasure", "load_table"]
 
 _TABLES: dict[tuple[str, float], BenchmarkTable] = {}
 
 
 def load_table(path: str | Path) -> BenchmarkTable:
-    """The table at ``path``, read once per process (and again if the file changes)."""
+    """The table at ``path``, read once per process (and again when the file changes)."""
     from runners.tabular import BenchmarkTable
 
     resolved = Path(path).resolve()
@@ -38,60 +44,77 @@ def load_table(path: str | Path) -> BenchmarkTable:
     return _TABLES[key]
 
 
-@dataclass(frozen=True, slots=True)
-class TableMeasurement:
-    """What a trial records from its table row."""
+class TableMeasure:
+    """Measures a trial by looking its architecture and seed up in ``spec.study.table``."""
 
-    metrics: dict[str, float]
-    history: list[dict[str, float]]
-    train_s: float
-    row: TableRow
+    def __init__(self, spec: StudySpec) -> None:
+        if spec.study.table is None:
+            raise ValueError("TableMeasure needs a spec with [study] table")
+        self.spec = spec
+        self.table = load_table(spec.study.table)
 
+    def __call__(
+        self,
+        trial: optuna.Trial,
+        config: ResNet3dConfig,
+        *,
+        seed: int,
+        timings: dict[str, float],
+        on_epoch: EpochHook,
+        checkpoint: Path | None,
+    ) -> dict[str, float]:
+        """The row's metrics; its curve goes through ``on_epoch`` first (a pruner may stop it).
 
-def measure_from_table(
-    table: BenchmarkTable,
-    *,
-    digest: str,
-    seed: int,
-    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
-) -> TableMeasurement:
-    """The row of ``(digest, seed)`` as a finished training run.
+        Raises:
+            TrialFailure: The architecture (or that seed of it) is not in the table, or an
+                objective the table lacks (latency before its latency pass) is asked for.
+            Infeasible: A constraint is broken (checked before the curve, as training would).
+        """
+        row = self._row(config.digest(), seed)
+        metrics = {
+            "gflops": row.gflops,
+            "params": row.params,
+            "params_m": row.params_m,
+        }
+        if not math.isnan(row.latency_ms):
+            metrics["latency_ms"] = row.latency_ms
+        missing = [k for k in self.spec.objective_names if k not in metrics and "top" not in k]
+        if missing:
+            raise TrialFailure(
+                f"the table {self.table.source} has no {', '.join(missing)} for architecture "
+                f"{row.digest} (run r3dnas table latency before exporting it)"
+            )
+        violated = check_constraints(trial, self.spec.constraints, metrics)
+        if violated:
+            raise Infeasible("constraint violated before training: " + "; ".join(violated))
+        trial.set_user_attr("table_row", {"digest": row.digest, "seed": row.seed})
+        self._replay(trial, row, timings, on_epoch)
+        metrics["top1"] = row.top1
+        metrics["top5"] = row.top5
+        return metrics
 
-    Every epoch of the stored curve goes through ``on_epoch`` in order, as
-    ``train_and_evaluate`` would call it, so a pruner may stop the trial (its exception
-    propagates, after the simulated time of the epochs run is known to the caller through
-    the exception's ``simulated_train_s`` attribute).
+    def _row(self, digest: str, seed: int) -> TableRow:
+        row = self.table.lookup(digest, seed)
+        if row is None:
+            seeds = [s for s in self.table.seeds if self.table.lookup(digest, s) is not None]
+            where = f"only seeds {seeds}" if seeds else "no row at all"
+            raise TrialFailure(
+                f"architecture {digest} seed {seed} is not in the table {self.table.source} "
+                f"({where}; it covers {len(self.table.digests)} architectures)"
+            )
+        return row
 
-    Raises:
-        TrialFailure: The architecture (or that seed of it) is not in the table.
-    """
-    row = table.lookup(digest, seed)
-    if row is None:
-        seeds = [s for s in table.seeds if table.lookup(digest, s) is not None]
-        where = f"only seeds {seeds}" if seeds else "no row at all"
-        raise TrialFailure(
-            f"architecture {digest} seed {seed} is not in the table {table.source} "
-            f"({where}; the table covers {len(table.digests)} architectures)"
-        )
-    history: list[dict[str, float]] = []
-    epochs = max(row.epochs, 1)
-    for epoch, (top1, loss) in enumerate(zip(row.val_top1, row.train_loss, strict=True), 1):
-        entry = {"epoch": float(epoch), "val_top1": top1, "train_loss": loss}
-        history.append(entry)
-        if on_epoch is not None:
-            try:
-                on_epoch(epoch, dict(entry))
-            except BaseException as exc:
-                # NOTE: the simulated clock charges the epochs that ran before the stop.
-                exc.simulated_train_s = row.train_s * epoch / epochs  # type: ignore[attr-defined]
-                raise
-    metrics = {
-        "top1": row.top1,
-        "top5": row.top5,
-        "gflops": row.gflops,
-        "params": row.params,
-        "params_m": row.params_m,
-    }
-    if not math.isnan(row.latency_ms):
-        metrics["latency_ms"] = row.latency_ms
-    return TableMeasurement(metrics=metrics, history=history, train_s=row.train_s, row=row)
+    @staticmethod
+    def _replay(
+        trial: optuna.Trial, row: TableRow, timings: dict[str, float], on_epoch: EpochHook
+    ) -> None:
+        """Feed the stored curve epoch by epoch; charge the simulated clock for what ran."""
+        epochs = max(row.epochs, 1)
+        history: list[dict[str, float]] = []
+        timings["simulated"] = 1.0
+        for epoch, (top1, loss) in enumerate(zip(row.val_top1, row.train_loss, strict=True), 1):
+            entry = {"epoch": float(epoch), "train_loss": loss, "val_top1": top1}
+            history.append(entry)
+            timings["train_s"] = row.train_s * epoch / epochs
+            trial.set_user_attr("history", history)
+            on_epoch(epoch, dict(entry))

@@ -4,15 +4,21 @@ retrain a row (identical top-1 on CPU)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import os
 import tomllib
 from pathlib import Path
 
+import optuna
 import pytest
 
 from runners.tabular import COLUMNS, BenchmarkTable
 from search_space.errors import ConfigError
 from studies.cli import main
+from studies.launch import launch
+from studies.spec import StudySpec, load_spec
 from studies.toml_text import dumps_toml
 
 TINY_TABLE = """
@@ -65,24 +71,30 @@ mode = "disabled"
 """
 
 
-@pytest.fixture
-def built(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
-    monkeypatch.chdir(tmp_path)
-    spec = tmp_path / "tiny_table.toml"
-    spec.write_text(TINY_TABLE)
-    storage = f"sqlite:///{tmp_path / 'table.db'}"
-    assert main(["table", "build", str(spec), "--seeds", "2", "--storage", storage, "-q"]) == 0
-    return tmp_path, storage
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A tiny table built with 2 seeds, timed and exported once for this module's tests."""
+    folder = tmp_path_factory.mktemp("table")
+    previous = Path.cwd()
+    os.chdir(folder)
+    try:
+        spec = folder / "tiny_table.toml"
+        spec.write_text(TINY_TABLE)
+        storage = f"sqlite:///{folder / 'table.db'}"
+        study = ["--study", "tiny-table", "--storage", storage]
+        assert main(["table", "build", str(spec), "--seeds", "2", "--storage", storage,
+                     "-q"]) == 0  # fmt: skip
+        assert main(["table", "latency", *study, "--repeats", "3", "--warmup", "1",
+                     "--isolation", "none", "-q"]) == 0  # fmt: skip
+        out = folder / "tables" / "tiny.csv"
+        assert main(["table", "export", *study, "--out", str(out)]) == 0
+    finally:
+        os.chdir(previous)
+    return out, storage
 
 
-def test_build_latency_export_retrain(built: tuple[Path, str]) -> None:
-    folder, storage = built
-    study = ["--study", "tiny-table", "--storage", storage]
-    assert main(["table", "latency", *study, "--repeats", "3", "--warmup", "1",
-                 "--isolation", "none", "-q"]) == 0  # fmt: skip
-    out = folder / "tables" / "tiny.csv"
-    assert main(["table", "export", *study, "--out", str(out)]) == 0
-
+def test_build_latency_export_retrain(exported: tuple[Path, str]) -> None:
+    out, _ = exported
     table = BenchmarkTable.load(out)
     # 2 x 2 grid points, but with layer4 not inflated both styles build one network: 3 x 2 seeds
     assert len(table.digests) == 3 and table.seeds == (0, 1) and len(table) == 6
@@ -93,7 +105,7 @@ def test_build_latency_export_retrain(built: tuple[Path, str]) -> None:
         assert row.val_top1[-1] == row.top1
         assert 0 <= row.top1 <= 100 and row.gflops > 0 and row.train_s > 0
         assert math.isfinite(row.latency_ms) and row.latency_ms > 0 and row.latency_threads == 1
-        assert "torch" in row.versions
+        assert "torch" in row.versions and set(row.factors) == {"layer4.inflate", "inflate_style"}
     # the two seeds of one network are different runs
     first = table.digests[0]
     assert table.lookup(first, 0) != table.lookup(first, 1)
@@ -103,10 +115,66 @@ def test_build_latency_export_retrain(built: tuple[Path, str]) -> None:
     assert tomllib.loads(spec_text)["data"]["kind"] == "motion_events"
 
     # honesty: a row retrained from its stored config and seed gives the stored top-1
-    row = table.lookup(first, 1)
-    assert row is not None
     assert main(["table", "retrain", "--table", str(out), "--digest", first[:8],
                  "--seed", "1"]) == 0  # fmt: skip
+
+
+def _tabular_spec(table: Path, **study: object) -> StudySpec:
+    overrides = [f'study.table="{table}"', 'study.sampler="random"', "study.n_trials=6"]
+    overrides += [f"study.{k}={json.dumps(v)}" for k, v in study.items()]
+    return load_spec(table.with_suffix(".toml"), overrides=overrides)
+
+
+def test_tabular_mode_reads_the_table_through_the_study_machinery(
+    exported: tuple[Path, str], tmp_path: Path
+) -> None:
+    out, _ = exported
+    table = BenchmarkTable.load(out)
+    spec = _tabular_spec(out, objectives=["top1:max", "gflops:min", "latency_ms:min"])
+    url = f"sqlite:///{tmp_path / 'tabular.db'}"
+    result = launch(spec, storage=url, study_name="tabular", wandb_mode="disabled",
+                    progress=False, runs_dir=tmp_path, print_pareto=False)  # fmt: skip
+    assert result.completed == 6
+    study = optuna.load_study(study_name="tabular", storage=url)
+    for trial in study.trials:
+        row = table.lookup(trial.user_attrs["digest"], 0)
+        assert row is not None
+        assert trial.values == [row.top1, row.gflops, row.latency_ms]
+        if trial.user_attrs["state"] == "complete":  # measured here, not reused
+            assert [h["val_top1"] for h in trial.user_attrs["history"]] == list(row.val_top1)
+            assert trial.user_attrs["timings"]["train_s"] == row.train_s
+            assert trial.user_attrs["timings"]["simulated"] == 1.0
+            assert "checkpoint" not in trial.user_attrs  # nothing trained, nothing kept
+
+
+def test_tabular_mode_prunes_on_the_stored_curve_and_fails_missing_rows(
+    exported: tuple[Path, str], tmp_path: Path
+) -> None:
+    out, _ = exported
+    table = BenchmarkTable.load(out)
+    spec = _tabular_spec(out, objectives=["top1:max"], pruner="median", n_startup_trials=0)
+    url = f"sqlite:///{tmp_path / 'pruned.db'}"
+    launch(spec, storage=url, study_name="pruned", wandb_mode="disabled", progress=False,
+           runs_dir=tmp_path, print_pareto=False)  # fmt: skip
+    study = optuna.load_study(study_name="pruned", storage=url)
+    measured = [t for t in study.trials if t.user_attrs.get("state") in ("complete", "pruned")]
+    assert measured
+    for trial in measured:
+        row = table.lookup(trial.user_attrs["digest"], 0)
+        assert row is not None
+        curve = dict(enumerate(row.val_top1, 1))
+        # the pruner saw the stored curve, epoch by epoch (all of it, or up to where it stopped)
+        assert trial.intermediate_values == {e: curve[e] for e in trial.intermediate_values}
+        ran = max(trial.intermediate_values)
+        assert trial.user_attrs["timings"]["train_s"] == pytest.approx(row.train_s * ran / 2)
+
+    missing = dataclasses.replace(spec, train=spec.train.replace(seed=7))  # no row has seed 7
+    url = f"sqlite:///{tmp_path / 'missing.db'}"
+    launch(missing, storage=url, study_name="missing", wandb_mode="disabled", progress=False,
+           runs_dir=tmp_path, print_pareto=False, n_trials=1)  # fmt: skip
+    study = optuna.load_study(study_name="missing", storage=url)
+    reasons = {t.user_attrs.get("fail_reason", "") for t in study.trials}
+    assert any("seed 7 is not in the table" in r and "only seeds [0, 1]" in r for r in reasons)
 
 
 def test_table_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
