@@ -31,26 +31,19 @@ Clips are generated in chunks of :data:`CHUNK` with vectorised numpy and cached 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from runners.generated import CHUNK, SPLITS, GeneratedClips
 from runners.scene import displacements, fourier_shift, shape_masks, texture
-from search_space.errors import ConfigError
 
 __all__ = ["CHUNK", "SPLITS", "MotionDataset"]
 
-# NOTE: fixed, so that item i never depends on how many clips were asked for.
-CHUNK = 16
-SPLITS = ("train", "val", "test")
 _SPEED_JITTER = 0.2
 _NUM_SHAPES = 3
 _RADIUS_RANGE = (0.12, 0.2)  # shape half-size as a fraction of the resolution
 
 
-class MotionDataset(Dataset):
+class MotionDataset(GeneratedClips):
     """Clips of a panning textured scene with distractor shapes; the label is the pan direction.
 
     Items are ``(clip, label)``: ``clip`` a float32 tensor ``(3, clip_len, resolution,
@@ -72,70 +65,6 @@ class MotionDataset(Dataset):
             content jumps farther than a kernel reaches.
     """
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        num_clips: int,
-        clip_len: int,
-        resolution: int,
-        noise: float,
-        seed: int,
-        split: str = "train",
-        speed: float | None = None,
-    ) -> None:
-        _check_int("num_classes", num_classes, 2)
-        _check_int("num_clips", num_clips, 1)
-        _check_int("clip_len", clip_len, 2)
-        _check_int("resolution", resolution, 8)
-        _check_int("seed", seed, 0)
-        if isinstance(noise, bool) or not isinstance(noise, int | float) or not noise >= 0:
-            raise ConfigError(f"noise must be a number >= 0; got {noise!r}")
-        if not math.isfinite(noise):
-            raise ConfigError(f"noise must be finite; got {noise!r}")
-        if split not in SPLITS:
-            raise ConfigError(
-                f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}"
-            )
-        if speed is None:
-            speed = resolution / 16
-        if (
-            isinstance(speed, bool)
-            or not isinstance(speed, int | float)
-            or not 0 < speed < resolution
-        ):
-            raise ConfigError(
-                f"speed must be a number of pixels per frame in (0, resolution={resolution}); "
-                f"got {speed!r}"
-            )
-        self.num_classes = num_classes
-        self.num_clips = num_clips
-        self.clip_len = clip_len
-        self.resolution = resolution
-        self.noise = float(noise)
-        self.seed = seed
-        self.split = split
-        self.speed = float(speed)
-        self._chunks: dict[int, torch.Tensor] = {}
-
-    # ------------------------------------------------------------------ Dataset protocol
-    def __len__(self) -> int:
-        return self.num_clips
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if not -self.num_clips <= index < self.num_clips:
-            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
-        index %= self.num_clips
-        chunk, offset = divmod(index, CHUNK)
-        if chunk not in self._chunks:
-            self._chunks[chunk] = torch.from_numpy(self._generate_chunk(chunk))
-        # NOTE: a copy, so that an in-place transform downstream cannot corrupt the cache.
-        return self._chunks[chunk][offset].clone(), self.label(index)
-
-    def label(self, index: int) -> int:
-        """The label of item ``index``, without generating the clip."""
-        return index % self.num_classes
-
     @property
     def class_names(self) -> tuple[str, ...]:
         """One name per class: the pan direction in degrees, counter-clockwise from +x."""
@@ -143,19 +72,12 @@ class MotionDataset(Dataset):
             f"pan_{round(360 * k / self.num_classes):03d}deg" for k in range(self.num_classes)
         )
 
-    def materialize(self) -> MotionDataset:
-        """Generate and cache every clip now (e.g. before timing a training run)."""
-        for chunk in range(math.ceil(self.num_clips / CHUNK)):
-            if chunk not in self._chunks:
-                self._chunks[chunk] = torch.from_numpy(self._generate_chunk(chunk))
-        return self
-
     # ------------------------------------------------------------------ generation
     def _generate_chunk(self, chunk: int) -> np.ndarray:
         """Clips ``chunk * CHUNK ...`` (all CHUNK of them) as ``(CHUNK, 3, T, H, W)`` float32."""
         rng = np.random.default_rng([self.seed, SPLITS.index(self.split), chunk])
         n, t, size = CHUNK, self.clip_len, self.resolution
-        labels = np.arange(chunk * CHUNK, (chunk + 1) * CHUNK) % self.num_classes
+        labels = self._labels_of_chunk(chunk)
         # Per-clip nuisances, all independent of the label.
         background = texture(rng, (n, 3), size, exponent=1.5)
         speed = self.speed * rng.uniform(1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=n)
@@ -190,9 +112,3 @@ class MotionDataset(Dataset):
         clips -= clips.mean(axis=(3, 4), keepdims=True)
         clips /= clips.std(axis=(3, 4), keepdims=True) + 1e-6
         return clips
-
-
-# ---------------------------------------------------------------------- pure helpers
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}; got {value!r}")

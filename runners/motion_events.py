@@ -34,20 +34,14 @@ Guarantees (tested in ``tests/runners/test_motion_events.py``):
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from runners.generated import CHUNK, SPLITS, GeneratedClips
 from runners.scene import displacements, fourier_shift, shape_masks, texture
 from search_space.errors import ConfigError
 
 __all__ = ["DIRECTIONS", "PATTERNS", "MotionEventsDataset"]
 
-# NOTE: fixed, so that item i never depends on how many clips were asked for.
-CHUNK = 16
-SPLITS = ("train", "val", "test")
 DIRECTIONS = 4
 # pattern -> (pan velocity before the change, after it), in units of the clip's speed
 PATTERNS: dict[str, tuple[float, float]] = {
@@ -62,7 +56,7 @@ _NUM_SHAPES = 3
 _RADIUS_RANGE = (0.12, 0.2)
 
 
-class MotionEventsDataset(Dataset):
+class MotionEventsDataset(GeneratedClips):
     """Clips of a textured scene whose pan direction and pan pattern over time are the label.
 
     Items are ``(clip, label)``: ``clip`` a float32 tensor ``(3, clip_len, resolution,
@@ -81,74 +75,15 @@ class MotionEventsDataset(Dataset):
         speed: Pan speed in pixels per frame; ``None`` means ``resolution / 16``.
     """
 
-    def __init__(
-        self,
-        *,
-        num_classes: int,
-        num_clips: int,
-        clip_len: int,
-        resolution: int,
-        noise: float,
-        seed: int,
-        split: str = "train",
-        speed: float | None = None,
-    ) -> None:
+    MIN_CLIP_LEN = 4  # a change of pattern must fall inside the clip
+
+    def _check_classes(self, num_classes: int) -> None:
         allowed = tuple(DIRECTIONS * p for p in range(1, len(PATTERNS) + 1))
         if isinstance(num_classes, bool) or num_classes not in allowed:
             raise ConfigError(
                 f"num_classes must be one of {', '.join(map(str, allowed))} for the motion "
                 f"events task (4 directions x 1-4 patterns); got {num_classes!r}"
             )
-        _check_int("num_clips", num_clips, 1)
-        _check_int("clip_len", clip_len, 4)
-        _check_int("resolution", resolution, 8)
-        _check_int("seed", seed, 0)
-        if isinstance(noise, bool) or not isinstance(noise, int | float) or not noise >= 0:
-            raise ConfigError(f"noise must be a number >= 0; got {noise!r}")
-        if not math.isfinite(noise):
-            raise ConfigError(f"noise must be finite; got {noise!r}")
-        if split not in SPLITS:
-            raise ConfigError(
-                f"split must be one of {', '.join(map(repr, SPLITS))}; got {split!r}"
-            )
-        if speed is None:
-            speed = resolution / 16
-        if (
-            isinstance(speed, bool)
-            or not isinstance(speed, int | float)
-            or not 0 < speed < resolution
-        ):
-            raise ConfigError(
-                f"speed must be a number of pixels per frame in (0, resolution={resolution}); "
-                f"got {speed!r}"
-            )
-        self.num_classes = num_classes
-        self.num_clips = num_clips
-        self.clip_len = clip_len
-        self.resolution = resolution
-        self.noise = float(noise)
-        self.seed = seed
-        self.split = split
-        self.speed = float(speed)
-        self._chunks: dict[int, torch.Tensor] = {}
-
-    # ------------------------------------------------------------------ Dataset protocol
-    def __len__(self) -> int:
-        return self.num_clips
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if not -self.num_clips <= index < self.num_clips:
-            raise IndexError(f"index {index} out of range for {self.num_clips} clips")
-        index %= self.num_clips
-        chunk, offset = divmod(index, CHUNK)
-        if chunk not in self._chunks:
-            self._chunks[chunk] = torch.from_numpy(self._generate_chunk(chunk))
-        # NOTE: a copy, so that an in-place transform downstream cannot corrupt the cache.
-        return self._chunks[chunk][offset].clone(), self.label(index)
-
-    def label(self, index: int) -> int:
-        """The label of item ``index``, without generating the clip."""
-        return index % self.num_classes
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -156,19 +91,12 @@ class MotionEventsDataset(Dataset):
         patterns = tuple(PATTERNS)[: self.num_classes // DIRECTIONS]
         return tuple(f"{p}_{90 * d:03d}deg" for p in patterns for d in range(DIRECTIONS))
 
-    def materialize(self) -> MotionEventsDataset:
-        """Generate and cache every clip now (e.g. before timing a training run)."""
-        for chunk in range(math.ceil(self.num_clips / CHUNK)):
-            if chunk not in self._chunks:
-                self._chunks[chunk] = torch.from_numpy(self._generate_chunk(chunk))
-        return self
-
     # ------------------------------------------------------------------ generation
     def _generate_chunk(self, chunk: int) -> np.ndarray:
         """Clips ``chunk * CHUNK ...`` (all CHUNK of them) as ``(CHUNK, 3, T, H, W)`` float32."""
         rng = np.random.default_rng([self.seed, SPLITS.index(self.split), chunk, 0xE7])
         n, t, size = CHUNK, self.clip_len, self.resolution
-        labels = np.arange(chunk * CHUNK, (chunk + 1) * CHUNK) % self.num_classes
+        labels = self._labels_of_chunk(chunk)
         direction, pattern = labels % DIRECTIONS, labels // DIRECTIONS
         # Per-clip nuisances, all independent of the label.
         background = texture(rng, (n, 3), size, exponent=1.5)
@@ -225,8 +153,3 @@ def pan_displacements(
     angle = np.pi / 2 * direction
     # Image rows grow downwards, so "up" (90 degrees) is negative dy.
     return np.stack((-np.sin(angle)[:, None] * travelled, np.cos(angle)[:, None] * travelled), -1)
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}; got {value!r}")
