@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from probes import nearest_mean_accuracy
 
 from runners.motion import CHUNK, MotionDataset
 from search_space.errors import ConfigError
@@ -101,18 +102,6 @@ def _shift_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     )
 
 
-def _nearest_mean_accuracy(
-    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray
-) -> float:
-    """Accuracy (%) of a nearest-class-mean probe on standardised features."""
-    mu, sigma = train_x.mean(0), train_x.std(0) + 1e-9
-    train_x, val_x = (train_x - mu) / sigma, (val_x - mu) / sigma
-    classes = np.unique(train_y)
-    means = np.stack([train_x[train_y == c].mean(0) for c in classes])
-    predicted = classes[((val_x[:, None] - means[None]) ** 2).sum(-1).argmin(1)]
-    return 100.0 * float((predicted == val_y).mean())
-
-
 def _features(dataset: MotionDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     clips = np.stack([dataset[i][0].numpy() for i in range(len(dataset))])
     labels = np.array([dataset.label(i) for i in range(len(dataset))])
@@ -130,9 +119,9 @@ def test_single_frames_carry_no_label_information_but_frame_pairs_do() -> None:
     within_va, across_va, y_va = _features(val)
     chance = 100.0 / SMALL["num_classes"]
     # Positive control: the pan direction is plain to see across two frames.
-    assert _nearest_mean_accuracy(across_tr, y_tr, across_va, y_va) >= 80.0
+    assert nearest_mean_accuracy(across_tr, y_tr, across_va, y_va) >= 80.0
     # The same statistic within one frame is at chance (sd of the estimate ~2.4 points).
-    assert _nearest_mean_accuracy(within_tr, y_tr, within_va, y_va) <= chance + 10.0
+    assert nearest_mean_accuracy(within_tr, y_tr, within_va, y_va) <= chance + 10.0
     # And its class means agree within 4 standard errors.
     pooled = np.concatenate([within_tr, within_va])
     labels = np.concatenate([y_tr, y_va])

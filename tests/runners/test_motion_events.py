@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from probes import nearest_mean_accuracy
 
 from runners.data import DataConfig, build_datasets
 from runners.motion_events import CHUNK, PATTERNS, MotionEventsDataset, pan_displacements
@@ -115,18 +116,6 @@ def test_generated_kind_builds_through_the_data_config() -> None:
 
 
 # ---------------------------------------------------------------------- what the label needs
-def _nearest_mean_accuracy(
-    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray
-) -> float:
-    """Accuracy (%) of a nearest-class-mean probe on standardised features."""
-    mu, sigma = train_x.mean(0), train_x.std(0) + 1e-9
-    train_x, val_x = (train_x - mu) / sigma, (val_x - mu) / sigma
-    classes = np.unique(train_y)
-    means = np.stack([train_x[train_y == c].mean(0) for c in classes])
-    predicted = classes[((val_x[:, None] - means[None]) ** 2).sum(-1).argmin(1)]
-    return 100.0 * float((predicted == val_y).mean())
-
-
 def _pair_statistics(clips: np.ndarray) -> np.ndarray:
     """Per frame pair (t, t+1): correlation of frame t+1 with frame t shifted by each of the 8
     one-pixel offsets -> (N, T-1, 8): a local motion detector."""
@@ -149,12 +138,12 @@ def test_single_frames_carry_no_label_information_but_frame_pairs_do() -> None:
     # A frame against itself shifted: single-frame evidence only -> chance (6.25% for 16).
     within_tr = _pair_statistics(np.stack([train[:, :, 4], train[:, :, 4]], axis=2))[:, 0]
     within_va = _pair_statistics(np.stack([val[:, :, 4], val[:, :, 4]], axis=2))[:, 0]
-    assert _nearest_mean_accuracy(within_tr, y_tr, within_va, y_va) <= 6.25 + 6.0
+    assert nearest_mean_accuracy(within_tr, y_tr, within_va, y_va) <= 6.25 + 6.0
     # Positive control: the direction of the first frame pair is plain to see (all patterns
     # but 'start' move there).
     moving = y_tr // 4 != 3
     first_tr, first_va = _pair_statistics(train)[:, 0], _pair_statistics(val)[:, 0]
-    accuracy = _nearest_mean_accuracy(
+    accuracy = nearest_mean_accuracy(
         first_tr[moving], y_tr[moving] % 4, first_va[y_va // 4 != 3], y_va[y_va // 4 != 3] % 4
     )
     assert accuracy >= 80.0
@@ -167,7 +156,7 @@ def test_stop_and_start_differ_only_in_the_order_of_the_motion() -> None:
     pairs_tr, pairs_va = _pair_statistics(train), _pair_statistics(val)
     # direction 0, pattern stop (label 8) vs start (label 12)
     keep_tr, keep_va = np.isin(y_tr, (8, 12)), np.isin(y_va, (8, 12))
-    pooled = _nearest_mean_accuracy(
+    pooled = nearest_mean_accuracy(
         pairs_tr[keep_tr].mean(1), y_tr[keep_tr], pairs_va[keep_va].mean(1), y_va[keep_va]
     )
     half = pairs_tr.shape[1] // 2
@@ -175,7 +164,7 @@ def test_stop_and_start_differ_only_in_the_order_of_the_motion() -> None:
     def ordered(p: np.ndarray) -> np.ndarray:
         return np.concatenate([p[:, :half].mean(1), p[:, half:].mean(1)], axis=1)
 
-    in_order = _nearest_mean_accuracy(
+    in_order = nearest_mean_accuracy(
         ordered(pairs_tr[keep_tr]), y_tr[keep_tr], ordered(pairs_va[keep_va]), y_va[keep_va]
     )
     assert pooled <= 50.0 + 25.0  # 40 validation clips: chance +- 2.5 sd
