@@ -21,15 +21,14 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from types import FrameType
 from typing import TYPE_CHECKING, Literal
 
 from search_space.errors import TrialFailure
+from studies.interrupts import interrupt_requested, interrupts_as_keyboard_interrupt
 
 if TYPE_CHECKING:
     import optuna
@@ -206,25 +205,6 @@ def make_objective(
     return objective
 
 
-# ---------------------------------------------------------------------- signals
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C, so the running trial is marked and the loop ends."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 # ---------------------------------------------------------------------- the loop
 def run_trials(
     study: optuna.Study,
@@ -263,7 +243,7 @@ def run_trials(
         if runner is not None:
             runner.status = bar.set_postfix_str
     try:
-        with quiet_optuna(), _sigterm_as_interrupt():
+        with quiet_optuna(), interrupts_as_keyboard_interrupt():
             return _loop(study, objective, n_trials, timeout_s, label, reap, bar)
     finally:
         if bar is not None:
@@ -318,6 +298,8 @@ def _loop(
             # Another worker declared this worker's trial stale (its heartbeat was late, e.g.
             # on an overloaded machine) and re-enqueued it; the retry re-runs it.
             print(f"{label}: {exc} (declared stale elsewhere; its retry re-runs it)")
+        if interrupt_requested():  # a library swallowed it: stop after this trial anyway
+            return "interrupted"
 
 
 def run_local(

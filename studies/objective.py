@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_space.errors import R3dnasError, TrialFailure
 from search_space.space import InfeasibleConfig
+from studies.interrupts import raise_if_interrupted
 from studies.measure import EpochHook, Infeasible, Measure, TrainingMeasure, check_constraints
 
 if TYPE_CHECKING:
@@ -270,6 +271,7 @@ class TrialRunner:
         prune_on = f"val_{spec.objective_names[0]}" if spec.study.pruner != "none" else None
 
         def on_epoch(epoch: int, values: dict[str, Any]) -> None:
+            raise_if_interrupted()  # an interrupt a library swallowed ends the trial here
             if run is not None:
                 run.log_epoch(epoch, values)
             if self.status is not None:

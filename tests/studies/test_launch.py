@@ -219,7 +219,7 @@ def test_interrupt_then_resume(tmp_path: Path) -> None:
     url = _url(tmp_path, "resume")
     spec = tmp_path / "slow.toml"
     spec.write_text(
-        TINY.read_text().replace("epochs = 1", "epochs = 1000")
+        TINY.read_text().replace("epochs = 1", "epochs = 100000")
     )  # still running at SIGINT
     cmd = [sys.executable, "-c", "import sys; from studies.cli import main; sys.exit(main())",
            "launch", str(spec), "--study", "resume", "--storage", url, "--n-trials", "1",
