@@ -79,6 +79,9 @@ __all__ = [
 Shape5 = tuple[int, int, int, int, int]
 
 _TOP_KEYS = ("name", "description", "base", "input_shape", "dimensions")
+# Dimensions some networks do not read (mmaction2 ignores ``inflate_style`` when no Bottleneck
+# block is inflated): :meth:`SearchSpace.sample` suggests them only when they change the network.
+CONDITIONAL = ("inflate_style",)
 _SIZE_LIMIT = 1_000_000
 _LOG = logging.getLogger(__name__)
 
@@ -209,13 +212,36 @@ class SearchSpace:
         This is the only code that calls ``trial.suggest_*``. Raises :class:`InfeasibleConfig`
         (after the suggestions, so the trial holds the parameters) when the combination is
         invalid or too small for ``input_shape``.
+
+        The space is conditional: a :data:`CONDITIONAL` dimension is suggested only when its
+        values build different networks given the others (``inflate_style`` only when some
+        Bottleneck block is inflated), so a trial's parameters are those that shaped its
+        network and no sample is spent on a spelling of a network already proposed.
         """
         # NOTE: Optuna types the suggestion as any categorical; it is one of d.values, and
         # config_from_params checks that (type included) before using it.
         params = {
-            d.name: cast(Value, trial.suggest_categorical(d.name, d.values)) for d in self.choices
+            d.name: cast(Value, trial.suggest_categorical(d.name, d.values))
+            for d in self.choices
+            if d.name not in CONDITIONAL
         }
+        for d in self.choices:
+            if d.name in CONDITIONAL and self._shapes_network(d, params):
+                params[d.name] = cast(Value, trial.suggest_categorical(d.name, d.values))
         return self.config_from_params(params)
+
+    def _shapes_network(self, dim: Choice, params: Mapping[str, Value]) -> bool:
+        """Whether ``dim``'s values build different networks (canonical digests) given
+        ``params``; an invalid combination counts as different (it is suggested, then
+        reported infeasible as before)."""
+        digests = set()
+        fixed = self._fixed_values()
+        for value in dim.values:
+            try:
+                digests.add(self._build({**fixed, **params, dim.name: value}).digest())
+            except ConfigError:
+                return True
+        return len(digests) > 1
 
     def config_from_params(self, params: Mapping[str, Value]) -> ResNet3dConfig:
         """The config for a trial's parameters (or a grid row): the inverse of :meth:`sample`.

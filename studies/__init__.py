@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from studies.ablation import AblationResult, ablate, prepare_ablation
 from studies.export import export
+from studies.frames import trials
 from studies.heartbeat import reap_stale_trials
 from studies.launch import LaunchResult, launch, prepare_study
 from studies.loop import spawn_workers
@@ -16,6 +17,7 @@ from studies.pareto import format_pareto, hypervolume, pareto, plot_pareto, sele
 from studies.redact import redact, redact_url
 from studies.reproduce import ReproduceResult, ReproductionMismatch, reproduce
 from studies.spec import StudySpec, load_spec, spec_names
+from studies.storage import stored_spec
 from studies.tracking import StudyTracker, TrackingConfig, TrialRun
 from studies.wandb_offline import OfflineRun, find_offline_runs, read_offline_run
 from studies.workers import worker
@@ -50,5 +52,7 @@ __all__ = [
     "select_trial",
     "spawn_workers",
     "spec_names",
+    "stored_spec",
+    "trials",
     "worker",
 ]

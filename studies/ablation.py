@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
-from studies.loop import StopReason, exit_status
+from studies.loop import StopReason, exit_status, is_completed
 
 if TYPE_CHECKING:
     import optuna
@@ -315,7 +315,6 @@ def _run_workers(
     study: optuna.Study, workers: int, *, total: int, url: str, wandb_mode: str | None
 ) -> StopReason:
     """Run the grid in ``workers`` local ``r3dnas worker`` processes; why they stopped."""
-    from optuna.trial import TrialState
 
     from studies.loop import spawn_workers
 
@@ -325,19 +324,21 @@ def _run_workers(
         )
     except KeyboardInterrupt:
         return "interrupted"
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in study.get_trials(deepcopy=False) if is_completed(t)]
     if any(codes):
         print(f"worker exit codes: {', '.join(map(str, codes))}")
     return "done" if len(complete) >= total and not any(codes) else "gave_up"
 
 
 def _trial_table(study: optuna.Study) -> pd.DataFrame:
-    """One row per completed trial: its factors, seed, metrics and architecture."""
+    """One row per completed trial (reused ones too): its factors, seed, metrics and
+    architecture."""
     import pandas as pd
-    from optuna.trial import TrialState
 
     records = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+    for t in study.get_trials(deepcopy=False):
+        if not is_completed(t):
+            continue
         row = {
             "trial": t.number,
             **t.user_attrs.get("factors", {}),

@@ -73,7 +73,7 @@ def export(
     import json
 
     from studies.checkpoints import trial_checkpoint
-    from studies.pareto import select_trial
+    from studies.pareto import selected_trial
     from studies.storage import resolve_study
 
     if fmt not in EXPORT_FORMATS:
@@ -82,7 +82,7 @@ def export(
         raise ConfigError("--format checkpoint needs --out FILE (e.g. --out best.pth)")
     where = runs_dir if runs_dir is not None else "runs"
     study = resolve_study(study, storage=storage, runs_dir=where)
-    chosen = select_trial(study, trial=trial, pick=pick)
+    chosen = selected_trial(study, trial=trial, pick=pick)
     config = chosen.user_attrs["config"]
     if fmt == "checkpoint":
         import shutil

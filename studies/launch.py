@@ -178,8 +178,7 @@ def _result(
     *,
     wall_s: float,
 ) -> LaunchResult:
-    from optuna.trial import TrialState
-
+    from studies.loop import is_completed
     from studies.storage import display_url
 
     trials = study.get_trials(deepcopy=False)
@@ -188,7 +187,7 @@ def _result(
         study_name=study.study_name,
         storage=display_url(url),
         n_trials=budget,
-        completed=sum(t.state == TrialState.COMPLETE for t in trials),
+        completed=sum(is_completed(t) for t in trials),
         failed=sum(s == "failed" for s in states),
         infeasible=sum(s == "infeasible" for s in states),
         stopped=stopped,
@@ -216,6 +215,15 @@ def _report(
             "failed": result.failed,
             "infeasible": result.infeasible,
             "wall_s": result.wall_s,
+            "hypervolume": front.attrs["hypervolume"],
+            "reference_point": dict(
+                zip(front.attrs["objectives"], front.attrs["reference_point"], strict=True)
+            ),
         }
-        tracker.log_study(front.to_dict(orient="records"), summary=summary)
+        config = {
+            "spec": study.user_attrs.get("spec", {}),
+            "objectives": front.attrs["objectives"],
+            "directions": front.attrs["directions"],
+        }
+        tracker.log_study(front.to_dict(orient="records"), summary=summary, config=config)
     tracker.close()

@@ -6,7 +6,8 @@ start local worker processes with :func:`spawn_workers`); what a trial *measures
 
 Guarantees:
 
-* **Exact budget.** ``n_trials`` counts completed trials (measured or reused), across every
+* **Exact budget.** ``n_trials`` counts completed trials (measured or reused: a reused trial
+  ends PRUNED in Optuna's terms, see :func:`is_completed`), across every
   worker on the same storage: a worker starts a trial only while completed + running trials are
   below the budget, and a trial that loses a race to an earlier-numbered one stops before doing
   any work (recorded as ``over_budget``).
@@ -45,6 +46,7 @@ __all__ = [
     "check_data",
     "enqueue_presets",
     "exit_status",
+    "is_completed",
     "make_objective",
     "quiet_optuna",
     "requeue_interrupted",
@@ -100,13 +102,26 @@ def quiet_optuna() -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------- budget and queue
-def count_trials(study: optuna.Study) -> tuple[int, int]:
-    """``(completed, running)`` trials of the study."""
+def is_completed(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` counts toward ``n_trials``: COMPLETE, or a reused trial (recorded
+    PRUNED so that Optuna and optuna-dashboard see each network once; its ``state`` attribute
+    is ``reused`` and its metrics are those of the trial it reused)."""
     from optuna.trial import TrialState
 
-    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-    complete = sum(t.state == TrialState.COMPLETE for t in trials)
-    return complete, len(trials) - complete
+    return trial.state == TrialState.COMPLETE or (
+        trial.state == TrialState.PRUNED and trial.user_attrs.get("state") == "reused"
+    )
+
+
+def count_trials(study: optuna.Study) -> tuple[int, int]:
+    """``(completed, running)`` trials of the study (completed: :func:`is_completed`)."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    trials = study.get_trials(deepcopy=False, states=states)
+    complete = sum(is_completed(t) for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return complete, running
 
 
 def _within_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
@@ -119,9 +134,9 @@ def _within_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
     """
     from optuna.trial import TrialState
 
-    states = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
     taken = sum(
-        t.state == TrialState.COMPLETE or t.number < number
+        is_completed(t) or (t.state != TrialState.PRUNED and t.number < number)
         for t in study.get_trials(deepcopy=False, states=states)
         if t.number != number
     )
@@ -190,6 +205,7 @@ def make_objective(
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         if not _within_budget(study, trial.number, n_trials):
+            trial.set_user_attr("about", "over budget: other workers filled it")
             trial.set_user_attr("state", "over_budget")
             trial.set_user_attr("fail_reason", "over_budget: other workers filled the budget")
             raise TrialFailure("over_budget")

@@ -4,11 +4,26 @@
 replaceable step, a :class:`~studies.measure.Measure` (default: the real one,
 :class:`~studies.measure.TrainingMeasure`). Every trial records, as user attributes:
 
+* ``about``: one line a person reads first, the first attribute in optuna-dashboard and
+  ``trial.user_attrs`` (RDB storages list attributes by name, journals in the order written;
+  ``about`` comes first both ways): ``complete``, ``reused trial 3 (same network and
+  training)``, ``infeasible: gflops 3.1 > max 2``, ``failed: ...``, ``pruned at epoch 2: ...``;
 * ``state``: complete | reused | infeasible | failed | pruned (``fail_reason`` says why);
 * its identity: ``config`` (canonical ``ResNet3dConfig`` as a dict), ``digest`` (12 hex),
   ``arch`` (one readable line), ``seed``, ``signature`` (what else decides its metrics);
 * its metrics, ``timings`` (seconds per phase), ``versions``, ``device``, and ``checkpoint``
   (trained weights relative to the runs folder, see :mod:`studies.checkpoints`).
+
+A **reused** trial (the sampler proposed a network already measured with the same training)
+copies the earlier trial's metrics into its attributes and ends PRUNED in Optuna's terms: it
+measured nothing, and Optuna, its samplers and optuna-dashboard then see each network once, so
+the dashboard's Pareto front is ``r3dnas pareto``'s. The run loop counts it toward ``n_trials``
+like a completed trial (:func:`studies.loop.is_completed`).
+
+An **infeasible** trial (a broken budget, or a network too small for the input) fails with its
+constraint values where Optuna keeps them (``trial.set_constraint``; a network that cannot run
+gets ``input_shape = 1``) and, for optuna-dashboard 0.21, which reads only Optuna's older list
+form, as that list too.
 
 The Optuna storage is the source of truth, wandb only a mirror.
 """
@@ -38,13 +53,17 @@ if TYPE_CHECKING:
     from studies.tracking import StudyTracker, TrialRun
     from studies.tracking import TrialState as RunState
 
-__all__ = ["TrialRunner", "library_versions", "readable_architecture"]
+__all__ = ["SUMMARY_KEYS", "TrialRunner", "library_versions", "readable_architecture"]
 
 _log = logging.getLogger(__name__)
 
 # Attributes a reused trial copies from the earlier trial it reuses (besides the objectives).
 REUSED_ATTRS = ("gflops", "params", "params_m", "latency_ms", "top1", "top5", "amp",
                 "train_device", "skipped_videos", "latency_pred_ms", "latency_table")  # fmt: skip
+# The metrics every trial's wandb run summary holds (None when the trial has no such value), so
+# measured, reused and infeasible runs line up in one table.
+SUMMARY_KEYS = ("top1", "top5", "gflops", "params", "params_m", "latency_ms", "latency_p90_ms",
+                "throughput_clips_s", "latency_pred_ms")  # fmt: skip
 
 
 def readable_architecture(config: ResNet3dConfig) -> str:
@@ -139,6 +158,8 @@ class TrialRunner:
         seed = self.spec.train.seed if seed is None else seed
         timings: dict[str, float] = {}
         run: TrialRun | None = None
+        # NOTE: written first and named to sort first: the first attribute a person sees.
+        trial.set_user_attr("about", "running")
         # NOTE: lets an operator (and the crash-safety test) see which process runs a trial.
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
@@ -146,12 +167,16 @@ class TrialRunner:
             run = self._open_run(trial, timings)
             digest, signature = trial.user_attrs["digest"], trial.user_attrs["signature"]
             earlier = find_reusable(digest, signature) if find_reusable is not None else None
-            if earlier is not None:
-                return self._reuse(trial, earlier, timings, run)
-            return self._measure(trial, config, seed, timings, run)
+            if earlier is None:
+                return self._measure(trial, config, seed, timings, run)
+            self._reuse(trial, earlier, timings, run)
         except (InfeasibleConfig, TrialFailure) as exc:
             infeasible = isinstance(exc, InfeasibleConfig | Infeasible)
             state: RunState = "infeasible" if infeasible else "failed"
+            if isinstance(exc, InfeasibleConfig):
+                trial.set_constraint("input_shape", 1.0)  # NOTE: no network to measure at all
+            if infeasible:
+                _list_constraints(trial)
             _finish(trial, run, state, timings=timings, reason=str(exc))
             if isinstance(exc, TrialFailure):
                 raise
@@ -167,6 +192,8 @@ class TrialRunner:
             reason = "interrupted (Ctrl-C / SIGTERM)"
             _finish(trial, run, "failed", timings=None, reason=reason, run_reason="interrupted")
             raise
+        # NOTE: outside the try: this TrialPruned is the reuse, not a pruner's verdict.
+        raise TrialPruned(trial.user_attrs["about"])
 
     def _identify(
         self,
@@ -209,11 +236,11 @@ class TrialRunner:
         earlier: FrozenTrial,
         timings: dict[str, float],
         run: TrialRun | None,
-    ) -> tuple[float, ...]:
-        """Record the metrics of an earlier trial with the same digest and signature."""
+    ) -> None:
+        """Record the metrics of an earlier trial with the same digest and signature (the
+        caller then ends the trial PRUNED, see the module docstring)."""
         names = self.spec.objective_names
-        metrics = {k: earlier.user_attrs[k] for k in names}
-        for key in REUSED_ATTRS:
+        for key in (*names, *REUSED_ATTRS):
             if key in earlier.user_attrs:
                 trial.set_user_attr(key, earlier.user_attrs[key])
         check_constraints(trial, self.spec.constraints, dict(earlier.user_attrs))
@@ -223,11 +250,11 @@ class TrialRunner:
         weights = earlier.user_attrs.get("checkpoint")
         if weights:
             trial.set_user_attr("checkpoint", weights)
+        outcome = f"reused trial {earlier.number} (same network and training)"
+        trial.set_user_attr("about", outcome)
         if run is not None:
-            run.finish(state="reused", summary=metrics, reason=None)
-        values = tuple(float(metrics[k]) for k in names)
-        self._keep_front(trial, values, weights)
-        return values
+            summary = _summary(names, earlier.user_attrs) | {"reused_from": earlier.number}
+            run.finish(state="reused", summary=summary, reason=outcome)
 
     def _measure(
         self,
@@ -254,11 +281,13 @@ class TrialRunner:
         for key, value in metrics.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("state", "complete")
+        trial.set_user_attr("about", "complete")
         trial.set_user_attr("timings", timings)
         trial.set_user_attr("versions", library_versions())
         if run is not None:
             t = time.perf_counter()
-            run.finish(state="complete", summary=metrics, reason=None)
+            summary = _summary(self.spec.objective_names, metrics) | metrics
+            run.finish(state="complete", summary=summary, reason=None)
             timings["wandb_s"] = timings.get("wandb_s", 0.0) + time.perf_counter() - t
             trial.set_user_attr("timings", timings)
         values = tuple(float(metrics[k]) for k in self.spec.objective_names)
@@ -268,7 +297,11 @@ class TrialRunner:
     def _epoch_hook(self, trial: optuna.Trial, run: TrialRun | None) -> EpochHook:
         """After each epoch: log it, show it, and let the pruner stop the trial."""
         spec = self.spec
-        prune_on = f"val_{spec.objective_names[0]}" if spec.study.pruner != "none" else None
+        # NOTE: Optuna refuses trial.report in multi-objective studies (its issue #3450); a
+        # single-objective study reports every epoch, so the dashboard draws the curves.
+        single = len(spec.objective_names) == 1
+        report_on = f"val_{spec.objective_names[0]}" if single else None
+        prune = spec.study.pruner != "none"
 
         def on_epoch(epoch: int, values: dict[str, Any]) -> None:
             raise_if_interrupted()  # an interrupt a library swallowed ends the trial here
@@ -278,13 +311,13 @@ class TrialRunner:
                 accuracy = values.get("val_top1")
                 shown = "" if accuracy is None else f" val_top1 {accuracy:.1f}"
                 self.status(f"trial {trial.number} epoch {epoch}/{spec.train.epochs}{shown}")
-            if prune_on is not None and values.get(prune_on) is not None:
+            if report_on is not None and values.get(report_on) is not None:
                 import optuna
 
-                trial.report(float(values[prune_on]), epoch)
-                if trial.should_prune():
+                trial.report(float(values[report_on]), epoch)
+                if prune and trial.should_prune():
                     raise optuna.TrialPruned(
-                        f"pruned at epoch {epoch}: {prune_on} {values[prune_on]:.4g}"
+                        f"pruned at epoch {epoch}: {report_on} {values[report_on]:.4g}"
                     )
 
         return on_epoch
@@ -324,13 +357,45 @@ def _finish(
     reason: str,
     run_reason: str | None = None,
 ) -> None:
-    """Record a trial that did not complete: its state, why, and its wandb run."""
+    """Record a trial that did not complete: its state, why, and its wandb run (with the
+    summary keys of a measured trial, None where nothing was measured)."""
     trial.set_user_attr("state", state)
     trial.set_user_attr("fail_reason", reason)
+    trial.set_user_attr(
+        "about", _short(reason if reason.startswith(state) else f"{state}: {reason}")
+    )
     if timings is not None:
         trial.set_user_attr("timings", timings)
     if run is not None:
-        run.finish(state=state, summary={}, reason=reason if run_reason is None else run_reason)
+        names = tuple(trial.study.user_attrs.get("objectives", ()))
+        summary = _summary(names, trial.user_attrs)
+        run.finish(
+            state=state, summary=summary, reason=reason if run_reason is None else run_reason
+        )
+
+
+def _short(text: str, limit: int = 160) -> str:
+    """The first line of ``text``, cut to ``limit`` characters."""
+    line = text.splitlines()[0] if text else text
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _summary(objectives: tuple[str, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """The summary keys every trial's wandb run has: the objectives and :data:`SUMMARY_KEYS`."""
+    keys = dict.fromkeys((*objectives, *SUMMARY_KEYS))
+    return {k: values.get(k) for k in keys}
+
+
+def _list_constraints(trial: optuna.Trial) -> None:
+    """Also store the trial's constraint values as Optuna's older list (system attribute
+    ``constraints``), the only form optuna-dashboard 0.21 shows.
+
+    NOTE: Optuna has no public way to write a running trial's system attribute;
+    ``trial.storage`` is public, the trial id is not.
+    """
+    values = list(trial.constraints.values())
+    if values:
+        trial.storage.set_trial_system_attr(trial._trial_id, "constraints", values)
 
 
 def _default_measure(spec: StudySpec, datasets: tuple[Dataset, Dataset] | None) -> Measure:

@@ -36,6 +36,7 @@ __all__ = [
     "pareto",
     "plot_pareto",
     "select_trial",
+    "selected_trial",
 ]
 
 METRIC_COLUMNS = ("top1", "gflops", "params_m", "latency_ms", "throughput_clips_s")
@@ -280,6 +281,30 @@ def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> P
 
 # ---------------------------------------------------------------------- picking a trial
 def select_trial(
+    study: optuna.Study | str | None = None,
+    *,
+    storage: str | None = None,
+    trial: int | None = None,
+    pick: str | None = None,
+    runs_dir: str | Path = "runs",
+) -> pd.Series:
+    """The trial asked for by number, or picked from the front, as a row of
+    :func:`studies.trials` (the same columns; ``row["trial"]`` is its number).
+
+    The Python API has one shape: ``pareto()`` and ``trials()`` return rows, and so does this.
+    See :func:`selected_trial` for the rules.
+    """
+    import pandas as pd
+
+    from studies.frames import objective_names, trial_row
+    from studies.storage import resolve_study
+
+    study = resolve_study(study, storage=storage, runs_dir=runs_dir)
+    chosen = selected_trial(study, trial=trial, pick=pick)
+    return pd.Series(trial_row(chosen, objective_names(study)), name=chosen.number)
+
+
+def selected_trial(
     study: optuna.Study | str | None,
     *,
     storage: str | None = None,
@@ -287,7 +312,9 @@ def select_trial(
     pick: str | None = None,
     runs_dir: str | Path = "runs",
 ) -> FrozenTrial:
-    """The trial asked for by number, or picked from the Pareto front.
+    """The Optuna trial asked for by number, or picked from the Pareto front (for ``export``
+    and ``reproduce``, which read its attributes). A reused trial resolves to the trial whose
+    measurement (and weights) it reused.
 
     ``top1``: the highest top-1 among completed feasible trials; ``min-latency``: the lowest
     latency; ``knee``: the front trial closest (Euclidean, after scaling each objective to
@@ -305,6 +332,11 @@ def select_trial(
                 f"study {study.study_name!r} has no trial {trial} (trials 0..{len(numbers) - 1})"
             )
         chosen = numbers[trial]
+        if (
+            chosen.user_attrs.get("state") == "reused"
+            and chosen.user_attrs.get("reused_from") in numbers
+        ):
+            chosen = numbers[chosen.user_attrs["reused_from"]]
         if chosen.state != TrialState.COMPLETE or "config" not in chosen.user_attrs:
             reason = chosen.user_attrs.get("fail_reason", chosen.state.name.lower())
             raise ConfigError(f"trial {trial} did not complete ({reason}); pick a completed one")

@@ -72,12 +72,12 @@ def reproduce(
             was launched with).
     """
     from search_space.config import ResNet3dConfig
-    from studies.pareto import select_trial
+    from studies.pareto import selected_trial
     from studies.storage import resolve_study, study_spec
 
     where = runs_dir if runs_dir is not None else "runs"
     study = resolve_study(study, storage=storage, runs_dir=where)
-    chosen = select_trial(study, trial=trial, pick=pick)
+    chosen = selected_trial(study, trial=trial, pick=pick)
     spec = study_spec(study)
     config = ResNet3dConfig.from_dict(chosen.user_attrs["config"])
     if config.digest() != chosen.user_attrs.get("digest"):

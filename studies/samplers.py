@@ -21,12 +21,19 @@ def build_sampler(spec: StudySpec) -> BaseSampler:
 
     study = spec.study
     if study.sampler == "tpe":
-        return optuna.samplers.TPESampler(
-            seed=study.seed,
-            multivariate=True,
-            constant_liar=True,
-            n_startup_trials=study.n_startup_trials,
-        )
+        import warnings
+
+        with warnings.catch_warnings():
+            # NOTE: group=True ("experimental" since Optuna 2.8) keeps TPE multivariate over the
+            # conditional space (SearchSpace.sample suggests inflate_style only when it matters).
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(
+                seed=study.seed,
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+                n_startup_trials=study.n_startup_trials,
+            )
     if study.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=study.seed)
     if study.sampler == "gp":

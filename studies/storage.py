@@ -18,6 +18,7 @@ print :func:`display_url` instead of the URL.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ __all__ = [
     "StorageSettings",
     "display_url",
     "locate_study",
+    "name_objectives",
     "open_storage",
     "open_study",
     "resolve_storage_url",
@@ -45,6 +47,8 @@ __all__ = [
     "study_spec",
     "study_storage",
 ]
+
+_log = logging.getLogger(__name__)
 
 ENV_VAR = "R3DNAS_STORAGE"
 SCHEMES = ("sqlite", "postgresql", "journal")
@@ -156,7 +160,31 @@ def resolve_study(
     if isinstance(study, optuna.Study):
         return study
     name, url = locate_study(study, storage=storage, runs_dir=runs_dir)
-    return optuna.load_study(study_name=name, storage=open_storage(url))
+    loaded = optuna.load_study(study_name=name, storage=open_storage(url))
+    try:
+        name_objectives(loaded)
+    except Exception as exc:  # noqa: BLE001 - e.g. a read-only file: reading still works
+        _log.warning("could not name the objectives of study %r: %s", name, exc)
+    return loaded
+
+
+def name_objectives(study: optuna.Study) -> None:
+    """Give the study's objectives their names in Optuna (``study.metric_names``).
+
+    Why: optuna-dashboard labels its axes, and ``trials_dataframe()`` its columns, from
+    ``metric_names``; without them they read "0", "1" / ``values_0``. A study r3dnas made
+    records its objectives as a user attribute, so a study made before names were set gets
+    them when it is next opened. Studies r3dnas did not make are left alone.
+    """
+    import optuna
+
+    names = study.user_attrs.get("objectives")
+    if not names or study.metric_names == list(names):
+        return
+    with warnings.catch_warnings():
+        # NOTE: "experimental" since Optuna 3.2; it is what the dashboard and pandas read.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(names))
 
 
 def study_storage(study: optuna.Study) -> BaseStorage:
@@ -195,7 +223,8 @@ def open_study(
     """Create or load the study; a study with other objectives is an error, not a mix.
 
     A new study records its objectives and the spec (passwords redacted) as user attributes:
-    :func:`stored_spec` reads it back.
+    :func:`stored_spec` reads it back; its objectives are also Optuna's metric names
+    (:func:`name_objectives`).
     """
     import optuna
 
@@ -225,6 +254,7 @@ def open_study(
             f"study {study_name!r} records objectives {study.user_attrs['objectives']}, the spec "
             f"asks for {list(spec.objective_names)}; use another --study name"
         )
+    name_objectives(study)
     return study
 
 

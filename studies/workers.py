@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
-from studies.loop import StopReason, exit_status
+from studies.loop import StopReason, exit_status, is_completed
 
 if TYPE_CHECKING:
     from studies.spec import StudySpec
@@ -62,7 +62,6 @@ def worker(
             (default: the folder the study was launched with, for wandb; ``runs`` to find it).
     """
     import optuna
-    from optuna.trial import TrialState
 
     from studies.loop import check_data, quiet_optuna, run_local
     from studies.objective import TrialRunner
@@ -102,7 +101,7 @@ def worker(
         progress=progress, label=f"{study_name} worker {os.getpid()}",
     )  # fmt: skip
     tracker.close()
-    completed = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    completed = sum(is_completed(t) for t in study.get_trials(deepcopy=False))
     return WorkerResult(
         study_name=study_name, n_trials=int(budget), completed=completed, stopped=stopped
     )

@@ -95,10 +95,16 @@ def test_sample_uses_readable_parameter_names_and_builds_what_was_suggested() ->
         "conv1_kernel_t",
     )
     study = _study()
+    study.enqueue_trial({f"layer{i}.inflate": "none" for i in range(1, 5)})
+    uninflated = 0
     for _ in range(20):
         trial = study.ask()
         config = space.sample(trial)
-        assert set(trial.params) == set(space.param_names())
+        inflated = any(any(stage) for stage in config.inflate)
+        uninflated += not inflated
+        # the space is conditional: inflate_style is suggested only when it shapes the network
+        expected = set(space.param_names()) - (set() if inflated else {"inflate_style"})
+        assert set(trial.params) == expected
         assert all(
             isinstance(d, optuna.distributions.CategoricalDistribution)
             for d in trial.distributions.values()
@@ -108,12 +114,14 @@ def test_sample_uses_readable_parameter_names_and_builds_what_was_suggested() ->
                 config.inflate[i]
                 == ({"none": (0,), "all": (1,)}[trial.params[f"layer{i + 1}.inflate"]])
             )
-        assert config.inflate_style == trial.params["inflate_style"]
+        if inflated:
+            assert config.inflate_style == trial.params["inflate_style"]
         assert config.with_pool2 is trial.params["with_pool2"]
         assert config.conv1_kernel == (trial.params["conv1_kernel_t"], 7, 7)
         assert (config.base_channels, config.stage_blocks) == (8, (1, 1, 1, 1))
         assert space.config_from_params(trial.params) == config
         study.tell(trial, 0.0)
+    assert uninflated >= 1
 
 
 def test_no_sampled_config_is_invalid_for_the_input_shape() -> None:
