@@ -266,8 +266,14 @@ class TrialRunner:
 
     def _epoch_hook(self, trial: optuna.Trial, run: TrialRun | None) -> EpochHook:
         """After each epoch: log it, show it, and let the pruner stop the trial."""
+        from studies.pruning import build_stopper
+
         spec = self.spec
-        prune_on = f"val_{spec.objective_names[0]}" if spec.study.pruner != "none" else None
+        prune_on = f"val_{spec.objective_names[0]}" if spec.study.pruner == "median" else None
+        # NOTE: multi-objective early stopping (Optuna refuses trial.report there): the stopper
+        # reads the shared storage; the curve is the trial's own, as the measure recorded it.
+        stopper = build_stopper(spec)
+        curve: list[float] = []
 
         def on_epoch(epoch: int, values: dict[str, Any]) -> None:
             if run is not None:
@@ -284,6 +290,13 @@ class TrialRunner:
                     raise optuna.TrialPruned(
                         f"pruned at epoch {epoch}: {prune_on} {values[prune_on]:.4g}"
                     )
+            if stopper is not None and values.get("val_top1") is not None:
+                curve.append(float(values["val_top1"]))
+                reason = stopper(trial, epoch, curve)
+                if reason is not None:
+                    import optuna
+
+                    raise optuna.TrialPruned(reason)
 
         return on_epoch
 
