@@ -33,7 +33,9 @@ SAMPLERS = ("random", "tpe", "nsga2", "gp", "grid")
 CHECKPOINTS = (10, 25, 50, 100)
 
 
-def normalised_points(table: BenchmarkTable, objectives: tuple[str, ...]) -> dict[str, list[float]]:
+def normalised_points(
+    table: BenchmarkTable, objectives: tuple[str, ...]
+) -> dict[str, list[float]]:
     """digest -> objectives as minimisation values scaled to [0, 1] by the table's range."""
     means = table.mean_top1()
     raw: dict[str, list[float]] = {}

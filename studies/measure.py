@@ -14,7 +14,10 @@ so a latency budget also never trains an infeasible network.
 Another way to obtain metrics (e.g. a lookup in a benchmark table instead of training) is
 another :class:`Measure`: it returns the same metrics dict, feeds its per-epoch curve through
 ``on_epoch`` (which logs it and lets the pruner stop the trial), raises :class:`Infeasible` for
-a broken constraint (see :func:`check_constraints`) and ``TrialFailure`` for a failure.
+a broken constraint (see :func:`check_constraints`) and ``TrialFailure`` for a failure. Before
+the first epoch it records the costs it already knows as user attributes
+(:func:`record_known`), and before each ``on_epoch`` the curve so far (``history``): the
+multi-objective pruners (:mod:`studies.pruning`) read both from the shared storage.
 """
 
 from __future__ import annotations
@@ -36,7 +39,14 @@ if TYPE_CHECKING:
     from search_space.config import ResNet3dConfig
     from studies.spec import Constraints, StudySpec
 
-__all__ = ["EpochHook", "Infeasible", "Measure", "TrainingMeasure", "check_constraints"]
+__all__ = [
+    "EpochHook",
+    "Infeasible",
+    "Measure",
+    "TrainingMeasure",
+    "check_constraints",
+    "record_known",
+]
 
 # (epoch, that epoch's metrics such as val_top1) -> None; raises optuna.TrialPruned to stop.
 EpochHook = Callable[[int, dict[str, Any]], None]
@@ -89,6 +99,13 @@ def check_constraints(
     return violated
 
 
+def record_known(trial: optuna.Trial, metrics: dict[str, float]) -> None:
+    """Record the metrics known before training (costs) on the trial, so that a pruner deciding
+    in any worker sees them while the trial trains."""
+    for key, value in metrics.items():
+        trial.set_user_attr(key, value)
+
+
 class TrainingMeasure:
     """The real measurement of a study spec; datasets are built once and shared by all trials."""
 
@@ -128,10 +145,11 @@ class TrainingMeasure:
             metrics.update(self._predict_latency(trial, config, timings))
         if self._times_latency():
             metrics.update(self._time_latency(trial, config, timings))
+        record_known(trial, metrics)
         # NOTE: always trained, objective or not: every Pareto row shows top1.
         train_set, val_set = self.datasets()
         t = time.perf_counter()
-        result = self._train(config, seed, on_epoch, checkpoint)
+        result = self._train(config, seed, _recording(trial, on_epoch), checkpoint)
         timings["train_s"] = time.perf_counter() - t
         try:
             metrics.update(_record_training(trial, result, train_set, val_set))
@@ -263,6 +281,18 @@ class TrainingMeasure:
         )  # fmt: skip
         timings["flops_s"] = time.perf_counter() - t
         return {"gflops": flops.gflops, "params": float(flops.params)}
+
+
+def _recording(trial: optuna.Trial, on_epoch: EpochHook) -> EpochHook:
+    """``on_epoch`` after recording the curve so far as the trial's ``history``."""
+    history: list[dict[str, Any]] = []
+
+    def hook(epoch: int, values: dict[str, Any]) -> None:
+        history.append(dict(values))
+        trial.set_user_attr("history", history)
+        on_epoch(epoch, values)
+
+    return hook
 
 
 def _record_training(

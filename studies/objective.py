@@ -296,12 +296,18 @@ class TrialRunner:
 
     def _epoch_hook(self, trial: optuna.Trial, run: TrialRun | None) -> EpochHook:
         """After each epoch: log it, show it, and let the pruner stop the trial."""
+        from studies.pruning import build_stopper
+
         spec = self.spec
         # NOTE: Optuna refuses trial.report in multi-objective studies (its issue #3450); a
         # single-objective study reports every epoch, so the dashboard draws the curves.
         single = len(spec.objective_names) == 1
         report_on = f"val_{spec.objective_names[0]}" if single else None
-        prune = spec.study.pruner != "none"
+        prune = spec.study.pruner == "median"
+        # NOTE: multi-objective early stopping (Optuna refuses trial.report there): the stopper
+        # reads the shared storage; the curve is the trial's own, as the measure recorded it.
+        stopper = build_stopper(spec)
+        curve: list[float] = []
 
         def on_epoch(epoch: int, values: dict[str, Any]) -> None:
             raise_if_interrupted()  # an interrupt a library swallowed ends the trial here
@@ -319,6 +325,13 @@ class TrialRunner:
                     raise optuna.TrialPruned(
                         f"pruned at epoch {epoch}: {report_on} {values[report_on]:.4g}"
                     )
+            if stopper is not None and values.get("val_top1") is not None:
+                curve.append(float(values["val_top1"]))
+                reason = stopper(trial, epoch, curve)
+                if reason is not None:
+                    import optuna
+
+                    raise optuna.TrialPruned(reason)
 
         return on_epoch
 

@@ -65,7 +65,9 @@ OBJECTIVES: dict[str, Direction] = {
 # predicted (checked against max_latency_ms before anything is built) and measured.
 LATENCY_SOURCES = ("measured", "predicted", "both")
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
-PRUNERS = ("none", "median")
+PRUNERS = ("none", "median", "pareto", "moasha")
+# Metrics a measure knows before the first epoch: what "pareto" and "moasha" compare beside top1.
+COSTS_BEFORE_TRAINING = ("gflops", "params_m", "latency_ms", "throughput_clips_s")
 DEFAULT_SPEC = "cpu_default"
 
 
@@ -110,7 +112,10 @@ class StudySection:
     timeout_s: float | None = None
     enqueue_presets: tuple[str, ...] = ()
     n_startup_trials: int = 4
-    pruner: str = "none"  # "median" | "none"; single-objective studies only (Optuna's rule)
+    # "median": Optuna's, single-objective studies only; "pareto" (studies.pruning) and its
+    # baseline "moasha": multi-objective studies of top1 and costs known before training.
+    pruner: str = "none"
+    pruner_margin: float = 2.0  # top-1 points added to the "pareto" pruner's optimistic bound
     # NOTE: tabular mode: trials read their measurements from this benchmark table (a CSV of
     # r3dnas table export) instead of training; None trains for real.
     table: str | None = None
@@ -244,7 +249,9 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     pruner = table.get("pruner", "none")
     if pruner not in PRUNERS:
         raise ConfigError(f"[study] pruner must be one of {', '.join(PRUNERS)}; got {pruner!r}")
-    if pruner != "none" and len(objectives) > 1:
+    if pruner in ("pareto", "moasha"):
+        _check_multi_objective_pruner(pruner, names)
+    elif pruner != "none" and len(objectives) > 1:
         raise ConfigError(
             f"[study] pruner {pruner!r} needs a single objective (Optuna cannot prune "
             f"multi-objective trials); got {len(objectives)} objectives"
@@ -254,6 +261,9 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
             f"[study] pruner {pruner!r} prunes on per-epoch accuracy; the objective must be top1 "
             f"or top5, got {objectives[0].name!r}"
         )
+    margin = _typed("study", "pruner_margin", table.get("pruner_margin", 2.0), float)
+    if not 0 <= margin <= 100:
+        raise ConfigError(f"[study] pruner_margin must be top-1 points in [0, 100]; got {margin}")
     table_path = table.get("table")
     if table_path is not None:
         table_path = _typed("study", "table", table_path, str)
@@ -264,6 +274,7 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     return StudySection(
         table=table_path,
         pruner=pruner,
+        pruner_margin=margin,
         name=_typed("study", "name", table.get("name", fallback_name), str),
         objectives=objectives,
         sampler=sampler,
@@ -275,6 +286,22 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
             "study", "n_startup_trials", table.get("n_startup_trials", 4), int
         ),
     )
+
+
+def _check_multi_objective_pruner(pruner: str, names: list[str]) -> None:
+    """``pareto`` / ``moasha`` compare a per-epoch top1 beside costs known before training."""
+    costs = [n for n in names if n != "top1"]
+    if "top1" not in names or not costs:
+        raise ConfigError(
+            f"[study] pruner {pruner!r} needs top1 and at least one cost among the objectives "
+            f'(e.g. ["top1:max", "gflops:min"]); got {names}'
+        )
+    late = [n for n in costs if n not in COSTS_BEFORE_TRAINING]
+    if late:
+        raise ConfigError(
+            f"[study] pruner {pruner!r}: every objective besides top1 must be known before "
+            f"training ({', '.join(COSTS_BEFORE_TRAINING)}); got {', '.join(late)}"
+        )
 
 
 def _parse_measure(

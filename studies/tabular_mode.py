@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import TrialFailure
-from studies.measure import EpochHook, Infeasible, check_constraints
+from studies.measure import EpochHook, Infeasible, check_constraints, record_known
 
 if TYPE_CHECKING:
     import optuna
@@ -88,6 +88,7 @@ class TableMeasure:
         if violated:
             raise Infeasible("constraint violated before training: " + "; ".join(violated))
         trial.set_user_attr("table_row", {"digest": row.digest, "seed": row.seed})
+        record_known(trial, metrics)
         self._replay(trial, row, timings, on_epoch)
         metrics["top1"] = row.top1
         metrics["top5"] = row.top5
