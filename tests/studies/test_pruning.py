@@ -15,6 +15,7 @@ from runners.tabular import BenchmarkTable, TableRow
 from search_space.cost import cost
 from search_space.errors import ConfigError
 from studies.launch import launch
+from studies.loop import is_completed
 from studies.pareto import pareto
 from studies.pruning import (
     moasha_rule,
@@ -229,9 +230,12 @@ def test_pareto_pruner_in_a_tabular_study(table: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'prune.db'}"
     study = _launch(_spec(table), url, tmp_path)
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    # the budget counts measured and reused trials (reused ones are recorded PRUNED, see
+    # studies.loop.is_completed); pruned here means stopped by the pruner
+    complete = [t for t in trials if is_completed(t)]
+    pruned = [t for t in trials if t.user_attrs.get("state") == "pruned"]
     assert len(complete) == 8 and pruned, [t.user_attrs.get("state") for t in trials]
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in pruned)
     rows = BenchmarkTable.load(table)
     for t in pruned:
         attrs = t.user_attrs
@@ -251,7 +255,9 @@ def test_pareto_pruner_in_a_tabular_study(table: Path, tmp_path: Path) -> None:
         assert other.user_attrs["gflops"] <= row.gflops
     # the front holds complete trials only
     front = pareto(study)
-    assert set(front["trial"]) <= {t.number for t in complete}
+    assert set(front["trial"]) <= {
+        t.number for t in complete if t.user_attrs["state"] == "complete"
+    }
 
     # a pruned architecture sampled again is measured again, never reused
     again = pruned[0]
@@ -269,7 +275,7 @@ def test_pareto_pruner_in_a_tabular_study(table: Path, tmp_path: Path) -> None:
 def test_moasha_baseline_in_a_tabular_study(table: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'moasha.db'}"
     study = _launch(_spec(table, pruner="moasha"), url, tmp_path)
-    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    pruned = [t for t in study.trials if t.user_attrs.get("state") == "pruned"]
     assert pruned
     for t in pruned:
         epoch = len(t.user_attrs["history"])
@@ -283,8 +289,8 @@ def test_pareto_pruner_with_two_worker_processes(table: Path, tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'workers.db'}"
     study = _launch(_spec(table), url, tmp_path, workers=2)
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in trials if is_completed(t)]
+    pruned = [t for t in trials if t.user_attrs.get("state") == "pruned"]
     assert len(complete) == 8 and pruned
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     for t in pruned:
