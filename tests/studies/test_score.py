@@ -4,13 +4,14 @@ the score-guided candidate selection."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import pytest
 
 from search_space.errors import ConfigError
 from studies.cli import main
-from studies.score import enumerate_architectures, guided_picks, score_space
+from studies.score import enumerate_architectures, guided_picks, score_batch, score_space
 from studies.spec import load_spec
 
 TINY = Path(__file__).parent / "specs" / "tiny.toml"
@@ -95,3 +96,27 @@ def test_guided_picks_reject_bad_arguments() -> None:
         guided_picks(CANDIDATES, score=SCORE, n=1, pool=0, seed=0)
     with pytest.raises(ConfigError, match="no value for 1 candidate"):
         guided_picks([*CANDIDATES, "zz"], score=SCORE, n=1, pool=2, seed=0)
+
+
+def test_on_real_videos_the_batch_is_the_studys_own_data(tmp_path: Path) -> None:
+    from videos import encode_video
+
+    for split in ("train", "val"):
+        for label in ("left", "right"):
+            for i in range(2):
+                encode_video(tmp_path / "videos" / split / label / f"{i}.mp4", 12)
+    text = (
+        TINY.read_text()
+        .replace('kind = "motion"', 'kind = "class_folders"\nroot = "videos"')
+        .replace("num_train_clips = 16\nnum_val_clips = 8\n", "")
+        .replace("noise = 0.1\n", "")
+    )
+    spec_path = tmp_path / "videos.toml"
+    spec_path.write_text(text)
+    spec = load_spec(str(spec_path))
+    clips, labels = score_batch(spec, batch_size=4)
+    assert tuple(clips.shape) == (4, 3, 4, 32, 32)
+    assert sorted(labels.tolist()) == [0, 0, 1, 1]  # every training video, each with its label
+    result = score_space(spec, scores="snip,st_entropy", sample=2, batch_size=4, progress=False)
+    assert len(result.rows) == 2
+    assert all(math.isfinite(v) for r in result.rows for v in r.scores.values())
