@@ -2,8 +2,8 @@
 
     python benchmarks/bench_scores.py --table bench_table.csv --scores scores.csv
 
-``--scores`` is the CSV ``r3dnas score SPEC --out scores.csv`` writes (every architecture of
-the table's space); without it the scores of the table's architectures are computed here
+``--scores`` is a CSV that ``r3dnas score SPEC --out scores.csv`` writes (every architecture
+of the table's space; repeat the option to merge files of different scores); without it the scores of the table's architectures are computed here
 (``--spec``'s batch and seed, one thread; about 0.6 s per network).
 
 1. **Ranking** (issue #13): Spearman and Kendall tau-b of every score, and of the baselines
@@ -198,7 +198,9 @@ def search(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", required=True, help="benchmark table CSV")
-    parser.add_argument("--scores", help="r3dnas score --out CSV (default: compute here)")
+    parser.add_argument(
+        "--scores", action="append", help="r3dnas score --out CSV (repeat; default: compute)"
+    )
     parser.add_argument("--spec", default="bench_table", help="spec for computing scores")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--reps", type=int, default=20, help="search repetitions (20)")
@@ -208,7 +210,13 @@ def main() -> int:
 
     table = BenchmarkTable.load(args.table)
     if args.scores:
-        names, scores = load_scores(Path(args.scores))
+        names, scores = [], {}
+        for path in args.scores:
+            more, values = load_scores(Path(path))
+            names += [n for n in more if n not in names]
+            for digest, row in values.items():
+                scores.setdefault(digest, {}).update(row)
+        scores = {d: row for d, row in scores.items() if all(n in row for n in names)}
     else:
         names, scores = compute_scores(table, args.spec)
     means = table.mean_top1()

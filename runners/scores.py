@@ -39,6 +39,7 @@ __all__ = [
     "snip",
     "st_entropy",
     "synflow",
+    "temporal_order",
     "zico",
 ]
 
@@ -261,12 +262,39 @@ def st_entropy(model: nn.Module, batch: Batch) -> float:
     return total
 
 
+def temporal_order(model: nn.Module, batch: Batch) -> float:
+    """How much the network's features depend on the order of frames: the mean cosine distance
+    between the backbone's globally pooled features (what the head sees) for each clip and
+    for the same clip played backwards.
+
+    This project's own score (no published source): in a video task whose labels depend on
+    the order of events (``motion_events``: a pan that reverses or stops), a network must
+    tell a clip from its reversal, and at initialisation only its temporal kernels, strides
+    and pools can. A network without any temporal mixing scores 0. Eval mode, so batch norm
+    is the identity and the comparison is per clip.
+    """
+    clips, _ = batch
+    clone = _copy(model, train=False)
+    backbone = getattr(clone, "backbone", None)
+    if backbone is None:
+        raise ConfigError("temporal_order: the model has no .backbone (a Recognizer3D)")
+    with torch.no_grad():
+        forward = backbone(clips)
+        backward = backbone(clips.flip(2))  # (N, C, T, H, W): time reversed
+    if isinstance(forward, tuple):
+        forward, backward = forward[-1], backward[-1]
+    pooled = [f.double().flatten(2).mean(dim=2) for f in (forward, backward)]  # (N, C)
+    cosine = F.cosine_similarity(pooled[0], pooled[1])
+    return float((1 - cosine).mean())
+
+
 SCORES: dict[str, ScoreFn] = {
     "grad_norm": grad_norm,
     "naswot": naswot,
     "snip": snip,
     "st_entropy": st_entropy,
     "synflow": synflow,
+    "temporal_order": temporal_order,
     "zico": zico,
 }
 

@@ -20,6 +20,7 @@ from runners.scores import (
     parse_score_names,
     snip,
     synflow,
+    temporal_order,
     zico,
 )
 from search_space import ResNet3dConfig
@@ -130,3 +131,12 @@ def test_zico_needs_two_parts(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
     model = build_scoring_model(TINY, num_classes=3, seed=0)
     with pytest.raises(ConfigError, match="splits"):
         zico(model, batch, splits=1)
+
+
+def test_temporal_order_is_zero_without_temporal_mixing(
+    batch: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    frame_wise = TINY.replace(inflate=0, conv1_kernel=(1, 7, 7), with_pool2=False)
+    flat = temporal_order(build_scoring_model(frame_wise, num_classes=3, seed=0), batch)
+    assert flat == pytest.approx(0.0, abs=1e-9)
+    assert temporal_order(build_scoring_model(TINY, num_classes=3, seed=0), batch) > 1e-6

@@ -40,7 +40,9 @@ def test_an_unknown_score_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixt
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and captured.out == ""
-    assert "grad_norm, naswot, snip, st_entropy, synflow, zico; got 'bogus'" in err[0]
+    assert (
+        "grad_norm, naswot, snip, st_entropy, synflow, temporal_order, zico; got 'bogus'" in err[0]
+    )
 
 
 def test_python_api_samples_and_is_reproducible() -> None:
