@@ -3,8 +3,9 @@
     python benchmarks/bench_scores.py --table bench_table.csv --scores scores.csv
 
 ``--scores`` is a CSV that ``r3dnas score SPEC --out scores.csv`` writes (every architecture
-of the table's space; repeat the option to merge files of different scores); without it the scores of the table's architectures are computed here
-(``--spec``'s batch and seed, one thread; about 0.6 s per network).
+of the table's space; repeat the option to merge files of different scores); without it the
+scores of the table's architectures are computed here (``--spec``'s batch and seed, one
+thread; about 0.6 s per network). Exit 1 when fewer than 10 table architectures have scores.
 
 1. **Ranking** (issue #13): Spearman and Kendall tau-b of every score, and of the baselines
    params and GFLOPs, against mean top-1 over all architectures of the table, each with a
@@ -41,6 +42,7 @@ from studies.pareto import hypervolume  # noqa: E402
 from studies.score import guided_picks  # noqa: E402
 
 BASELINES = ("params", "gflops")
+MIN_ARCHITECTURES = 10
 
 
 def load_scores(path: Path) -> tuple[list[str], dict[str, dict[str, float]]]:
@@ -224,6 +226,10 @@ def main() -> int:
     if len(digests) < len(means):
         print(f"note: {len(means) - len(digests)} table architectures have no score",
               file=sys.stderr)  # fmt: skip
+    if len(digests) < MIN_ARCHITECTURES:
+        print(f"bench_scores: only {len(digests)} scored architectures in {args.table}; "
+              f"need at least {MIN_ARCHITECTURES}", file=sys.stderr)  # fmt: skip
+        return 1
     first = {}
     for row in table.rows:
         first.setdefault(row.digest, row)
@@ -246,7 +252,12 @@ def main() -> int:
         size = stats.spearmanr(_finite(features[name]), features["gflops"]).statistic
         print(f"| {label} | {c['rho']:.3f} [{c['rho_lo']:.3f}, {c['rho_hi']:.3f}] | "
               f"{c['tau']:.3f} [{c['tau_lo']:.3f}, {c['tau_hi']:.3f}] | {size:.3f} |")  # fmt: skip
-    for c in combination(features, y, n_boot=args.bootstrap, seed=args.seed):
+    if len(y) // 2 < len(features) + 2:
+        print(f"| combination: skipped, {len(y) // 2} architectures per half for "
+              f"{len(features)} weights | | | |")  # fmt: skip
+    for c in combination(features, y, n_boot=args.bootstrap, seed=args.seed)[
+        : 2 if len(y) // 2 >= len(features) + 2 else 0
+    ]:
         print(f"| combination, fit on {c['fit']} / reported on {c['test']} | {c['rho']:.3f} "
               f"[{c['rho_lo']:.3f}, {c['rho_hi']:.3f}] | {c['tau']:.3f} "
               f"[{c['tau_lo']:.3f}, {c['tau_hi']:.3f}] | |")  # fmt: skip
@@ -260,6 +271,8 @@ def main() -> int:
     guides = {n: {d: float(_finite(features[n])[i]) for i, d in enumerate(digests)}
               for n in [*names, "params"]}  # fmt: skip
     rows, objectives = search(table, digests, guides, pools=pools, reps=args.reps)
+    if len(digests) <= 50:
+        print(f"note: {len(digests)} architectures: 50 trials see every one (HV@50 = 1)\n")
     print(f"## Guided vs random search over the table: {len(digests)} architectures, "
           f"{args.reps} repetitions, objectives {', '.join(objectives)}\n")  # fmt: skip
     print("| guide | pool | HV@25 mean (sd) | minus random [95% CI] | wins | "
