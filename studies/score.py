@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ScoreResult",
     "ScoredArchitecture",
+    "enqueue_guided",
     "enumerate_architectures",
     "guided_picks",
     "score_batch",
@@ -45,10 +46,15 @@ _ENUMERATION_LIMIT = 100_000
 
 @dataclass(frozen=True, slots=True)
 class ScoredArchitecture:
-    """One architecture with its cost (backbone, the space's input shape) and its scores."""
+    """One architecture with its cost (backbone, the space's input shape) and its scores.
+
+    ``factors`` are the space's parameters that build it (the first grid point that does):
+    what ``study.enqueue_trial`` takes.
+    """
 
     digest: str
     arch: str
+    factors: dict[str, Any]
     config: dict[str, Any]
     params: int
     gflops: float
@@ -117,18 +123,18 @@ class ScoreResult:
 
     def write_csv(self, path: str | Path) -> Path:
         """One row per architecture: digest, arch, params, gflops, seconds, a column per score,
-        and the config as JSON."""
+        the config and the factors as JSON."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["digest", "arch", "params", "gflops", "seconds",
-                             *self.score_names, "config"])  # fmt: skip
+                             *self.score_names, "config", "factors"])  # fmt: skip
             for row in self.rows:
                 writer.writerow([
                     row.digest, row.arch, row.params, repr(row.gflops), f"{row.seconds:.4f}",
                     *(repr(row.scores[n]) for n in self.score_names),
-                    json.dumps(row.config, sort_keys=True),
+                    json.dumps(row.config, sort_keys=True), json.dumps(row.factors),
                 ])  # fmt: skip
         return path
 
@@ -148,9 +154,10 @@ def _ranks(values: Sequence[float]) -> list[int]:
 
 def enumerate_architectures(
     space: SearchSpace, *, sample: int | None = None, seed: int = 0
-) -> tuple[list[ResNet3dConfig], int]:
-    """Distinct feasible architectures of ``space`` (first grid point of each digest) and
-    how many the space has; with ``sample``, a seeded uniform sample of that many of them.
+) -> tuple[list[tuple[dict[str, Any], ResNet3dConfig]], int]:
+    """``(factors, config)`` of the distinct feasible architectures of ``space`` (the first
+    grid point of each digest) and how many the space has; with ``sample``, a seeded uniform
+    sample of that many of them.
 
     A space with more than 100,000 combinations is not enumerated: it needs ``sample``, and
     is then sampled by random parameters (its total is reported as -1, unknown).
@@ -165,25 +172,26 @@ def enumerate_architectures(
                 f"the space has {combinations} combinations, too many to score them all; "
                 "pass --sample N"
             )
-        found: dict[str, ResNet3dConfig] = {}
+        found: dict[str, tuple[dict[str, Any], ResNet3dConfig]] = {}
         for _ in range(sample * 50):
             params = {d.name: rng.choice(d.values) for d in space.choices}
             try:
                 config = space.config_from_params(params)
             except InfeasibleConfig:
                 continue
-            found.setdefault(config.digest(), config)
+            found.setdefault(config.digest(), (params, config))
             if len(found) == sample:
                 break
         return list(found.values()), -1
     names = space.param_names()
-    distinct: dict[str, ResNet3dConfig] = {}
+    distinct: dict[str, tuple[dict[str, Any], ResNet3dConfig]] = {}
     for row in itertools.product(*(d.values for d in space.choices)):
+        params = dict(zip(names, row, strict=True))
         try:
-            config = space.config_from_params(dict(zip(names, row, strict=True)))
+            config = space.config_from_params(params)
         except InfeasibleConfig:
             continue
-        distinct.setdefault(config.digest(), config)
+        distinct.setdefault(config.digest(), (params, config))
     configs = list(distinct.values())
     total = len(configs)
     if sample is not None and sample < total:
@@ -244,7 +252,7 @@ def score_space(
         torch.set_num_threads(threads)
     rows: list[ScoredArchitecture] = []
     try:
-        for config in tqdm(configs, desc="score", unit="net", disable=not progress):
+        for factors, config in tqdm(configs, desc="score", unit="net", disable=not progress):
             t = time.perf_counter()
             model = build_scoring_model(config, num_classes=spec.data.num_classes, seed=seed)
             values = {name: fn(model, batch) for name, fn in functions.items()}
@@ -253,6 +261,7 @@ def score_space(
                 ScoredArchitecture(
                     digest=config.digest(),
                     arch=readable_architecture(config),
+                    factors=factors,
                     config=config.to_dict(),
                     params=analytic.params,
                     gflops=analytic.gflops,
@@ -326,3 +335,34 @@ def guided_picks(
         if evaluate is not None:
             evaluate(choice)
     return picks
+
+
+def enqueue_guided(
+    study: Any,
+    result: ScoreResult,
+    *,
+    score: str,
+    n: int,
+    pool: int,
+    seed: int,
+    costs: Sequence[str] = ("gflops",),
+) -> list[ScoredArchitecture]:
+    """Enqueue ``n`` score-guided picks (:func:`guided_picks`) of ``result`` into an Optuna
+    ``study``: its next ``n`` trials train them, whatever its sampler (the picks' factors go
+    to ``study.enqueue_trial``). ``costs`` are attributes of the rows, minimised."""
+    if score not in result.score_names:
+        raise ConfigError(
+            f"score: {score!r} was not computed; computed: {', '.join(result.score_names)}"
+        )
+    rows = {row.digest: row for row in result.rows}
+    picks = guided_picks(
+        list(rows),
+        score={d: r.scores[score] for d, r in rows.items()},
+        costs={d: [float(getattr(r, c)) for c in costs] for d, r in rows.items()},
+        n=n,
+        pool=pool,
+        seed=seed,
+    )
+    for digest in picks:
+        study.enqueue_trial(rows[digest].factors, skip_if_exists=True)
+    return [rows[d] for d in picks]

@@ -11,7 +11,13 @@ import pytest
 
 from search_space.errors import ConfigError
 from studies.cli import main
-from studies.score import enumerate_architectures, guided_picks, score_batch, score_space
+from studies.score import (
+    enqueue_guided,
+    enumerate_architectures,
+    guided_picks,
+    score_batch,
+    score_space,
+)
 from studies.spec import load_spec
 
 TINY = Path(__file__).parent / "specs" / "tiny.toml"
@@ -56,11 +62,28 @@ def test_python_api_samples_and_is_reproducible() -> None:
         first.ranked("snip")
 
 
+def test_guided_picks_are_enqueued_as_the_next_trials_of_a_study() -> None:
+    import optuna
+
+    spec = load_spec(str(TINY))
+    result = score_space(spec, scores="synflow", progress=False)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    picked = enqueue_guided(study, result, score="synflow", n=3, pool=8, seed=0)
+    assert len(picked) == 3
+    for row in picked:
+        trial = study.ask()
+        config = spec.space.sample(trial)
+        assert config.digest() == row.digest
+    with pytest.raises(ConfigError, match="'naswot' was not computed"):
+        enqueue_guided(study, result, score="naswot", n=1, pool=1, seed=0)
+
+
 def test_enumeration_finds_each_distinct_architecture_once() -> None:
     space = load_spec(str(TINY)).space
-    configs, total = enumerate_architectures(space)
-    assert total == len(configs) == space.size()
-    assert len({c.digest() for c in configs}) == total
+    found, total = enumerate_architectures(space)
+    assert total == len(found) == space.size()
+    assert len({c.digest() for _, c in found}) == total
+    assert all(space.config_from_params(f).digest() == c.digest() for f, c in found)
 
 
 CANDIDATES = [f"a{i}" for i in range(10)]
