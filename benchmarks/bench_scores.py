@@ -46,12 +46,33 @@ MIN_ARCHITECTURES = 10
 
 
 def load_scores(path: Path) -> tuple[list[str], dict[str, dict[str, float]]]:
-    """Score names and ``digest -> {score: value}`` from ``r3dnas score --out``'s CSV."""
+    """Score names and ``digest -> {score: value}`` from ``r3dnas score --out``'s CSV (the
+    values also hold the row's ``params``, ``gflops`` and ``seconds``)."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         fields = list(reader.fieldnames or ())
         names = fields[fields.index("seconds") + 1 : fields.index("config")]
-        return names, {r["digest"]: {n: float(r[n]) for n in names} for r in reader}
+        extra = ("params", "gflops", "seconds")
+        return names, {r["digest"]: {n: float(r[n]) for n in (*names, *extra)} for r in reader}
+
+
+def space_summary(names: list[str], scores: dict[str, dict[str, float]]) -> None:
+    """Without the table: how each score relates to size, and to the other scores."""
+    digests = sorted(scores)
+    cols = {n: _finite(np.array([scores[d][n] for d in digests])) for n in names}
+    seconds = np.array([scores[d].get("seconds", math.nan) for d in digests])
+    print(f"## The scores over {len(digests)} architectures of the space (no training)\n")
+    print(f"all scores of one network: {np.nanmean(seconds):.2f} s on average, "
+          f"{np.nanmax(seconds):.2f} s at most (one thread)\n")  # fmt: skip
+    print("| score | Spearman with params | with GFLOPs | " + " | ".join(names) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
+    for n in names:
+        size = [stats.spearmanr(cols[n], [scores[d][c] for d in digests]).statistic
+                for c in ("params", "gflops")]  # fmt: skip
+        others = [stats.spearmanr(cols[n], cols[m]).statistic for m in names]
+        print(f"| {n} | {size[0]:.3f} | {size[1]:.3f} | "
+              + " | ".join(f"{v:.2f}" for v in others) + " |")  # fmt: skip
+    print()
 
 
 def compute_scores(table: BenchmarkTable, spec_name: str) -> tuple[list[str], dict]:
@@ -217,8 +238,11 @@ def main() -> int:
             more, values = load_scores(Path(path))
             names += [n for n in more if n not in names]
             for digest, row in values.items():
-                scores.setdefault(digest, {}).update(row)
+                merged = scores.setdefault(digest, {})
+                seconds = merged.get("seconds", 0.0) + row["seconds"]  # files add up
+                merged.update(row, seconds=seconds)
         scores = {d: row for d, row in scores.items() if all(n in row for n in names)}
+        space_summary(names, scores)
     else:
         names, scores = compute_scores(table, args.spec)
     means = table.mean_top1()
