@@ -299,10 +299,13 @@ def _table(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     """``r3dnas score SPEC``: rank a space's architectures by training-free scores."""
     from runners.scores import parse_score_names
+    from search_space.errors import ConfigError
     from studies.score import score_space
     from studies.spec import load_spec
 
     names = parse_score_names(args.scores)  # NOTE: a bad name fails before any work
+    if args.rank_by is not None and args.rank_by not in names:
+        raise ConfigError(f"--rank-by must be one of {', '.join(names)}; got {args.rank_by!r}")
     spec = load_spec(args.spec, overrides=args.set)
     result = score_space(spec, scores=names, sample=args.sample, seed=args.seed,
                          batch_size=args.batch_size, threads=args.threads,

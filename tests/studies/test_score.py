@@ -49,6 +49,8 @@ def test_an_unknown_score_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixt
     assert (
         "grad_norm, naswot, snip, st_entropy, synflow, temporal_order, zico; got 'bogus'" in err[0]
     )
+    assert main(["score", str(TINY), "--scores", "snip", "--rank-by", "zico"]) == 2
+    assert "--rank-by must be one of snip; got 'zico'" in capsys.readouterr().err
 
 
 def test_python_api_samples_and_is_reproducible() -> None:
