@@ -14,12 +14,13 @@ thread; about 0.6 s per network). Exit 1 when fewer than 10 table architectures 
    architectures and reported on the other half only (and the halves swapped).
 2. **Search**: score-guided picks (:func:`studies.score.guided_picks`: draw ``pool``
    untried architectures, train one on their (score max, GFLOPs min) front) against plain
-   random sampling (pool 1) over the same table, ``--reps`` repetitions, each reading the
-   top-1 of one training seed (repetition r uses seed r mod seeds, the other seed where a row
-   is missing). Normalised hypervolume (top1 max, GFLOPs min, and latency_ms min when every
-   row has a latency) after 25 and 50 trained trials: the picks' hypervolume over the
-   hypervolume of every architecture of the table, the reference point the worst value of
-   each objective pushed 10% of its range further (as ``studies.pareto``). The control
+   random sampling (pool 1) over the same table, ``--reps`` repetitions (seeds of the picks).
+   Normalised hypervolume after 25 and 50 trained trials, with ``bench_search.py``'s
+   convention: each picked architecture at its mean top-1 over the table's seeds (a lookup by
+   digest), objectives top-1 up, GFLOPs down (and latency_ms down when every row has one),
+   each scaled to [0, 1] by the table's range, reference point the worst corner; the picks'
+   hypervolume over that of the whole table. Each guide also runs "score only": the best
+   score of the pool, costs ignored. The control
    "costs only" uses the same pools with a constant score: the cost front alone already
    favours cheap networks, so a score has helped only where it beats that control too.
 """
@@ -153,12 +154,6 @@ def combination(
     return results
 
 
-def _reference(points: np.ndarray) -> np.ndarray:
-    worst, best = points.max(axis=0), points.min(axis=0)
-    span = np.where(worst > best, worst - best, 1.0)
-    return worst + 0.1 * span
-
-
 def search(
     table: BenchmarkTable,
     digests: list[str],
@@ -174,29 +169,35 @@ def search(
         first.setdefault(row.digest, row)
     with_latency = all(math.isfinite(first[d].latency_ms) for d in digests)
     objectives = ["top1:max", "gflops:min"] + (["latency_ms:min"] if with_latency else [])
+    means = table.mean_top1()
+    raw = np.array(
+        [[-means[d], first[d].gflops, *([first[d].latency_ms] if with_latency else [])]
+         for d in digests]
+    )  # fmt: skip
+    low, high = raw.min(axis=0), raw.max(axis=0)
+    scaled = (raw - low) / np.where(high > low, high - low, 1.0)
+    points = {d: scaled[i].tolist() for i, d in enumerate(digests)}
+    ref = [1.0] * raw.shape[1]
+    full = hypervolume(scaled.tolist(), ref)
     results: dict[tuple[str, int], dict[int, list[float]]] = {}
     for rep in range(reps):
-        seed = table.seeds[rep % len(table.seeds)]
-        points = {}
-        for d in digests:
-            row = table.lookup(d, seed) or first[d]
-            point = [-row.top1, row.gflops]
-            if with_latency:
-                point.append(row.latency_ms)
-            points[d] = point
-        allp = np.array([points[d] for d in digests])
-        ref = _reference(allp).tolist()
-        full = hypervolume(allp.tolist(), ref)
         costs = {d: points[d][1:] for d in digests}  # known without training
         flat = {d: 0.0 for d in digests}
         # NOTE: "costs only" (a constant score) is the control: with pool > 1 the cost front
         # alone already favours cheap networks; a score helps only if it beats that.
-        methods = [("random", 1, flat)] + [("costs only", pool, flat) for pool in pools]
-        methods += [(name, pool, guide) for name, guide in guides.items() for pool in pools]
-        for name, pool, guide in methods:
+        methods = [("random", 1, flat, True)]
+        methods += [("costs only", pool, flat, True) for pool in pools]
+        for name, guide in guides.items():
+            for pool in pools:
+                methods += [
+                    (name, pool, guide, True),
+                    (f"{name} (score only)", pool, guide, False),
+                ]
+        for name, pool, guide, with_costs in methods:
             picks = guided_picks(
-                digests, score=guide, costs=costs, n=max(budgets), pool=pool, seed=10_000 + rep
-            )
+                digests, score=guide, costs=costs if with_costs else None, n=max(budgets),
+                pool=pool, seed=10_000 + rep,
+            )  # fmt: skip
             per_budget = results.setdefault((name, pool), {b: [] for b in budgets})
             for b in budgets:
                 per_budget[b].append(hypervolume([points[d] for d in picks[:b]], ref) / full)
@@ -227,7 +228,7 @@ def main() -> int:
     parser.add_argument("--spec", default="bench_table", help="spec for computing scores")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--reps", type=int, default=20, help="search repetitions (20)")
-    parser.add_argument("--pools", default="4,16", help="guided pool sizes (comma list)")
+    parser.add_argument("--pools", default="8", help="guided pool sizes (comma list; 8)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
