@@ -229,6 +229,7 @@ def main() -> int:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--reps", type=int, default=20, help="search repetitions (20)")
     parser.add_argument("--pools", default="8", help="guided pool sizes (comma list; 8)")
+    parser.add_argument("--budgets", default="25,50", help="trained trials (comma list)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -295,17 +296,20 @@ def main() -> int:
     pools = [int(p) for p in args.pools.split(",")]
     guides = {n: {d: float(_finite(features[n])[i]) for i, d in enumerate(digests)}
               for n in [*names, "params"]}  # fmt: skip
-    rows, objectives = search(table, digests, guides, pools=pools, reps=args.reps)
-    if len(digests) <= 50:
-        print(f"note: {len(digests)} architectures: 50 trials see every one (HV@50 = 1)\n")
+    budgets = tuple(int(b) for b in args.budgets.split(","))
+    rows, objectives = search(table, digests, guides, pools=pools, reps=args.reps, budgets=budgets)
+    if len(digests) <= max(budgets):
+        print(f"note: {len(digests)} architectures: {max(budgets)} trials see every one\n")
     print(f"## Guided vs random search over the table: {len(digests)} architectures, "
           f"{args.reps} repetitions, objectives {', '.join(objectives)}\n")  # fmt: skip
-    print("| guide | pool | HV@25 mean (sd) | minus random [95% CI] | wins | "
-          "HV@50 mean (sd) | minus random [95% CI] | wins |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    header = ["guide", "pool"]
+    for b in budgets:
+        header += [f"HV@{b} mean (sd)", "minus random [95% CI]", "wins"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header))
     for r in rows:
         cells = [str(r["guide"]), str(r["pool"])]
-        for b in (25, 50):
+        for b in budgets:
             cells += [f"{r[f'hv{b}']:.3f} ({r[f'hv{b}_sd']:.3f})",
                       f"{r[f'diff{b}']:+.3f} ± {r[f'diff{b}_ci']:.3f}",
                       f"{r[f'wins{b}']}/{args.reps}"]  # fmt: skip
