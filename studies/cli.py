@@ -303,6 +303,26 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    """``r3dnas score SPEC``: rank a space's architectures by training-free scores."""
+    from runners.scores import parse_score_names
+    from search_space.errors import ConfigError
+    from studies.score import score_space
+    from studies.spec import load_spec
+
+    names = parse_score_names(args.scores)  # NOTE: a bad name fails before any work
+    if args.rank_by is not None and args.rank_by not in names:
+        raise ConfigError(f"--rank-by must be one of {', '.join(names)}; got {args.rank_by!r}")
+    spec = load_spec(args.spec, overrides=args.set)
+    result = score_space(spec, scores=names, sample=args.sample, seed=args.seed,
+                         batch_size=args.batch_size, threads=args.threads,
+                         progress=not args.quiet)  # fmt: skip
+    print(result.format(by=args.rank_by, top=args.top))
+    if args.out:
+        print(f"wrote {result.write_csv(args.out)}", file=sys.stderr)
+    return 0
+
+
 def _add_config_args(parser: argparse.ArgumentParser, *, default_input: str) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--preset", default="seed_r50", help="preset name (default: seed_r50)")
@@ -444,6 +464,20 @@ def _add_result_commands(sub: Subparsers) -> None:
     _add_set_arg(p)
     _add_study_args(p)
     p.set_defaults(handler=_table)
+
+    p = sub.add_parser("score", help="rank a space's architectures by training-free scores")
+    p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
+    p.add_argument("--scores", default="all", help="comma-separated score names (default all)")
+    p.add_argument("--rank-by", help="score to rank by (default the first)")
+    p.add_argument("--sample", type=int, help="score a random sample of this many architectures")
+    p.add_argument("--seed", type=int, help="initialisation and sampling seed (default train)")
+    p.add_argument("--batch-size", type=int, help="clips in the batch (default [train])")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--top", type=int, help="print only the best N")
+    p.add_argument("--out", help="also write every score as CSV")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_set_arg(p)
+    p.set_defaults(handler=_score)
 
     for name, handler, text in (
         ("export", _export, "export a trial's network (JSON, mmaction2 config) or its weights"),
