@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from search_space import ConfigError, ResNet3dConfig
 from studies.launch import prepare_study
+from studies.loop import is_completed
 from studies.spec import parse_spec
 from studies.storage import display_url, resolve_storage_url, storage_settings
 
@@ -79,7 +80,7 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
             assert proc.returncode == 0, err.decode()[-2000:]
 
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    complete = [t for t in trials if is_completed(t)]  # measured or reused
     table = [
         (t.number, t.state.name, t.user_attrs.get("state"), t.system_attrs.get("failed_trial"),
          t.user_attrs.get("worker"), str(t.datetime_start)[11:23], str(t.datetime_complete)[11:23])
@@ -91,7 +92,7 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed_number]
     assert len(retries) == 1, "the dead trial must be retried exactly once"
     retry = retries[0]
-    assert retry.state == TrialState.COMPLETE
+    assert is_completed(retry)
     assert retry.params == killed.params
     assert retry.user_attrs["digest"] == killed.user_attrs["digest"]
     retry_delay = retry.datetime_start.timestamp() - killed_at
@@ -117,7 +118,7 @@ def test_workers_share_the_budget_exactly(storage_url: str, tmp_path: Path) -> N
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in study.get_trials(deepcopy=False) if is_completed(t)]
     assert len(complete) == 4
     workers = {t.user_attrs["worker"] for t in complete}
     assert len(workers) >= 1
@@ -167,7 +168,7 @@ def test_two_workers_run_every_ablation_grid_point_once(storage_url: str, tmp_pa
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = [t for t in study.get_trials(deepcopy=False) if is_completed(t)]
     points = [
         (t.user_attrs["factors"]["with_pool2"], t.user_attrs["factors"]["layer4.inflate"],
          t.user_attrs["seed"])
