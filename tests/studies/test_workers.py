@@ -105,7 +105,7 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
         # a reused trial (recorded PRUNED) carries the metrics it copied, not Optuna values
         values = t.values or [t.user_attrs[k] for k in ("top1", "gflops", "latency_ms")]
         assert len(values) == 3 and all(math.isfinite(v) for v in values)
-        assert t.values[0] == t.user_attrs["top1"]
+        assert values[0] == t.user_attrs["top1"]
     other_states = {t.user_attrs.get("state") for t in trials if t.state == TrialState.FAIL}
     assert other_states <= {None, "failed", "over_budget"}
 
