@@ -34,7 +34,13 @@ from __future__ import annotations
 import numpy as np
 
 from runners.generated import CHUNK, SPLITS, GeneratedClips
-from runners.scene import displacements, fourier_shift, shape_masks, texture
+from runners.scene import (
+    add_noise_and_standardise,
+    displacements,
+    fourier_shift,
+    overlay_drifting_shapes,
+    texture,
+)
 
 __all__ = ["CHUNK", "SPLITS", "MotionDataset"]
 
@@ -95,20 +101,8 @@ class MotionDataset(GeneratedClips):
         # The scene pans in the class direction: (n, T, 2) displacements (dy, dx), y down.
         pan = displacements(2 * np.pi * labels / self.num_classes, speed, frames)
         clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
-        # Distractor shapes drift their own random ways: (n, T, K, 2) positions.
-        drift = displacements(shape_angle, shape_speed, frames)  # (n, K, T, 2)
-        positions = centers[:, None] + drift.transpose(0, 2, 1, 3)
-        masks = shape_masks(positions, radii, is_square, size)  # (n, T, K, H, W)
-        for k in range(_NUM_SHAPES):
-            mask = masks[:, None, :, k]  # (n, 1, T, H, W)
-            # clips = mask * colour + (1 - mask) * clips, in place
-            clips -= colours[:, :, k, None, None, None]
-            clips *= 1 - mask
-            clips += colours[:, :, k, None, None, None]
-        noise *= self.noise
-        clips += noise
-        # Per-frame, per-channel standardisation: a function of one frame only, so it keeps
-        # every frame's distribution independent of the label.
-        clips -= clips.mean(axis=(3, 4), keepdims=True)
-        clips /= clips.std(axis=(3, 4), keepdims=True) + 1e-6
+        # Distractor shapes drift their own random ways.
+        overlay_drifting_shapes(clips, centers=centers, radii=radii, is_square=is_square,
+                                colours=colours, angle=shape_angle, speed=shape_speed)  # fmt: skip
+        add_noise_and_standardise(clips, noise, self.noise)
         return clips

@@ -37,7 +37,12 @@ from __future__ import annotations
 import numpy as np
 
 from runners.generated import CHUNK, SPLITS, GeneratedClips
-from runners.scene import displacements, fourier_shift, shape_masks, texture
+from runners.scene import (
+    add_noise_and_standardise,
+    fourier_shift,
+    overlay_drifting_shapes,
+    texture,
+)
 from search_space.errors import ConfigError
 
 __all__ = ["DIRECTIONS", "PATTERNS", "MotionEventsDataset"]
@@ -114,19 +119,9 @@ class MotionEventsDataset(GeneratedClips):
 
         pan = pan_displacements(direction, pattern, speed, change, t)  # (n, T, 2)
         clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
-        drift = displacements(shape_angle, shape_speed, np.arange(t))  # (n, K, T, 2)
-        positions = centers[:, None] + drift.transpose(0, 2, 1, 3)
-        masks = shape_masks(positions, radii, is_square, size)  # (n, T, K, H, W)
-        for k in range(_NUM_SHAPES):
-            mask = masks[:, None, :, k]  # (n, 1, T, H, W)
-            clips -= colours[:, :, k, None, None, None]
-            clips *= 1 - mask
-            clips += colours[:, :, k, None, None, None]
-        noise *= self.noise
-        clips += noise
-        # Per-frame, per-channel standardisation keeps every frame's distribution label-free.
-        clips -= clips.mean(axis=(3, 4), keepdims=True)
-        clips /= clips.std(axis=(3, 4), keepdims=True) + 1e-6
+        overlay_drifting_shapes(clips, centers=centers, radii=radii, is_square=is_square,
+                                colours=colours, angle=shape_angle, speed=shape_speed)  # fmt: skip
+        add_noise_and_standardise(clips, noise, self.noise)
         return clips
 
 

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["displacements", "fourier_shift", "frequencies", "shape_masks", "texture"]
+__all__ = [
+    "add_noise_and_standardise",
+    "displacements",
+    "fourier_shift",
+    "frequencies",
+    "overlay_drifting_shapes",
+    "shape_masks",
+    "texture",
+]
 
 
 def frequencies(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,3 +99,48 @@ def shape_masks(
     distance -= (radii[:, None, :, None, None] + 0.5).astype(np.float32)
     np.negative(distance, out=distance)
     return np.clip(distance, 0.0, 1.0, out=distance)
+
+
+def overlay_drifting_shapes(
+    clips: np.ndarray,
+    *,
+    centers: np.ndarray,
+    radii: np.ndarray,
+    is_square: np.ndarray,
+    colours: np.ndarray,
+    angle: np.ndarray,
+    speed: np.ndarray,
+) -> np.ndarray:
+    """Paint flat-coloured discs/squares drifting in straight lines over ``clips`` (in place).
+
+    Args:
+        clips: ``(n, C, T, H, W)`` frames.
+        centers: ``(n, K, 2)`` (y, x) positions at frame 0.
+        radii, is_square: ``(n, K)`` sizes and kinds (see :func:`shape_masks`).
+        colours: ``(n, C, K)`` one flat colour per shape.
+        angle, speed: ``(n, K)`` drift direction (counter-clockwise from +x) and pixels/frame.
+    """
+    frames = np.arange(clips.shape[2])
+    drift = displacements(angle, speed, frames)  # (n, K, T, 2)
+    positions = centers[:, None] + drift.transpose(0, 2, 1, 3)
+    masks = shape_masks(positions, radii, is_square, clips.shape[-1])  # (n, T, K, H, W)
+    for k in range(masks.shape[2]):
+        mask = masks[:, None, :, k]  # (n, 1, T, H, W)
+        # clips = mask * colour + (1 - mask) * clips, in place
+        clips -= colours[:, :, k, None, None, None]
+        clips *= 1 - mask
+        clips += colours[:, :, k, None, None, None]
+    return clips
+
+
+def add_noise_and_standardise(clips: np.ndarray, noise: np.ndarray, level: float) -> np.ndarray:
+    """``clips + level * noise``, then each frame and channel to zero mean and unit variance.
+
+    The standardisation is a function of one frame only, so it keeps every frame's
+    distribution independent of the label (in place; ``noise`` is scaled in place too).
+    """
+    noise *= level
+    clips += noise
+    clips -= clips.mean(axis=(3, 4), keepdims=True)
+    clips /= clips.std(axis=(3, 4), keepdims=True) + 1e-6
+    return clips
