@@ -1,6 +1,7 @@
 """Train and test an exported config with mmaction2's own ``Runner``, as its tools/train.py does.
 
 Usage: ``python mmaction2_runner.py CONFIG WORK_DIR``; prints the test metrics as one JSON line.
+``python mmaction2_runner.py --logits CONFIG CLIPS.pt OUT.pt``: the exported model's logits.
 
 Run in a process of its own: importing ``mmaction.models`` registers every mmaction2 module,
 which would collide with the oracle tests that execute single mmaction2 files in the test
@@ -49,5 +50,30 @@ def main(config_path: str, work_dir: str) -> None:
     print(json.dumps({k: float(v) for k, v in metrics.items()}))
 
 
+def logits(config_path: str, clips_path: str, out_path: str) -> None:
+    """mmaction2's ``Recognizer3D`` built from the exported config by its registry, the weights
+    of ``load_from`` loaded strictly, and its logits on the saved clips written to a file."""
+    _stand_in_for_missing_drn()
+    import torch
+    from mmaction.registry import MODELS
+    from mmaction.utils import register_all_modules
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+
+    register_all_modules()
+    cfg = Config.fromfile(config_path)
+    model = MODELS.build(cfg.model).eval()
+    load_checkpoint(model, cfg.load_from, map_location="cpu", strict=True)
+    clips = torch.load(clips_path)
+    with torch.inference_mode():
+        # (N, C, T, H, W) -> mmaction2's (N, views, C, T, H, W); the head's class scores
+        scores = model._forward(clips[:, None], stage="head")
+    torch.save(scores, out_path)
+    print(type(model).__name__)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--logits":
+        logits(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        main(sys.argv[1], sys.argv[2])
