@@ -278,10 +278,14 @@ def _loop(
     bar: object | None,
 ) -> StopReason:
     """One trial at a time while the budget has room; see :func:`run_trials`."""
-    import optuna
-
     started = time.monotonic()
     attempts = 0
+    current: list[optuna.Trial] = []  # the trial the last optimize() ran
+
+    def tracked(trial: optuna.Trial) -> tuple[float, ...]:
+        current.append(trial)
+        return objective(trial)
+
     max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
     while True:
         reap()
@@ -306,16 +310,30 @@ def _loop(
             time.sleep(POLL_S)
             continue
         attempts += 1
+        current.clear()
         try:
-            study.optimize(objective, n_trials=1, catch=(TrialFailure,))
+            study.optimize(tracked, n_trials=1, catch=(TrialFailure,))
         except KeyboardInterrupt:
             return "interrupted"
-        except optuna.exceptions.UpdateFinishedTrialError as exc:
-            # Another worker declared this worker's trial stale (its heartbeat was late, e.g.
-            # on an overloaded machine) and re-enqueued it; the retry re-runs it.
-            print(f"{label}: {exc} (declared stale elsewhere; its retry re-runs it)")
+        except Exception as exc:
+            # Another worker may have declared this worker's trial stale (its heartbeat was
+            # late, e.g. on an overloaded machine) and re-enqueued it. Optuna then fails to
+            # tell the result, in one of several ways (UpdateFinishedTrialError, "Cannot tell a
+            # FAIL trial", an internal assertion): what counts is the trial's state in storage.
+            if not (current and _finished_elsewhere(current[0])):
+                raise
+            print(f"{label}: trial {current[0].number} was declared stale elsewhere ({exc!r}); "
+                  "its retry re-runs it")  # fmt: skip
         if interrupt_requested():  # a library swallowed it: stop after this trial anyway
             return "interrupted"
+
+
+def _finished_elsewhere(trial: optuna.Trial) -> bool:
+    """Whether storage holds ``trial`` as finished (failed by another worker's reaper)."""
+    storage = trial.storage
+    study_id = storage.get_study_id_from_name(trial.study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    return storage.get_trial(trial_id).state.is_finished()
 
 
 def run_local(

@@ -177,3 +177,37 @@ def test_two_workers_run_every_ablation_grid_point_once(storage_url: str, tmp_pa
         for t in complete
     ]  # fmt: skip
     assert len(points) == 8 and len(set(points)) == 8
+
+
+def test_a_worker_whose_trial_was_reaped_elsewhere_goes_on(tmp_path: Path) -> None:
+    """Another worker declares this worker's trial stale mid-run (a late heartbeat on a loaded
+    machine): telling the result then fails in Optuna, and the loop must go on, the retry
+    re-running the configuration, instead of the worker dying (CI saw this as
+    "Cannot tell a FAIL trial")."""
+    from studies.heartbeat import reap_stale_trials
+    from studies.loop import run_trials
+    from studies.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(
+        study_name="reaped", storage=open_storage(f"journal:///{tmp_path}/s.log")
+    )
+    reaped: list[int] = []
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        x = trial.suggest_int("x", 0, 9)
+        if not reaped:  # the first run is declared stale while it trains
+            time.sleep(0.05)
+            reaped.extend(reap_stale_trials(study, grace_s=0.0))
+        return (float(x),)
+
+    stop = run_trials(
+        study, objective, n_trials=2, timeout_s=60, progress=False, label="t", reap=lambda: None
+    )
+    assert stop == "done"
+    trials = study.get_trials(deepcopy=False)
+    assert [trials[n].state for n in reaped] == [TrialState.FAIL]
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == reaped[0]]
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert retry[0].params == trials[reaped[0]].params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
