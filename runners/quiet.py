@@ -6,9 +6,11 @@ every latency measurement on a machine runs inside :func:`quiet_machine`:
 
 1. **Serialised.** An exclusive ``flock`` on ``<lock dir>/timing.lock``: no two processes on the
    machine time at once (the lock is released by the kernel if its holder dies).
-2. **Others paused** (``isolation = "pause"``). Processes that called :func:`register_worker`
-   (every study worker does) are stopped with ``SIGSTOP`` (with their children, e.g.
-   DataLoader workers) for the timed runs only, and continued with ``SIGCONT`` afterwards.
+2. **Others paused** (``isolation = "pause"``). Processes registered with
+   :func:`register_worker` (a study's trial registers itself while it trains, through
+   :func:`pausable`; an idle process, such as a notebook between trials, is never paused) are
+   stopped with ``SIGSTOP`` (with their children, e.g. DataLoader workers) for the timed runs
+   only, and continued with ``SIGCONT`` afterwards.
    A watchdog child process continues them if the timer dies while they are stopped (it
    notices its parent's pipe closing), so a killed timer never leaves a study frozen.
 
@@ -40,6 +42,7 @@ from search_space.errors import ConfigError
 __all__ = [
     "ISOLATIONS",
     "lock_dir",
+    "pausable",
     "quiet_machine",
     "register_worker",
     "registered_workers",
@@ -120,6 +123,21 @@ def register_worker() -> None:
     entry.write_text(_start_time(os.getpid()) or "", encoding="ascii")
     _registered = entry
     atexit.register(unregister_worker)
+
+
+@contextlib.contextmanager
+def pausable() -> Iterator[None]:
+    """Registered (:func:`register_worker`) for the block only: timers on this machine may
+    pause this process while it does background work such as training, and never otherwise.
+    Leaves an existing registration alone."""
+    if _registered is not None:
+        yield
+        return
+    register_worker()
+    try:
+        yield
+    finally:
+        unregister_worker()
 
 
 def unregister_worker() -> None:

@@ -22,6 +22,7 @@ multi-objective pruners (:mod:`studies.pruning`) read both from the shared stora
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -114,12 +115,6 @@ class TrainingMeasure:
     ) -> None:
         self.spec = spec
         self._datasets = datasets
-        if spec.measure.latency_isolation == "pause":
-            from runners.quiet import register_worker
-
-            # NOTE: a worker is paused while another worker on this machine times a network,
-            # so latency does not depend on what else the study runs (runners.quiet).
-            register_worker()
 
     def datasets(self) -> tuple[Dataset, Dataset]:
         if self._datasets is None:
@@ -149,7 +144,8 @@ class TrainingMeasure:
         # NOTE: always trained, objective or not: every Pareto row shows top1.
         train_set, val_set = self.datasets()
         t = time.perf_counter()
-        result = self._train(config, seed, _recording(trial, on_epoch), checkpoint)
+        with self._pausable():
+            result = self._train(config, seed, _recording(trial, on_epoch), checkpoint)
         timings["train_s"] = time.perf_counter() - t
         try:
             metrics.update(_record_training(trial, result, train_set, val_set))
@@ -160,6 +156,16 @@ class TrainingMeasure:
                 checkpoint.unlink(missing_ok=True)
             raise
         return metrics
+
+    def _pausable(self) -> contextlib.AbstractContextManager[None]:
+        """While it trains, a trial may be paused by another worker on this machine that
+        times a network, so latency does not depend on what else the study runs
+        (runners.quiet); outside training (e.g. a notebook between trials) it never is."""
+        if self.spec.measure.latency_isolation != "pause":
+            return contextlib.nullcontext()
+        from runners.quiet import pausable
+
+        return pausable()
 
     def _cost(
         self, trial: optuna.Trial, config: ResNet3dConfig, timings: dict[str, float]

@@ -93,3 +93,30 @@ def test_spec_errors_name_the_key(tmp_path: Path, table_path: Path) -> None:
                                  "latency_mode": "channels_last"})  # fmt: skip
     with pytest.raises(ConfigError, match="cannot be read"):
         _spec(tmp_path, measure={"latency": "predicted", "latency_table": "absent.json"})
+
+
+@pytest.mark.parametrize("isolation", ["pause", "lock"])
+def test_a_trial_can_be_paused_while_it_trains_and_only_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> None:
+    """With isolation "pause" a process is registered as pausable while a trial trains, never
+    while idle (a notebook between trials must not freeze when a worker times a network)."""
+    import os
+
+    from runners.quiet import registered_workers
+    from studies.measure import TrainingMeasure
+
+    monkeypatch.setenv("R3DNAS_LOCK_DIR", str(tmp_path))
+    spec = _spec(tmp_path, train={"epochs": 2},
+                 measure={"latency_isolation": isolation, "measure_latency": False})  # fmt: skip
+    measure = TrainingMeasure(spec)  # type: ignore[arg-type]
+    assert os.getpid() not in registered_workers()
+    trial = optuna.create_study(directions=["maximize", "minimize", "minimize"]).ask()
+    config = spec.space.sample(trial)  # type: ignore[attr-defined]
+    seen: list[bool] = []
+    metrics = measure(trial, config, seed=0, timings={}, checkpoint=None,
+                      on_epoch=lambda epoch, values: seen.append(
+                          os.getpid() in registered_workers()))  # fmt: skip
+    assert seen == [isolation == "pause"] * 2
+    assert "top1" in metrics
+    assert os.getpid() not in registered_workers()
