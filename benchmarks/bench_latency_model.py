@@ -85,6 +85,39 @@ def _summary(rows: list[dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _retest(
+    rows: list[dict[str, str]], configs: list, shape: tuple[int, ...], net_cfg: object, path: Path
+) -> str:
+    """Measure each network again, in reverse order, and compare with its first measurement.
+
+    Why: no predictor can agree with a measurement better than the measurement agrees with
+    itself. Timed minutes apart on the same idle machine, how often is a network within ±10% of
+    its own first value, and how well do the two passes rank the networks?
+    """
+    from runners.latency import measure_latency
+
+    first = {r["digest"]: float(r["measured_ms"]) for r in rows}
+    pairs: list[tuple[float, float]] = []
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["digest", "measured_ms", "remeasured_ms"])
+        for config in reversed(configs):
+            digest = config.digest()
+            if digest not in first:
+                continue
+            again = measure_latency(config, shape, net_cfg).median_ms  # type: ignore[arg-type]
+            writer.writerow([digest, first[digest], f"{again:.6g}"])
+            pairs.append((first[digest], again))
+    if len(pairs) < 2:
+        return "test-retest: too few networks"
+    within = sum(abs(b - a) / a <= 0.10 for a, b in pairs) / len(pairs)
+    rho = spearman([a for a, _ in pairs], [b for _, b in pairs])
+    return (
+        f"Test-retest (the same {len(pairs)} networks measured again, reverse order): "
+        f"{within:.0%} within ±10% of their first measurement, Spearman {rho:.3f}."
+    )
+
+
 def _speed(space_name: str, shape: tuple[int, ...], n: int) -> None:
     from search_space.latency_model import LatencyTable, _clear_caches, predict_latency
     from search_space.space import InfeasibleConfig, load_space
@@ -133,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench_latency_model")
     parser.add_argument("--table", help="use this table (one mode) instead of building one")
     parser.add_argument("--speed", action="store_true", help="only time the predictor")
+    parser.add_argument(
+        "--retest", action="store_true",
+        help="measure every network a second time, in reverse order: the noise ceiling",
+    )  # fmt: skip
     parser.add_argument("--speed-configs", type=int, default=10_000)
     args = parser.parse_args(argv)
 
@@ -215,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
         summary = _summary(rows)
+        if args.retest:
+            ours = [r for r in rows if r["mode"] == mode and r["device"] == table.device]
+            summary += "\n\n" + _retest(ours, configs, shape, net_cfg, out / f"retest-{mode}.csv")
         (out / "summary.md").write_text(
             f"# bench_latency_model ({time.strftime('%Y-%m-%d %H:%M')})\n\n{summary}\n"
         )
