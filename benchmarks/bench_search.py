@@ -3,7 +3,7 @@
     python benchmarks/bench_search.py benchmarks/tables/bench_table.csv --reps 20 --trials 100
 
 Each repetition is a real study (``r3dnas launch``'s code: samplers, constraints, storage in a
-temporary SQLite file) in tabular mode: trials read their measurements from the table instead of
+temporary journal file) in tabular mode: trials read their measurements from the table instead of
 training. The found front is scored by the normalised hypervolume of the *architectures* it
 holds, each at its mean top-1 over the table's seeds (so seed luck in the row a trial read does
 not count), over the exact front of the whole table: objectives top-1 up, GFLOPs and latency
@@ -57,6 +57,7 @@ def run_study(table_path: Path, sampler: str, seed: int, trials: int, objectives
 
     from studies.launch import launch
     from studies.spec import load_spec
+    from studies.storage import open_storage
 
     spec_path = table_path.with_suffix(".toml")
     overrides = [
@@ -69,10 +70,10 @@ def run_study(table_path: Path, sampler: str, seed: int, trials: int, objectives
     ]
     spec = load_spec(spec_path, overrides=overrides)
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{folder}/search.db"
+        url = f"journal:///{folder}/search.log"  # NOTE: 5x faster than SQLite here
         launch(spec, storage=url, study_name="search", wandb_mode="disabled", progress=False,
                runs_dir=folder, print_pareto=False)  # fmt: skip
-        study = optuna.load_study(study_name="search", storage=url)
+        study = optuna.load_study(study_name="search", storage=open_storage(url))
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         return [str(t.user_attrs["digest"]) for t in sorted(done, key=lambda t: t.number)]
 
@@ -106,6 +107,7 @@ def main() -> int:
           f"exact normalised hypervolume {exact:.4f}")  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    checkpoints = [k for k in CHECKPOINTS if k <= args.trials]
     rows = []
     for sampler in args.samplers.split(","):
         t0 = time.perf_counter()
@@ -119,7 +121,7 @@ def main() -> int:
         elapsed = (time.perf_counter() - t0) / args.reps
         reached = [next((i + 1 for i, v in enumerate(c) if v >= 0.95), None) for c in curves]
         row = {"sampler": sampler, "s_per_study": elapsed}
-        for k in CHECKPOINTS:
+        for k in checkpoints:
             at = [c[min(k, len(c)) - 1] for c in curves]
             row[f"hv@{k}"] = float(np.mean(at))
             row[f"hv@{k}_std"] = float(np.std(at))
@@ -129,11 +131,11 @@ def main() -> int:
         rows.append(row)
         np.save(out / f"curves_{sampler}.npy", np.array([c + [c[-1]] * (args.trials - len(c))
                                                          for c in curves]))  # fmt: skip
-    header = ["sampler"] + [f"hv@{k}" for k in CHECKPOINTS] + ["trials to 95%", "s/study"]
+    header = ["sampler"] + [f"hv@{k}" for k in checkpoints] + ["trials to 95%", "s/study"]
     print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for r in rows:
         cells = [str(r["sampler"])]
-        cells += [f"{r[f'hv@{k}']:.3f} ± {r[f'hv@{k}_std']:.3f}" for k in CHECKPOINTS]
+        cells += [f"{r[f'hv@{k}']:.3f} ± {r[f'hv@{k}_std']:.3f}" for k in checkpoints]
         cells += [f"{r['trials_to_95']:.0f} ({r['reached_95']})", f"{r['s_per_study']:.1f}"]
         print("| " + " | ".join(cells) + " |")
     _plot(out, args.samplers.split(","), args.trials)

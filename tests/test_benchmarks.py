@@ -45,3 +45,34 @@ def test_bench_latency_model_with_a_retest_pass(tmp_path: Path) -> None:
     summary = (out / "summary.md").read_text()
     assert "| tiny_space | eager |" in summary
     assert "Test-retest (the same 4 networks measured again, reverse order)" in summary
+
+
+def _run(*args: str, exit_code: int = 0) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == exit_code, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
+    """bench_table_quality, bench_search and bench_early_stopping on a two-seed table, as the
+    README runs them on the real one (smaller budgets)."""
+    from tables import synthetic_table
+
+    table = synthetic_table(tmp_path, seeds=(0, 1), latency=True)
+    # exit 1: a made-up table misses targets (no factors, so no dimension has an effect)
+    quality = _run("benchmarks/bench_table_quality.py", str(table), exit_code=1)
+    # seed 1 is seed 0 shifted by one point: the rankings agree exactly
+    assert "| Spearman seed rankings, all | 1 | >= 0.8 | yes |" in quality
+    assert "| dimensions with effect > 2x seed std | 0 | >= 4 | NO |" in quality
+    search = _run("benchmarks/bench_search.py", str(table), "--reps", "2", "--trials", "10",
+                  "--samplers", "random,tpe", "--out", str(tmp_path / "search"))  # fmt: skip
+    rows = [line for line in search.splitlines() if line.startswith(("| random", "| tpe"))]
+    assert len(rows) == 2 and "hv@10" in search and "hv@25" not in search
+    assert (tmp_path / "search" / "curves_random.npy").exists()
+    stopping = _run("benchmarks/bench_early_stopping.py", str(table), "--reps", "2",
+                    "--trials", "8", "--out", str(tmp_path / "stop"))  # fmt: skip
+    lines = {line.split("|")[1].strip(): line for line in stopping.splitlines()
+             if line.startswith("| ")}  # fmt: skip
+    assert {"none", "moasha", "pareto"} <= set(lines)
+    assert "1.00x" in lines["none"]

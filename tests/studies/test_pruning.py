@@ -5,14 +5,13 @@ their curve and reason, stay off the front and are never reused; two worker proc
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import optuna
 import pytest
+from tables import SPACE, synthetic_table
 
-from runners.tabular import BenchmarkTable, TableRow
-from search_space.cost import cost
+from runners.tabular import BenchmarkTable
 from search_space.errors import ConfigError
 from studies.launch import launch
 from studies.loop import is_completed
@@ -25,7 +24,6 @@ from studies.pruning import (
     pareto_rule,
 )
 from studies.spec import StudySpec, load_spec
-from studies.table import space_architectures
 
 # ---------------------------------------------------------------------- the bound
 
@@ -119,52 +117,6 @@ def test_moasha_rule_keeps_the_top_third() -> None:
 
 
 # ---------------------------------------------------------------------- the spec
-SPACE = """
-[study]
-name = "prune"
-objectives = ["top1:max", "gflops:min"]
-sampler = "random"
-seed = 0
-n_trials = 8
-n_startup_trials = 2
-pruner = "pareto"
-
-[space]
-input_shape = [1, 3, 8, 16, 16]
-
-[space.base]
-depth = 50
-stage_blocks = [1, 1, 1, 1]
-base_channels = 4
-inflate = [0, 0, 0, 0]
-zero_init_residual = false
-
-[space.dimensions]
-conv1_kernel_t = [1, 3]
-layer4.inflate = ["none", "all"]
-inflate_style = ["3x1x1", "3x3x3"]
-with_pool2 = [true, false]
-
-[data]
-kind = "motion_events"
-num_classes = 4
-clip_len = 8
-resolution = 16
-num_train_clips = 8
-num_val_clips = 8
-
-[train]
-epochs = 4
-seed = 0
-device = "cpu"
-keep_checkpoints = "none"
-
-[measure]
-measure_latency = false
-
-[wandb]
-mode = "disabled"
-"""
 
 
 @pytest.mark.parametrize(
@@ -185,33 +137,9 @@ def test_spec_rules(tmp_path: Path, match: str, override: str) -> None:
 
 
 # ---------------------------------------------------------------------- real tabular studies
-def _synthetic_table(folder: Path) -> Path:
-    """A table of every network of SPACE (seed 0), with made-up curves where cheaper is more
-    accurate, so that expensive networks are dominated and worth stopping."""
-    spec_path = folder / "prune.toml"
-    spec_path.write_text(SPACE)
-    spec = load_spec(spec_path)
-    archs = space_architectures(spec)
-    by_cost = sorted(archs, key=lambda d: cost(archs[d], spec.measure.input_shape).gflops)
-    rows = []
-    for rank, digest in enumerate(by_cost):
-        config = archs[digest]
-        analytic = cost(config, spec.measure.input_shape)
-        final = 90.0 - 6.0 * rank
-        curve = tuple(round(final * f, 2) for f in (0.5, 0.8, 0.95, 1.0))
-        rows.append(TableRow(
-            digest=digest, seed=0, arch="", config=config.to_dict(), factors={},
-            params=float(analytic.params), params_m=analytic.params_m, gflops=analytic.gflops,
-            top1=curve[-1], top5=100.0, val_top1=curve, train_loss=(1.0, 0.8, 0.6, 0.5),
-            epochs=4, train_s=40.0, latency_ms=math.nan, latency_cv=math.nan,
-            latency_threads=0, latency_mode="", machine="", versions={}, trial=rank,
-        ))  # fmt: skip
-    return BenchmarkTable(rows).write(folder / "prune.csv")
-
-
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _synthetic_table(tmp_path_factory.mktemp("prune"))
+    return synthetic_table(tmp_path_factory.mktemp("prune"))
 
 
 def _spec(table: Path, **study: object) -> StudySpec:
