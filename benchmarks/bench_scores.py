@@ -19,7 +19,9 @@ thread; about 0.6 s per network). Exit 1 when fewer than 10 table architectures 
    convention: each picked architecture at its mean top-1 over the table's seeds (a lookup by
    digest), objectives top-1 up, GFLOPs down (and latency_ms down when every row has one),
    each scaled to [0, 1] by the table's range, reference point the worst corner; the picks'
-   hypervolume over that of the whole table. Each guide also runs "score only": the best
+   hypervolume over that of the whole table. Each pick list is run as a real tabular study
+   (the picks enqueued, as ``studies.score.enqueue_guided`` does; ``--lookup`` reads the table
+   directly instead, same numbers). Each guide also runs "score only": the best
    score of the pool, costs ignored. The control
    "costs only" uses the same pools with a constant score: the cost front alone already
    favours cheap networks, so a score has helped only where it beats that control too.
@@ -154,6 +156,35 @@ def combination(
     return results
 
 
+def run_enqueued(table_path: Path, factors: list[dict[str, object]], seed: int) -> list[str]:
+    """Train ``factors`` in order in a tabular study (``r3dnas launch``'s code, the table's
+    spec): the picks enqueued as its trials, as :func:`studies.score.enqueue_guided` does for
+    a user. Returns the digests of its complete trials in trial order."""
+    import tempfile
+
+    import optuna
+
+    from studies.launch import launch, prepare_study
+    from studies.spec import load_spec
+    from studies.storage import open_storage
+
+    overrides = [f"study.n_trials={len(factors)}", f'study.table="{table_path.resolve()}"',
+                 f"train.seed={seed}", 'study.sampler="random"']  # fmt: skip
+    spec = load_spec(table_path.with_suffix(".toml"), overrides=overrides)
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"journal:///{folder}/guided.log"
+        study = prepare_study(spec, study_name="guided", storage_url=url,
+                              n_trials=len(factors), runs_dir=folder)  # fmt: skip
+        for params in factors:
+            study.enqueue_trial(params, skip_if_exists=False)
+        launch(spec, storage=url, study_name="guided", wandb_mode="disabled", progress=False,
+               runs_dir=folder, print_pareto=False)  # fmt: skip
+        done = optuna.load_study(study_name="guided", storage=open_storage(url)).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        )
+        return [str(t.user_attrs["digest"]) for t in sorted(done, key=lambda t: t.number)]
+
+
 def search(
     table: BenchmarkTable,
     digests: list[str],
@@ -162,8 +193,13 @@ def search(
     pools: list[int],
     reps: int,
     budgets: tuple[int, ...] = (25, 50),
+    table_path: Path | None = None,
 ) -> tuple[list[dict[str, object]], list[str]]:
-    """Normalised hypervolume of guided and random picks, per guide, pool and budget."""
+    """Normalised hypervolume of guided and random picks, per guide, pool and budget.
+
+    With ``table_path`` (the default of the script) every pick list is trained by a tabular
+    study (:func:`run_enqueued`) and scored by what that study completed; without it, by
+    looking the picks up in the table (the same numbers, faster)."""
     first = {}
     for row in table.rows:
         first.setdefault(row.digest, row)
@@ -198,6 +234,9 @@ def search(
                 digests, score=guide, costs=costs if with_costs else None, n=max(budgets),
                 pool=pool, seed=10_000 + rep,
             )  # fmt: skip
+            if table_path is not None:
+                seed = table.seeds[rep % len(table.seeds)]
+                picks = run_enqueued(table_path, [first[d].factors for d in picks], seed)
             per_budget = results.setdefault((name, pool), {b: [] for b in budgets})
             for b in budgets:
                 per_budget[b].append(hypervolume([points[d] for d in picks[:b]], ref) / full)
@@ -231,6 +270,11 @@ def main() -> int:
     parser.add_argument("--pools", default="8", help="guided pool sizes (comma list; 8)")
     parser.add_argument("--budgets", default="25,50", help="trained trials (comma list)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--lookup",
+        action="store_true",
+        help="look the picks up in the table instead of running tabular studies",
+    )
     args = parser.parse_args()
 
     table = BenchmarkTable.load(args.table)
@@ -297,7 +341,8 @@ def main() -> int:
     guides = {n: {d: float(_finite(features[n])[i]) for i, d in enumerate(digests)}
               for n in [*names, "params"]}  # fmt: skip
     budgets = tuple(int(b) for b in args.budgets.split(","))
-    rows, objectives = search(table, digests, guides, pools=pools, reps=args.reps, budgets=budgets)
+    rows, objectives = search(table, digests, guides, pools=pools, reps=args.reps, budgets=budgets,
+                              table_path=None if args.lookup else Path(args.table))  # fmt: skip
     if len(digests) <= max(budgets):
         print(f"note: {len(digests)} architectures: {max(budgets)} trials see every one\n")
     print(f"## Guided vs random search over the table: {len(digests)} architectures, "

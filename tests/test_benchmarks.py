@@ -55,8 +55,8 @@ def _run(*args: str, exit_code: int = 0) -> str:
 
 
 def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
-    """bench_table_quality, bench_search and bench_early_stopping on a two-seed table, as the
-    README runs them on the real one (smaller budgets)."""
+    """bench_table_quality, bench_search, bench_early_stopping and bench_scores on a two-seed
+    table, as the README runs them on the real one (smaller budgets)."""
     from tables import synthetic_table
 
     table = synthetic_table(tmp_path, seeds=(0, 1), latency=True)
@@ -76,3 +76,9 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
              if line.startswith("| ")}  # fmt: skip
     assert {"none", "moasha", "pareto"} <= set(lines)
     assert "1.00x" in lines["none"]
+    scores = _run("benchmarks/bench_scores.py", "--table", str(table), "--spec",
+                  str(table.with_suffix(".toml")), "--reps", "2", "--budgets", "3,5",
+                  "--bootstrap", "20")  # fmt: skip
+    assert "| synflow |" in scores and "| gflops (baseline) |" in scores
+    # every pick list ran as a tabular study; "random" is pool 1
+    assert "| random | 1 |" in scores and "| naswot | 8 |" in scores
