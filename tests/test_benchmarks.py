@@ -82,3 +82,11 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
     assert "| synflow |" in scores and "| gflops (baseline) |" in scores
     # every pick list ran as a tabular study; "random" is pool 1
     assert "| random | 1 |" in scores and "| naswot | 8 |" in scores
+
+
+def test_pilot_recipes_trains_table_architectures_with_a_recipe() -> None:
+    recipe = '{"ntrain": 16, "epochs": 2, "seeds": [0], "digests": ["a2aacdf52193", "nope"]}'
+    out = _run("benchmarks/pilot_recipes.py", recipe)
+    lines = out.splitlines()
+    assert lines[0].startswith("a2aacdf52193 table ") and lines[0].count("[") == 2  # one curve
+    assert "nope: not in benchmarks/tables/bench_table.csv; skipped" in lines[1]
