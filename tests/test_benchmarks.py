@@ -90,3 +90,24 @@ def test_pilot_recipes_trains_table_architectures_with_a_recipe() -> None:
     lines = out.splitlines()
     assert lines[0].startswith("a2aacdf52193 table ") and lines[0].count("[") == 2  # one curve
     assert "nope: not in benchmarks/tables/bench_table.csv; skipped" in lines[1]
+
+
+def test_committed_scores_are_what_r3dnas_score_computes() -> None:
+    """benchmarks/tables/bench_scores.csv holds r3dnas score's output for the table's spec: a
+    sample of its rows scored again agrees (float noise between machines aside)."""
+    import math
+
+    from studies.score import score_space
+    from studies.spec import load_spec
+
+    spec = load_spec(ROOT / "benchmarks/tables/bench_table.toml")
+    with (ROOT / "benchmarks/tables/bench_scores.csv").open() as f:
+        committed = {row["digest"]: row for row in csv.DictReader(f)}
+    assert len(committed) == 372
+    again = score_space(spec, scores="synflow,naswot,temporal_order", sample=3, seed=0,
+                        progress=False)  # fmt: skip
+    assert len(again.rows) == 3
+    for row in again.rows:
+        stored = committed[row.digest]
+        for name, value in row.scores.items():
+            assert math.isclose(float(stored[name]), value, rel_tol=1e-3), (row.digest, name)
