@@ -142,6 +142,30 @@ def grad_norm(model: nn.Module, batch: Batch) -> float:
     return _sum_over_layers(clone, lambda _w, g: g.norm())
 
 
+def _outputs_of(
+    model: nn.Module,
+    clips: torch.Tensor,
+    modules: Sequence[nn.Module],
+    keep: Callable[[torch.Tensor], torch.Tensor],
+) -> list[torch.Tensor]:
+    """``keep`` of the outputs of ``modules`` (in call order) in one no-grad forward pass of
+    ``model`` on ``clips``; the hooks are removed whatever happens. ``keep`` runs inside the
+    hook, before an in-place operation later in the pass can change the output."""
+    outputs: list[torch.Tensor] = []
+
+    def record(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        outputs.append(keep(output.detach()))
+
+    handles = [m.register_forward_hook(record) for m in modules]
+    try:
+        with torch.no_grad():
+            model(clips)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return outputs
+
+
 def naswot_logdet(codes: torch.Tensor) -> float:
     """``log|K|`` of the NASWOT kernel of binary codes ``(N, units)``.
 
@@ -165,18 +189,8 @@ def naswot(model: nn.Module, batch: Batch) -> float:
     """
     clips, _ = batch
     clone = _copy(model, train=True)
-    codes: list[torch.Tensor] = []
-
-    def record(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        codes.append((output.detach() > 0).flatten(1))
-
-    handles = [m.register_forward_hook(record) for m in clone.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            clone(clips)
-    finally:
-        for handle in handles:
-            handle.remove()
+    relus = [m for m in clone.modules() if isinstance(m, nn.ReLU)]
+    codes = _outputs_of(clone, clips, relus, keep=lambda out: (out > 0).flatten(1))
     if not codes:
         raise ConfigError("naswot: the network has no nn.ReLU module to read codes from")
     return naswot_logdet(torch.cat(codes, dim=1))
@@ -237,20 +251,9 @@ def st_entropy(model: nn.Module, batch: Batch) -> float:
     backbone = getattr(clone, "backbone", None)
     if backbone is None:
         raise ConfigError("st_entropy: the model has no .backbone (a Recognizer3D is expected)")
-    maps: list[torch.Tensor] = []
     names = ("conv1", *(f"layer{i}" for i in range(1, 9)))
     stages = [getattr(backbone, name) for name in names if hasattr(backbone, name)]
-
-    def record(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        maps.append(output.detach().to(torch.float64))
-
-    handles = [stage.register_forward_hook(record) for stage in stages]
-    try:
-        with torch.no_grad():
-            clone(clips)
-    finally:
-        for handle in handles:
-            handle.remove()
+    maps = _outputs_of(clone, clips, stages, keep=lambda out: out.to(torch.float64))
     tiny = 1e-12
     total = 0.0
     for fmap in maps:  # (N, C, T, H, W)
