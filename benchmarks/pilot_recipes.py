@@ -29,12 +29,22 @@ DIGESTS = ["f96ec62174ae", "94d8a05a8c09", "329ea59ce4aa", "657273175766",
            "1707773c14fa", "7bab2c8e7e46", "a2aacdf52193", "be72befbcdc4"]  # fmt: skip
 
 
+KEYS = {"classes", "noise", "ntrain", "epochs", "warmup", "lr", "bs", "opt", "wd", "dropout",
+        "ls", "seeds", "base", "digests"}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", nargs="?", default="{}", help="JSON of recipe keys")
     parser.add_argument("--table", default="benchmarks/tables/bench_table.csv")
     args = parser.parse_args()
-    recipe = json.loads(args.recipe)
+    try:
+        recipe = json.loads(args.recipe)
+    except json.JSONDecodeError as exc:
+        parser.error(f"recipe: not JSON ({exc})")
+    if not isinstance(recipe, dict) or set(recipe) - KEYS:
+        unknown = sorted(set(recipe) - KEYS) if isinstance(recipe, dict) else recipe
+        parser.error(f"recipe: unknown keys {unknown}; allowed: {', '.join(sorted(KEYS))}")
 
     from runners.accuracy import train_and_evaluate
     from runners.motion_events import MotionEventsDataset

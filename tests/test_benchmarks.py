@@ -111,3 +111,10 @@ def test_committed_scores_are_what_r3dnas_score_computes() -> None:
         stored = committed[row.digest]
         for name, value in row.scores.items():
             assert math.isclose(float(stored[name]), value, rel_tol=1e-3), (row.digest, name)
+
+
+def test_pilot_recipes_refuses_a_bad_recipe_in_one_line() -> None:
+    proc = subprocess.run([sys.executable, "benchmarks/pilot_recipes.py", '{"epoch": 2}'],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert "recipe: unknown keys ['epoch']; allowed: base, bs, classes" in proc.stderr
