@@ -15,7 +15,10 @@ correlation of predicted vs measured, and that of GFLOPs vs measured (the baseli
 beat), the median |relative error|, and the measurements' median run-to-run CV (the noise
 floor). Everything is resumable: rows are appended to ``<out>/rows.csv`` as they are measured
 and a rerun skips what is there; ``<out>/summary.md`` is rewritten after every mode.
-The issue's target (CPU, eager): >= 90% within ±10%, Spearman >= 0.95 and above FLOPs'.
+Layers and networks are timed beside the drift reference (``runners.latency_reference``; the
+recorded value is ``LatencyResult.latency_ms``) unless ``--no-reference``; rows say which, and
+the summary keeps the two apart. The issue's target (CPU, eager): >= 90% within ±10%,
+Spearman >= 0.95 and above FLOPs'.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 
 FIELDS = (
     "space", "mode", "device", "threads", "digest", "gflops", "predicted_ms", "measured_ms",
-    "measured_cv", "rel_error",
+    "measured_cv", "rel_error", "reference",
 )  # fmt: skip
 
 
@@ -59,25 +62,30 @@ def spearman(a: list[float], b: list[float]) -> float:
     return cov / var if var else float("nan")
 
 
+def _reference(row: dict[str, str]) -> str:
+    """Whether a row was timed beside the drift reference (rows from before it existed: no)."""
+    return row.get("reference") or "False"
+
+
 def _summary(rows: list[dict[str, str]]) -> str:
-    groups: dict[tuple[str, str, str, str], list[dict[str, str]]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[dict[str, str]]] = {}
     for row in rows:
-        groups.setdefault((row["space"], row["mode"], row["device"], row["threads"]), []).append(
-            row
-        )
+        key = (row["space"], row["mode"], row["device"], row["threads"], _reference(row))
+        groups.setdefault(key, []).append(row)
     lines = [
-        "| space | mode | device | threads | n | within ±10% | Spearman predicted | "
+        "| space | mode | device | threads | reference | n | within ±10% | Spearman predicted | "
         "Spearman GFLOPs | median abs error | median CV of measured |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for (space, mode, device, threads), group in sorted(groups.items()):
+    for (space, mode, device, threads, reference), group in sorted(groups.items()):
         measured = [float(r["measured_ms"]) for r in group]
         predicted = [float(r["predicted_ms"]) for r in group]
         gflops = [float(r["gflops"]) for r in group]
         errors = [abs(float(r["rel_error"])) for r in group]
         within = sum(e <= 0.10 for e in errors) / len(errors)
         lines.append(
-            f"| {space} | {mode} | {device} | {threads} | {len(group)} | {within:.0%} | "
+            f"| {space} | {mode} | {device} | {threads} | {reference} | {len(group)} | "
+            f"{within:.0%} | "
             f"{spearman(predicted, measured):.3f} | {spearman(gflops, measured):.3f} | "
             f"{statistics.median(errors):.1%} | "
             f"{statistics.median(float(r['measured_cv']) for r in group):.1%} |"
@@ -105,7 +113,7 @@ def _retest(
             digest = config.digest()
             if digest not in first:
                 continue
-            again = measure_latency(config, shape, net_cfg).median_ms  # type: ignore[arg-type]
+            again = measure_latency(config, shape, net_cfg).latency_ms  # type: ignore[arg-type]
             writer.writerow([digest, first[digest], f"{again:.6g}"])
             pairs.append((first[digest], again))
     if len(pairs) < 2:
@@ -165,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"))
     parser.add_argument("--out", default="runs/bench_latency_model")
     parser.add_argument("--table", help="use this table (one mode) instead of building one")
+    parser.add_argument(
+        "--no-reference", dest="reference", action="store_false",
+        help="time without the drift reference (runners.latency_reference)",
+    )  # fmt: skip
     parser.add_argument("--speed", action="store_true", help="only time the predictor")
     parser.add_argument(
         "--retest", action="store_true",
@@ -201,13 +213,14 @@ def main(argv: list[str] | None = None) -> int:
         layer_cfg = LatencyConfig(
             device=args.device, mode=mode, warmup=5, repeats=args.layer_repeats,
             blocks=max(2, min(5, args.layer_repeats)),
-            threads=args.threads, isolation=args.isolation,
+            threads=args.threads, isolation=args.isolation, reference=args.reference,
         )  # fmt: skip
         t0 = time.perf_counter()
         if args.table:
             table = LatencyTable.load(args.table)
         else:
-            table_path = out / f"table-{name}-{mode}-{args.device}-t{args.threads}.json"
+            suffix = "-ref" if args.reference else ""
+            table_path = out / f"table-{name}-{mode}-{args.device}-t{args.threads}{suffix}.json"
             table = build_latency_table(
                 space, layer_cfg, calibrate=args.calibrate, seed=0, out=table_path,
                 progress=lambda line: print(line, flush=True),
@@ -218,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         calibration = {c["digest"] for c in table.network_term.calibration}
         configs = sample_configs(space, args.n_configs, seed=args.seed, exclude=calibration)
-        done = {(r["mode"], r["device"], r["threads"], r["digest"]) for r in rows}
+        done = {(r["mode"], r["device"], r["threads"], _reference(r), r["digest"]) for r in rows}
         new_file = not rows_path.exists()
         with rows_path.open("a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=FIELDS)
@@ -226,20 +239,21 @@ def main(argv: list[str] | None = None) -> int:
                 writer.writeheader()
             for i, config in enumerate(configs, start=1):
                 digest = config.digest()
-                if (mode, table.device, str(table.threads), digest) in done:
+                if (mode, table.device, str(table.threads), str(args.reference), digest) in done:
                     continue
                 predicted = predict_latency(config, table, shape)
                 if predicted.missing:
                     print(f"  {digest}: table lacks {predicted.missing[0]!r}; skipped")
                     continue
                 result = measure_latency(config, shape, net_cfg)
-                error = (predicted.latency_ms - result.median_ms) / result.median_ms
+                error = (predicted.latency_ms - result.latency_ms) / result.latency_ms
                 row = {
                     "space": name, "mode": mode, "device": result.device,
                     "threads": str(result.threads), "digest": digest,
                     "gflops": f"{cost(config, shape).gflops:.6g}",
                     "predicted_ms": f"{predicted.latency_ms:.6g}",
-                    "measured_ms": f"{result.median_ms:.6g}",
+                    "measured_ms": f"{result.latency_ms:.6g}",
+                    "reference": str(args.reference),
                     "measured_cv": f"{result.cv_of_median:.4g}",
                     "rel_error": f"{error:.4g}",
                 }  # fmt: skip
@@ -248,12 +262,16 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(
                     f"{mode} {i}/{len(configs)} {digest} predicted {predicted.latency_ms:8.3f} "
-                    f"measured {result.median_ms:8.3f} ms ({row['rel_error']})",
+                    f"measured {result.latency_ms:8.3f} ms ({row['rel_error']})",
                     flush=True,
                 )
         summary = _summary(rows)
         if args.retest:
-            ours = [r for r in rows if r["mode"] == mode and r["device"] == table.device]
+            ours = [
+                r for r in rows
+                if r["mode"] == mode and r["device"] == table.device
+                and _reference(r) == str(args.reference)
+            ]  # fmt: skip
             summary += "\n\n" + _retest(ours, configs, shape, net_cfg, out / f"retest-{mode}.csv")
         (out / "summary.md").write_text(
             f"# bench_latency_model ({time.strftime('%Y-%m-%d %H:%M')})\n\n{summary}\n"

@@ -18,6 +18,10 @@ Protocol (one call of :func:`measure_model_latency`):
    ``time.perf_counter_ns``; on CUDA with a pair of CUDA events, the stream synchronized before
    and after each run, so a run includes its own launch overhead and nothing queued before it.
 3. When ``batch_size > 1``, the same warm-up and repeats at that batch give the throughput.
+4. With ``reference = True`` each block of timed runs is followed by a block of as many runs of
+   :mod:`runners.latency_reference`'s fixed network, and the recorded latency is
+   ``p10 / reference p10 x baseline``: the machine's drift over the measurement cancels in the
+   ratio (see that module for the measured need and the baseline).
 
 Definitions (all times in milliseconds per forward call):
 
@@ -29,6 +33,12 @@ Definitions (all times in milliseconds per forward call):
   mean. It answers "if I measured again with ``repeats / blocks`` runs, how much would the median
   move?", within one process: it captures drift and interference from other work on the machine,
   not differences between processes (allocation layout, a different compile).
+* ``p10_ms``: the 10th percentile of the same samples.
+* ``latency_ms``, the value studies, tables and predictions use: ``median_ms`` without a
+  reference; with one, ``p10_ms / reference_ms * reference_baseline_ms`` where ``reference_ms``
+  is the reference's 10th percentile over its blocks of this measurement. The 10th percentile,
+  not the median, because the ratio of low percentiles was the most repeatable here (retest
+  within ±10%: 100% of 40 networks, median ratio 85%): slow runs are the machine, not the network.
 * ``throughput_clips_s = batch_size * 1000 / batch_median_ms``, where ``batch_median_ms`` is the
   median time of one call at ``batch_size`` clips (equal to ``median_ms`` at batch 1, where no
   extra run is made).
@@ -54,6 +64,13 @@ from torch import nn
 
 from runners._device import DEVICE_PATTERN as _DEVICE_RE
 from runners._device import resolve_device
+from runners.latency_reference import (
+    REFERENCE_INPUT,
+    baseline_key,
+    load_baseline,
+    reference_network,
+    store_baseline,
+)
 from runners.quiet import ISOLATIONS, quiet_machine
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, TrialFailure
@@ -98,6 +115,10 @@ class LatencyConfig(StrictConfig):
         isolation: ``"none"``, ``"lock"`` (no two timers on the machine at once) or
             ``"pause"`` (and registered study workers stopped while timing); see
             :mod:`runners.quiet`.
+        reference: time :mod:`runners.latency_reference`'s network in alternating blocks and
+            report latency relative to it (scaled by the machine's cached baseline), so that
+            the machine's speed drifting during or between measurements cancels out. Doubles
+            the timed runs.
     """
 
     config_name = "latency config"
@@ -111,6 +132,7 @@ class LatencyConfig(StrictConfig):
     batch_size: int = 1
     seed: int = 0
     isolation: str = "none"
+    reference: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.mode, StrEnum):
@@ -140,6 +162,8 @@ class LatencyConfig(StrictConfig):
             check_int("threads", self.threads, minimum=1, extra=" or null (all cores)")
         check_int("batch_size", self.batch_size, minimum=1)
         check_int("seed", self.seed, minimum=0)
+        if not isinstance(self.reference, bool):
+            raise ConfigError(f"reference must be true or false; got {self.reference!r}")
         if self.isolation not in ISOLATIONS:
             raise ConfigError(
                 f"isolation must be one of {', '.join(map(repr, ISOLATIONS))}; "
@@ -178,10 +202,21 @@ class LatencyResult:
     versions: dict[str, str]
     isolation: str = "none"
     paused_workers: int = 0
+    p10_ms: float | None = None
+    reference_ms: float | None = None
+    reference_baseline_ms: float | None = None
+
+    @property
+    def latency_ms(self) -> float:
+        """The latency to record (see the module docs): referenced when a reference was timed."""
+        if self.reference_ms is None or self.reference_baseline_ms is None or self.p10_ms is None:
+            return self.median_ms
+        return self.p10_ms / self.reference_ms * self.reference_baseline_ms
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, for trial attributes and logs."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["latency_ms"] = self.latency_ms
         out["block_medians_ms"] = list(self.block_medians_ms)
         out["input_shape"] = list(self.input_shape)
         out["versions"] = dict(self.versions)
@@ -296,14 +331,34 @@ def measure_model_latency(
             f"input_shape must have batch 1 (latency is per clip); got {list(shape)}; "
             "set LatencyConfig.batch_size for throughput"
         )
-    with prepare_model(model, cfg) as prepared, torch.inference_mode():
+    with contextlib.ExitStack() as stack:
+        prepared = stack.enter_context(prepare_model(model, cfg))
+        stack.enter_context(torch.inference_mode())
+        reference = (
+            stack.enter_context(
+                prepare_model(reference_network(), cfg.replace(mode="eager", reference=False))
+            )
+            if cfg.reference
+            else None
+        )
         compile_s: float | None = None
+        reference_ms = baseline_ms = None
         x = prepared.make_input(shape, seed=cfg.seed)
         first_s = _first_call(prepared, x)
         if cfg.mode == LatencyMode.COMPILE:
             compile_s = first_s
-        with quiet_machine(cfg.isolation) as paused:
-            samples_ms = _timed_runs(prepared, x, warmup=cfg.warmup, repeats=cfg.repeats)
+        if reference is None:
+            with quiet_machine(cfg.isolation) as paused:
+                samples_ms = _timed_runs(prepared, x, warmup=cfg.warmup, repeats=cfg.repeats)
+        else:
+            ref_x = reference.make_input(REFERENCE_INPUT, seed=0)
+            _first_call(reference, ref_x)
+            baseline_ms = _reference_baseline(reference, ref_x, cfg)
+            with quiet_machine(cfg.isolation) as paused:
+                samples_ms, ref_samples = _timed_runs_referenced(
+                    prepared, x, reference, ref_x, cfg
+                )
+            reference_ms = percentile(sorted(ref_samples), 10)
         paused_workers = len(paused)
         batch_median_ms = statistics.median(samples_ms)
         if cfg.batch_size > 1:
@@ -342,6 +397,9 @@ def measure_model_latency(
         versions=library_versions(),
         isolation=cfg.isolation,
         paused_workers=paused_workers,
+        p10_ms=summary["p10_ms"],
+        reference_ms=reference_ms,
+        reference_baseline_ms=baseline_ms,
     )
 
 
@@ -373,10 +431,11 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def summarize_ms(samples_ms: Sequence[float]) -> dict[str, float]:
-    """median, p90, IQR (p75 - p25), mean and min of the samples, in ms."""
+    """median, p10, p90, IQR (p75 - p25), mean and min of the samples, in ms."""
     ordered = sorted(samples_ms)
     return {
         "median_ms": percentile(ordered, 50),
+        "p10_ms": percentile(ordered, 10),
         "p90_ms": percentile(ordered, 90),
         "iqr_ms": percentile(ordered, 75) - percentile(ordered, 25),
         "mean_ms": statistics.fmean(ordered),
@@ -461,6 +520,40 @@ def _timed_runs(
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+def _timed_runs_referenced(
+    prepared: PreparedModel,
+    x: torch.Tensor,
+    reference: PreparedModel,
+    ref_x: torch.Tensor,
+    cfg: LatencyConfig,
+) -> tuple[list[float], list[float]]:
+    """``cfg.repeats`` runs of the model in ``cfg.blocks`` blocks, each followed by as many runs
+    of the reference: both sides see the same stretch of the machine's drift."""
+    for _ in range(cfg.warmup):
+        prepared(x)
+        reference(ref_x)
+    samples: list[float] = []
+    ref_samples: list[float] = []
+    for block in _split(range(cfg.repeats), cfg.blocks):
+        samples += _timed_runs(prepared, x, warmup=0, repeats=len(block))
+        ref_samples += _timed_runs(reference, ref_x, warmup=0, repeats=len(block))
+    return samples, ref_samples
+
+
+def _reference_baseline(
+    reference: PreparedModel, ref_x: torch.Tensor, cfg: LatencyConfig
+) -> float:
+    """The machine's cached baseline for this device and thread count; measured (the
+    reference's 10th percentile over 300 runs, quiet machine) and cached the first time."""
+    key = baseline_key(_device_name(reference.device), torch.get_num_threads())
+    cached = load_baseline(key)
+    if cached is not None:
+        return cached
+    with quiet_machine(cfg.isolation):
+        samples = _timed_runs(reference, ref_x, warmup=20, repeats=300)
+    return store_baseline(key, percentile(sorted(samples), 10))
 
 
 def _timed_runs_cpu(prepared: PreparedModel, x: torch.Tensor, repeats: int) -> list[float]:

@@ -234,6 +234,7 @@ def _conditions(cfg: LatencyConfig, shape: Sequence[int], space: SearchSpace) ->
         "repeats": cfg.repeats,
         "blocks": cfg.blocks,
         "isolation": cfg.isolation,
+        "reference": cfg.reference,
         "device": cfg.device,
         "seed": cfg.seed,
         "space": space.name,
@@ -318,14 +319,14 @@ def build_latency_table(
     todo = [layer for key, layer in layers.items() if key not in layers_ms]
     for i, layer in enumerate(todo, start=1):
         result = measure_layer(layer, latency)
-        layers_ms[layer.key] = result.median_ms
+        layers_ms[layer.key] = result.latency_ms
         details[layer.key] = {
             "iqr_ms": result.iqr_ms,
             "cv_of_median": result.cv_of_median,
             **({"compile_s": result.compile_s} if result.compile_s is not None else {}),
         }
         device, threads = result.device, result.threads
-        say(f"layer {i}/{len(todo)} {result.median_ms:9.4f} ms  {layer.key}")
+        say(f"layer {i}/{len(todo)} {result.latency_ms:9.4f} ms  {layer.key}")
         if out is not None:
             table().save(out)
 
@@ -344,13 +345,13 @@ def build_latency_table(
                 {
                     "digest": digest,
                     "config": config.to_dict(),
-                    "measured_ms": result.median_ms,
+                    "measured_ms": result.latency_ms,
                     "layers_ms": plain.layers_ms,
                     "n_layers": plain.n_layers,
                 }
             )
             say(
-                f"network {i}/{len(configs)} measured {result.median_ms:9.4f} ms, "
+                f"network {i}/{len(configs)} measured {result.latency_ms:9.4f} ms, "
                 f"layer sum {plain.layers_ms:9.4f} ms ({plain.n_layers} layers)"
             )
             if out is not None:

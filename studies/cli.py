@@ -244,6 +244,7 @@ def _latency_table(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         repeats=args.repeats,
         isolation=args.isolation,
+        reference=not args.no_reference,
         calibrate=args.calibrate,
         seed=args.seed,
         include_head=args.head,
@@ -291,6 +292,7 @@ def _table(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             repeats=args.repeats,
             isolation=args.isolation,
+            reference=not args.no_reference,
             limit=args.limit,
             on_progress=None if args.quiet else table.print_progress,
         )
@@ -405,6 +407,13 @@ def _add_study_commands(sub: Subparsers) -> None:
     p.set_defaults(handler=_ablate)
 
 
+def _add_reference_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-reference", action="store_true",
+        help="time without the drift reference (runners.latency_reference): raw medians",
+    )  # fmt: skip
+
+
 def _add_result_commands(sub: Subparsers) -> None:
     """Commands over a study's results and the latency model: pareto, latency-table, export,
     reproduce."""
@@ -429,6 +438,7 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument("--repeats", type=int, default=30, help="timed runs per layer (default 30)")
     p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
                    help="pause: registered study workers stop while timing (default)")  # fmt: skip
+    _add_reference_arg(p)
     p.add_argument(
         "--calibrate", type=int, default=10,
         help="whole networks measured to fit the per-network term (default 10)",
@@ -456,6 +466,7 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument("--repeats", type=int, default=30, help="latency: timed runs (default 30)")
     p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
                    help="latency: pause registered workers while timing")  # fmt: skip
+    _add_reference_arg(p)
     p.add_argument("--out", help="export: the table CSV (its spec goes beside it as .toml)")
     p.add_argument("--table", help="retrain: a table CSV")
     p.add_argument("--digest", help="retrain: the architecture's digest (or a unique prefix)")

@@ -28,6 +28,7 @@ def latency_table(
     warmup: int = 5,
     repeats: int = 30,
     isolation: str = "pause",
+    reference: bool = True,
     calibrate: int = 10,
     seed: int = 0,
     include_head: bool = False,
@@ -48,6 +49,7 @@ def latency_table(
         blocks=max(2, min(5, repeats)),
         threads=threads,
         isolation=isolation,
+        reference=reference,
     )
     return build_latency_table(
         load_space(space),

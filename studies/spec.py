@@ -138,6 +138,9 @@ class MeasureSpec:
     latency: str = "measured"
     latency_table: str | None = None
     latency_isolation: str = "pause"
+    # NOTE: time a fixed reference network beside each one, so that the machine's drift
+    # cancels (runners.latency_reference: retest within ±10% went from 40% to 100% here).
+    latency_reference: bool = True
 
     def latency_config(self) -> LatencyConfig:
         """The :class:`runners.latency.LatencyConfig` these settings describe."""
@@ -153,6 +156,7 @@ class MeasureSpec:
             threads=self.latency_threads,
             batch_size=self.throughput_batch,
             isolation=self.latency_isolation,
+            reference=self.latency_reference,
         )
 
     def load_latency_table(self) -> LatencyTable | None:
@@ -346,6 +350,7 @@ _LATENCY_KEYS = {
     "threads": "latency_threads",
     "batch_size": "throughput_batch",
     "isolation": "latency_isolation",
+    "reference": "latency_reference",
 }
 
 

@@ -1,4 +1,4 @@
-"""Suite-wide isolation from other r3dnas processes on the same machine."""
+"""Suite-wide isolation from other r3dnas processes and the user's caches on the same machine."""
 
 from __future__ import annotations
 
@@ -22,3 +22,17 @@ def private_timing_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterato
         os.environ.pop("R3DNAS_LOCK_DIR", None)
     else:
         os.environ["R3DNAS_LOCK_DIR"] = previous
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_latency_baselines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The drift reference's baselines in a folder of the suite's own (``R3DNAS_CACHE_DIR``,
+    inherited by the processes tests start), never the user's ``~/.cache/r3dnas``."""
+    folder = tmp_path_factory.mktemp("r3dnas-cache")
+    previous = os.environ.get("R3DNAS_CACHE_DIR")
+    os.environ["R3DNAS_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("R3DNAS_CACHE_DIR", None)
+    else:
+        os.environ["R3DNAS_CACHE_DIR"] = previous

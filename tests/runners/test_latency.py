@@ -267,7 +267,15 @@ def test_summary_in_closed_form() -> None:
     summary = summarize_ms([4.0, 1.0, 3.0, 2.0, 5.0])
     # sorted 1..5: p90 sits 0.6 of the way from 4 to 5, p75 = 4, p25 = 2
     assert summary == pytest.approx(
-        {"median_ms": 3.0, "p90_ms": 4.6, "iqr_ms": 2.0, "mean_ms": 3.0, "min_ms": 1.0}
+        # p10 sits 0.4 of the way from 1 to 2
+        {
+            "median_ms": 3.0,
+            "p10_ms": 1.4,
+            "p90_ms": 4.6,
+            "iqr_ms": 2.0,
+            "mean_ms": 3.0,
+            "min_ms": 1.0,
+        }
     )
 
 

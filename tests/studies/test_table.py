@@ -19,6 +19,7 @@ from search_space.errors import ConfigError
 from studies.cli import main
 from studies.launch import launch
 from studies.spec import StudySpec, load_spec
+from studies.table import LATENCY_ATTR
 from studies.toml_text import dumps_toml
 
 TINY_TABLE = """
@@ -117,6 +118,23 @@ def test_build_latency_export_retrain(exported: tuple[Path, str]) -> None:
     # honesty: a row retrained from its stored config and seed gives the stored top-1
     assert main(["table", "retrain", "--table", str(out), "--digest", first[:8],
                  "--seed", "1"]) == 0  # fmt: skip
+
+
+def test_latency_pass_times_again_what_another_protocol_timed(
+    exported: tuple[Path, str],
+) -> None:
+    _, storage = exported
+    study = optuna.load_study(study_name="tiny-table", storage=storage)
+    before = study.user_attrs[LATENCY_ATTR]
+    assert {entry["reference"] for entry in before.values()} == {True}  # the default
+    args = ["table", "latency", "--study", "tiny-table", "--storage", storage,
+            "--repeats", "3", "--warmup", "1", "--isolation", "none", "-q"]  # fmt: skip
+    assert main([*args, "--no-reference"]) == 0
+    raw = optuna.load_study(study_name="tiny-table", storage=storage).user_attrs[LATENCY_ATTR]
+    assert set(raw) == set(before) and {e["reference"] for e in raw.values()} == {False}
+    assert main([*args, "--no-reference"]) == 0  # nothing left to time: unchanged
+    again = optuna.load_study(study_name="tiny-table", storage=storage).user_attrs[LATENCY_ATTR]
+    assert again == raw
 
 
 def _tabular_spec(table: Path, **study: object) -> StudySpec:
