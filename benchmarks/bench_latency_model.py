@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibrate", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per whole network")
+    parser.add_argument(
+        "--blocks", type=int, default=5,
+        help="blocks per whole network (alternating with the reference's)",
+    )  # fmt: skip
     parser.add_argument("--layer-repeats", type=int, default=30, help="timed runs per layer")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the evaluated networks")
     parser.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"))
@@ -227,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
         print(f"table: {table.describe()} ({time.perf_counter() - t0:.0f} s)", flush=True)
         net_cfg = layer_cfg.replace(
-            warmup=args.warmup, repeats=args.repeats, blocks=max(2, min(5, args.repeats))
+            warmup=args.warmup,
+            repeats=args.repeats,
+            blocks=max(2, min(args.blocks, args.repeats)),
         )
         calibration = {c["digest"] for c in table.network_term.calibration}
         configs = sample_configs(space, args.n_configs, seed=args.seed, exclude=calibration)

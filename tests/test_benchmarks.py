@@ -43,7 +43,8 @@ def test_bench_latency_model_with_a_retest_pass(tmp_path: Path) -> None:
     assert {r["digest"] for r in retest} == {r["digest"] for r in rows}
     assert all(float(r["remeasured_ms"]) > 0 for r in retest)
     summary = (out / "summary.md").read_text()
-    assert "| tiny_space | eager |" in summary
+    assert all(r["reference"] == "True" for r in rows)  # timed beside the drift reference
+    assert "| tiny_space | eager |" in summary and "| 1 | True | 4 |" in summary
     assert "Test-retest (the same 4 networks measured again, reverse order)" in summary
 
 
@@ -82,6 +83,20 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
     assert "| synflow |" in scores and "| gflops (baseline) |" in scores
     # every pick list ran as a tabular study; "random" is pool 1
     assert "| random | 1 |" in scores and "| naswot | 8 |" in scores
+
+
+def test_live_pruning_runs_two_real_studies_with_workers(tmp_path: Path) -> None:
+    import json
+
+    out = _run("benchmarks/bench_live_pruning.py", "--trials", "2", "--workers", "2",
+               "--set", "train.epochs=2", "--set", "data.num_train_clips=32",
+               "--set", "data.num_val_clips=32", "--out", str(tmp_path / "live.json"))  # fmt: skip
+    assert "| none |" in out and "| pareto |" in out
+    results = {r["pruner"]: r for r in json.loads((tmp_path / "live.json").read_text())}
+    for r in results.values():
+        assert r["complete"] == 2 and r["sampled"] >= 2 and r["wall_s"] > 0
+        assert 0 < r["hv"] <= 1
+    assert results["none"]["pruned"] == 0 and results["none"]["epochs"] == 4
 
 
 def test_pilot_recipes_trains_table_architectures_with_a_recipe() -> None:
