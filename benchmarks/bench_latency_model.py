@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20, help="timed runs per whole network")
     parser.add_argument(
-        "--blocks", type=int, default=5,
-        help="blocks per whole network (alternating with the reference's)",
+        "--blocks", type=int,
+        help="blocks per whole network, alternating with the reference's "
+        "(default: runners.latency.default_blocks)",
     )  # fmt: skip
     parser.add_argument("--layer-repeats", type=int, default=30, help="timed runs per layer")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the evaluated networks")
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         _speed(args.space, shape, args.speed_configs)
         return 0
 
-    from runners.latency import LatencyConfig, measure_latency
+    from runners.latency import LatencyConfig, default_blocks, measure_latency
     from runners.latency_table import build_latency_table, sample_configs
     from search_space.cost import cost
     from search_space.latency_model import LatencyTable, predict_latency
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode in [m.strip() for m in args.mode.split(",") if m.strip()]:
         layer_cfg = LatencyConfig(
             device=args.device, mode=mode, warmup=5, repeats=args.layer_repeats,
-            blocks=max(2, min(5, args.layer_repeats)),
+            blocks=default_blocks(args.layer_repeats),
             threads=args.threads, isolation=args.isolation, reference=args.reference,
         )  # fmt: skip
         t0 = time.perf_counter()
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         net_cfg = layer_cfg.replace(
             warmup=args.warmup,
             repeats=args.repeats,
-            blocks=max(2, min(args.blocks, args.repeats)),
+            blocks=args.blocks or default_blocks(args.repeats),
         )
         calibration = {c["digest"] for c in table.network_term.calibration}
         configs = sample_configs(space, args.n_configs, seed=args.seed, exclude=calibration)

@@ -463,7 +463,7 @@ def _add_result_commands(sub: Subparsers) -> None:
     )
     p.add_argument("--threads", type=int, default=1, help="latency: CPU threads (default 1)")
     p.add_argument("--warmup", type=int, default=5, help="latency: untimed runs (default 5)")
-    p.add_argument("--repeats", type=int, default=30, help="latency: timed runs (default 30)")
+    p.add_argument("--repeats", type=int, default=100, help="latency: timed runs (default 100)")
     p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
                    help="latency: pause registered workers while timing")  # fmt: skip
     _add_reference_arg(p)

@@ -37,7 +37,7 @@ def latency_table(
 ) -> LatencyTable:
     """Measure every distinct layer of ``space`` (a shipped name or a TOML path) and write
     the table to ``out`` (resuming a partial one measured under the same conditions)."""
-    from runners.latency import LatencyConfig
+    from runners.latency import LatencyConfig, default_blocks
     from runners.latency_table import build_latency_table
     from search_space.space import load_space
 
@@ -46,7 +46,7 @@ def latency_table(
         mode=mode,
         warmup=warmup,
         repeats=repeats,
-        blocks=max(2, min(5, repeats)),
+        blocks=default_blocks(repeats),
         threads=threads,
         isolation=isolation,
         reference=reference,

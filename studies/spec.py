@@ -129,7 +129,7 @@ class MeasureSpec:
     device: str = "auto"
     latency_mode: str = "eager"
     latency_warmup: int = 3
-    latency_repeats: int = 20
+    latency_repeats: int = 40
     latency_threads: int | None = None
     throughput_batch: int = 1
     include_head: bool = False
@@ -144,15 +144,14 @@ class MeasureSpec:
 
     def latency_config(self) -> LatencyConfig:
         """The :class:`runners.latency.LatencyConfig` these settings describe."""
-        from runners.latency import LatencyConfig
+        from runners.latency import LatencyConfig, default_blocks
 
         return LatencyConfig(
             device=self.device,
             mode=self.latency_mode,
             warmup=self.latency_warmup,
             repeats=self.latency_repeats,
-            # NOTE: the run-to-run CV needs >= 2 blocks; up to 5 when repeats allow.
-            blocks=max(2, min(5, self.latency_repeats)),
+            blocks=default_blocks(self.latency_repeats),
             threads=self.latency_threads,
             batch_size=self.throughput_batch,
             isolation=self.latency_isolation,

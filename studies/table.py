@@ -128,7 +128,7 @@ def measure_table_latency(
     *,
     threads: int = 1,
     warmup: int = 5,
-    repeats: int = 30,
+    repeats: int = 100,
     isolation: str = "pause",
     reference: bool = True,
     limit: int | None = None,
@@ -143,7 +143,7 @@ def measure_table_latency(
     that many more networks in this call. ``reference``: time each beside the drift reference
     (:mod:`runners.latency_reference`); entries timed with the other setting are timed again.
     """
-    from runners.latency import LatencyConfig, measure_latency
+    from runners.latency import LatencyConfig, default_blocks, measure_latency
     from studies.storage import study_spec
 
     spec = study_spec(study)
@@ -158,8 +158,7 @@ def measure_table_latency(
         mode="eager",
         warmup=warmup,
         repeats=repeats,
-        # NOTE: the run-to-run CV needs >= 2 blocks; up to 5 when repeats allow.
-        blocks=max(2, min(5, repeats)),
+        blocks=default_blocks(repeats),
         threads=threads,
         isolation=isolation,
         reference=reference,
