@@ -139,7 +139,7 @@ class MeasureSpec:
     latency_table: str | None = None
     latency_isolation: str = "pause"
     # NOTE: time a fixed reference network beside each one, so that the machine's drift
-    # cancels (runners.latency_reference: retest within ±10% went from 40% to 100% here).
+    # cancels (retest within ±10% went from 31% to 94% of 100 networks here: benchmarks/README).
     latency_reference: bool = True
 
     def latency_config(self) -> LatencyConfig:
