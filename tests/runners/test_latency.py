@@ -17,6 +17,7 @@ from runners.latency import (
     LatencyConfig,
     LatencyMode,
     coefficient_of_variation,
+    default_blocks,
     measure_latency,
     measure_model_latency,
     percentile,
@@ -284,3 +285,13 @@ def test_coefficient_of_variation_in_closed_form() -> None:
     assert coefficient_of_variation([8.0, 10.0, 12.0]) == pytest.approx(0.2)
     assert coefficient_of_variation([7.0, 7.0]) == 0.0
     assert math.isfinite(coefficient_of_variation([1.0, 3.0]))
+
+
+@pytest.mark.parametrize(
+    ("repeats", "blocks"), [(2, 2), (8, 2), (12, 3), (20, 5), (40, 10), (100, 10)]
+)
+def test_default_blocks_have_at_least_four_runs_up_to_ten_blocks(
+    repeats: int, blocks: int
+) -> None:
+    assert default_blocks(repeats) == blocks
+    LatencyConfig(repeats=repeats, blocks=default_blocks(repeats))  # always a valid pair
