@@ -10,6 +10,7 @@ factorial). Results go to a CSV and a bar chart.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
-from studies.loop import StopReason, exit_status, is_completed
+from studies.loop import StopReason, exit_status, is_completed, requeue_interrupted
 
 if TYPE_CHECKING:
     import optuna
@@ -173,7 +174,6 @@ def _enqueue_grid(
     ``order_seed``: enqueue the grid points in a seeded random order (the seeds of a point stay
     together), so that a grid stopped half-way has covered a uniform sample of it.
     """
-    import json
     import random
 
     from search_space.canonical import canonicalize
@@ -230,9 +230,13 @@ def prepare_ablation(
     study = open_study(spec, study_name=study_name, storage_url=storage_url)
     seed_values = [spec.train.seed + k for k in range(seeds)]
     _enqueue_grid(study, spec.space, factors, seed_values, order_seed)
+    requeue_interrupted(study)
     total = len(spec.space.grid(factors)) * seeds
     if limit is not None:
         total = min(total, limit * seeds)
+    # NOTE: trials the sampler added beyond the grid (before interrupted points were requeued,
+    # a resumed ablation ran out of queue and sampled) are not grid points: they do not count.
+    total += sum(is_completed(t) and "factors" not in t.user_attrs for t in study.trials)
     study.set_user_attr("n_trials", total)
     study.set_user_attr("runs_dir", str(runs_dir))
     return study, total

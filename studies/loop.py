@@ -143,8 +143,14 @@ def _within_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
     return taken < n_trials
 
 
+# The user attributes a trial is enqueued with; a retry carries them over.
+ENQUEUED_ATTRS = ("enqueued_config", "enqueued_preset", "factors", "train_seed")
+
+
 def requeue_interrupted(study: optuna.Study) -> int:
-    """Enqueue the parameters of trials an interrupt cut short, once each."""
+    """Enqueue the parameters of trials an interrupt cut short, once each, with what they were
+    enqueued with (a configuration, an ablation's grid point and seed, a preset's name), so an
+    ablation's point is run again instead of being lost."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -157,8 +163,7 @@ def requeue_interrupted(study: optuna.Study) -> int:
             and t.number not in retried
         ):
             attrs = {"retry_of": t.number}
-            if "enqueued_config" in t.user_attrs:
-                attrs["enqueued_config"] = t.user_attrs["enqueued_config"]
+            attrs.update({k: t.user_attrs[k] for k in ENQUEUED_ATTRS if k in t.user_attrs})
             study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
             count += 1
     return count

@@ -191,6 +191,12 @@ def table_rows(study: Any) -> list[TableRow]:
     from runners.tabular import TableRow
 
     latency = study.user_attrs.get(LATENCY_ATTR, {})
+    # NOTE: a row trained by a trial without a grid point (sampled off-grid before interrupted
+    # points were requeued) takes the factors of a grid trial of the same network.
+    grid_factors: dict[str, dict[str, Any]] = {}
+    for t in study.get_trials(deepcopy=False):
+        if "factors" in t.user_attrs and "digest" in t.user_attrs:
+            grid_factors.setdefault(t.user_attrs["digest"], t.user_attrs["factors"])
     rows = []
     for (digest, seed), trial in sorted(_measured_trials(study).items()):
         attrs = trial.user_attrs
@@ -202,7 +208,7 @@ def table_rows(study: Any) -> list[TableRow]:
                 seed=seed,
                 arch=str(attrs.get("arch", "")),
                 config=dict(attrs["config"]),
-                factors=dict(attrs.get("factors", {})),
+                factors=dict(attrs.get("factors") or grid_factors.get(digest, {})),
                 params=float(attrs["params"]),
                 params_m=float(attrs["params_m"]),
                 gflops=float(attrs["gflops"]),

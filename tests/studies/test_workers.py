@@ -6,6 +6,7 @@ The same tests run over SQLite, a journal file and PostgreSQL (when
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -177,6 +178,48 @@ def test_two_workers_run_every_ablation_grid_point_once(storage_url: str, tmp_pa
         for t in complete
     ]  # fmt: skip
     assert len(points) == 8 and len(set(points)) == 8
+
+
+def test_a_resumed_ablation_reruns_interrupted_points_and_nothing_off_grid(
+    storage_url: str, tmp_path: Path
+) -> None:
+    """A worker stopped by SIGTERM mid-trial records that trial FAIL ("interrupted"); resuming
+    must run that grid point again, and no worker may fill the budget with off-grid trials
+    (the benchmark table lost 11 points that way)."""
+    from studies.ablation import prepare_ablation
+
+    name = f"resume-{uuid.uuid4().hex[:8]}"
+    args = dict(factors=["with_pool2", "layer4.inflate"], seeds=2, study_name=name,
+                storage_url=storage_url, runs_dir=tmp_path)  # fmt: skip
+    study, total = prepare_ablation(_spec(epochs=3), **args)  # type: ignore[arg-type]
+    proc = _worker(name, storage_url)
+    deadline = time.monotonic() + 120
+    while not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        assert time.monotonic() < deadline, "no trial started"
+        time.sleep(0.2)
+    time.sleep(1.0)  # into its training, where a SIGTERM records "interrupted"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    assert len(failed) == 1
+    assert failed[0].user_attrs["fail_reason"].startswith("interrupted")
+
+    _, total_again = prepare_ablation(_spec(epochs=3), **args)  # type: ignore[arg-type]
+    assert total_again == total == 8
+    prepare_ablation(_spec(epochs=3), **args)  # type: ignore[arg-type]  # idempotent
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    lost = failed[0].user_attrs
+    same = [t for t in waiting if t.user_attrs["factors"] == lost["factors"]
+            and t.user_attrs["train_seed"] == lost["train_seed"]]  # fmt: skip
+    assert len(same) == 1
+    proc = _worker(name, storage_url)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    complete = [t for t in study.get_trials(deepcopy=False) if is_completed(t)]
+    assert all("factors" in t.user_attrs for t in complete)  # nothing off-grid
+    points = {(json.dumps(t.user_attrs["factors"], sort_keys=True), t.user_attrs["seed"])
+              for t in complete}  # fmt: skip
+    assert len(complete) == len(points) == 8
 
 
 def test_a_worker_whose_trial_was_reaped_elsewhere_goes_on(tmp_path: Path) -> None:
