@@ -191,22 +191,26 @@ def test_a_resumed_ablation_reruns_interrupted_points_and_nothing_off_grid(
     name = f"resume-{uuid.uuid4().hex[:8]}"
     args = dict(factors=["with_pool2", "layer4.inflate"], seeds=2, study_name=name,
                 storage_url=storage_url, runs_dir=tmp_path)  # fmt: skip
-    study, total = prepare_ablation(_spec(epochs=3), **args)  # type: ignore[arg-type]
+    study, total = prepare_ablation(_spec(epochs=4), **args)  # type: ignore[arg-type]
     proc = _worker(name, storage_url)
     deadline = time.monotonic() + 120
-    while not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        assert time.monotonic() < deadline, "no trial started"
-        time.sleep(0.2)
-    time.sleep(1.0)  # into its training, where a SIGTERM records "interrupted"
+    # NOTE: wait for a first epoch on record, so the SIGTERM lands in training (where it is
+    # recorded "interrupted") even when the storage is slow to start.
+    while not any(
+        t.user_attrs.get("history")
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    ):
+        assert time.monotonic() < deadline, "no trial reached its first epoch"
+        time.sleep(0.2)  # fmt: skip
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=120)
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     assert len(failed) == 1
     assert failed[0].user_attrs["fail_reason"].startswith("interrupted")
 
-    _, total_again = prepare_ablation(_spec(epochs=3), **args)  # type: ignore[arg-type]
+    _, total_again = prepare_ablation(_spec(epochs=4), **args)  # type: ignore[arg-type]
     assert total_again == total == 8
-    prepare_ablation(_spec(epochs=3), **args)  # type: ignore[arg-type]  # idempotent
+    prepare_ablation(_spec(epochs=4), **args)  # type: ignore[arg-type]  # idempotent
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     lost = failed[0].user_attrs
     same = [t for t in waiting if t.user_attrs["factors"] == lost["factors"]
