@@ -5,13 +5,24 @@
 Each repetition is a real tabular study (the spec beside the table, ``[study] table`` set, a
 temporary journal storage; the same :class:`~studies.objective.TrialRunner`, epoch hook and
 pruner code a user runs) with the same sampler and seed for every pruner, run until
-``--trials`` trials are *complete or pruned* (the study's own budget counts complete trials
-only, which would hand the pruned studies more trials). Per repetition:
+``--long`` trials are *complete or pruned* (the study's own budget counts complete trials
+only, which would hand the pruned studies more trials). ``--pruners`` names each as ``none``,
+``moasha``, ``pareto`` (margin ``--margin``) or ``pareto:M`` (margin M).
 
-* **epochs**: training epochs spent (a pruned trial's curve length; a reused trial spends 0);
+**At equal trials** (the first ``--trials`` complete-or-pruned trials of each study):
+
+* **epochs**: training epochs spent (a pruned trial's curve length; a reused trial and a trial
+  stopped before training spend 0);
 * **hv**: normalised hypervolume of the complete trials' architectures at their mean top-1 over
   the table's seeds, over the exact front of the whole table (``bench_search.py``'s convention);
 * **wrong**: of the exact front's architectures the study sampled, the share it stopped.
+
+**At equal hypervolume** (the whole ``--long`` run of each study): the epochs each pruner spends
+until its hypervolume first reaches a level, for the levels 98% of no pruning's hypervolume at
+``--trials`` trials and a few fixed ones; mean over the repetitions that reach it (and how many
+did). Pruners differ in how much hypervolume a trial buys, so this is the fair comparison of
+their cost. Writes ``--out``/results.json and ``--out``/hv_vs_epochs.png (mean hypervolume
+against epochs spent).
 
 Also printed, from the table alone: how often ``pareto``'s bound was not optimistic enough
 (leave-one-out: a row's final top-1 above the bound computed at an earlier epoch from every
@@ -79,11 +90,13 @@ def run_study(table_path: Path, *, pruner: str, sampler: str, seed: int, trials:
         study.optimize(objective, n_trials=20 * trials, catch=(TrialFailure,),
                        callbacks=[stop_at_budget])  # fmt: skip
         out = []
-        for t in study.get_trials(deepcopy=False, states=done):
+        for t in sorted(study.get_trials(deepcopy=False, states=done), key=lambda t: t.number):
             attrs = t.user_attrs
-            reused = attrs.get("state") == "reused"
-            out.append({"digest": attrs["digest"], "state": t.state.name.lower(),
-                        "epochs": 0 if reused else len(attrs.get("history", ()))})  # fmt: skip
+            # NOTE: Optuna's state is PRUNED for a reused trial too; r3dnas's says which
+            state = "complete" if t.state == optuna.trial.TrialState.COMPLETE else attrs["state"]
+            out.append({"digest": attrs["digest"], "state": state,
+                        "again": "stopped_from" in attrs,
+                        "epochs": 0 if state == "reused" else len(attrs.get("history", ()))})  # fmt: skip
         return out
 
 
@@ -103,6 +116,8 @@ def score(
         "epochs": float(sum(int(r["epochs"]) for r in rows)),  # type: ignore[call-overload]
         "hv": hv,
         "pruned": float(sum(r["state"] == "pruned" for r in rows)),
+        "pruned_again": float(sum(bool(r.get("again")) for r in rows)),
+        "reused": float(sum(r["state"] == "reused" for r in rows)),
         "wrong": wrong / len(sampled) if sampled else 0.0,
         "front_sampled": float(len(sampled)),
     }
@@ -124,17 +139,50 @@ def bound_misses(table: BenchmarkTable, margin: float) -> float:
     return misses / max(total, 1)
 
 
+def hv_by_epochs(
+    rows: list[dict[str, object]], points: dict[str, list[float]], exact: float
+) -> tuple[list[float], list[float]]:
+    """``(cumulative epochs, normalised hypervolume)`` after each trial, in trial order."""
+    reference = [1.0] * len(next(iter(points.values())))
+    seen: list[list[float]] = []
+    epochs, hvs, total = [], [], 0
+    for r in rows:
+        total += int(r["epochs"])  # type: ignore[call-overload]
+        if r["state"] == "complete":
+            seen.append(points[str(r["digest"])])
+        epochs.append(float(total))
+        hvs.append(hypervolume(seen, reference) / exact if seen else 0.0)
+    return epochs, hvs
+
+
+def epochs_to_reach(curve: tuple[list[float], list[float]], level: float) -> float | None:
+    """Epochs spent when the hypervolume first reached ``level`` (None: never)."""
+    return next((e for e, h in zip(*curve, strict=True) if h >= level), None)
+
+
+def parse_pruner(name: str, default_margin: float) -> tuple[str, float]:
+    """``pareto:0.5`` -> ("pareto", 0.5); other names keep the default margin."""
+    kind, _, margin = name.partition(":")
+    if kind not in PRUNERS:
+        raise SystemExit(f"--pruners: unknown {kind!r}; allowed: {', '.join(PRUNERS)}")
+    return kind, float(margin) if margin else default_margin
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("table")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--trials", type=int, default=100, help="complete or pruned trials")
+    parser.add_argument("--long", type=int, default=300,
+                        help="complete or pruned trials of each study (equal hypervolume)")
     parser.add_argument("--sampler", default="tpe")
     parser.add_argument("--pruners", default=",".join(PRUNERS))
     parser.add_argument("--margin", type=float, default=2.0, help="[study] pruner_margin")
     parser.add_argument("--startup", type=int, default=4, help="[study] n_startup_trials")
     parser.add_argument("--out", default="runs/bench_early_stopping")
     args = parser.parse_args()
+    if args.long < args.trials:
+        parser.error(f"--long: {args.long} is below --trials {args.trials}")
     table_path = Path(args.table)
     table = BenchmarkTable.load(table_path)
     has_latency = all(not math.isnan(r.latency_ms) for r in table.rows)
@@ -145,46 +193,99 @@ def main() -> int:
     exact = hypervolume(list(points.values()), [1.0] * len(objectives))
     print(f"table {table_path}: {len(points)} architectures x {len(table.seeds)} seeds, "
           f"objectives {objectives}, exact front {len(front)} architectures; sampler "
-          f"{args.sampler}, {args.trials} trials done, reps {args.reps}")  # fmt: skip
+          f"{args.sampler}, {args.trials} trials done ({args.long} for equal hypervolume), "
+          f"reps {args.reps}")  # fmt: skip
     print(f"pareto bound (margin {args.margin:g}) below the final top-1, leave-one-out: "
           f"{100 * bound_misses(table, args.margin):.2f}% of (row, epoch)")  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, float]]] = {}
-    for pruner in args.pruners.split(","):
+    curves: dict[str, list[tuple[list[float], list[float]]]] = {}
+    for name in args.pruners.split(","):
+        pruner, margin = parse_pruner(name, args.margin)
         t0 = time.perf_counter()
-        results[pruner] = []
+        results[name], curves[name] = [], []
         for rep in range(args.reps):
             rows = run_study(table_path, pruner=pruner, sampler=args.sampler, seed=rep,
-                             trials=args.trials, objectives=objectives,
-                             table_seed=table.seeds[rep % len(table.seeds)], margin=args.margin,
+                             trials=args.long, objectives=objectives,
+                             table_seed=table.seeds[rep % len(table.seeds)], margin=margin,
                              startup=args.startup)  # fmt: skip
-            results[pruner].append(score(rows, points, exact, front))
-            print(f"\r{pruner}: {rep + 1}/{args.reps}", end="", file=sys.stderr)
+            results[name].append(score(rows[: args.trials], points, exact, front))
+            curves[name].append(hv_by_epochs(rows, points, exact))
+            print(f"\r{name}: {rep + 1}/{args.reps}", end="", file=sys.stderr)
         print(f" ({(time.perf_counter() - t0) / args.reps:.1f} s/study)", file=sys.stderr)
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    (out / "results.json").write_text(json.dumps({"trials": results, "curves": curves}))
+    _print_equal_trials(results, args.trials)
+    _print_equal_hv(results, curves)
+    _plot(out / "hv_vs_epochs.png", curves, args.sampler, args.trials)
+    return 0
+
+
+def _print_equal_trials(results: dict[str, list[dict[str, float]]], trials: int) -> None:
     base = results.get("none")
-    header = [
-        "pruner",
-        "epochs",
-        "epochs vs none",
-        "hv",
-        "hv vs none",
-        "pruned",
-        "wrongly stopped",
-    ]
-    print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-    for pruner, reps in results.items():
+    header = ["pruner", "epochs", "epochs vs none", "hv", "hv vs none",
+              "pruned (before training)", "reused", "wrongly stopped"]  # fmt: skip
+    print(f"\nAt equal trials ({trials} complete or pruned):\n")
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for name, reps in results.items():
         mean = {k: float(np.mean([r[k] for r in reps])) for k in reps[0]}
         std = {k: float(np.std([r[k] for r in reps])) for k in reps[0]}
         ratio_e = mean["epochs"] / np.mean([r["epochs"] for r in base]) if base else math.nan
         ratio_h = mean["hv"] / np.mean([r["hv"] for r in base]) if base else math.nan
-        cells = [pruner, f"{mean['epochs']:.0f} ± {std['epochs']:.0f}", f"{ratio_e:.2f}x",
+        cells = [name, f"{mean['epochs']:.0f} ± {std['epochs']:.0f}", f"{ratio_e:.2f}x",
                  f"{mean['hv']:.3f} ± {std['hv']:.3f}", f"{100 * ratio_h:.1f}%",
-                 f"{mean['pruned']:.1f}", f"{100 * mean['wrong']:.1f}% of "
-                 f"{mean['front_sampled']:.1f} sampled"]  # fmt: skip
+                 f"{mean['pruned']:.1f} ({mean['pruned_again']:.1f})", f"{mean['reused']:.1f}",
+                 f"{100 * mean['wrong']:.1f}% of {mean['front_sampled']:.1f} sampled"]  # fmt: skip
         print("| " + " | ".join(cells) + " |")
-    return 0
+
+
+def _print_equal_hv(
+    results: dict[str, list[dict[str, float]]],
+    curves: dict[str, list[tuple[list[float], list[float]]]],
+) -> None:
+    levels = [0.75, 0.80, 0.85]
+    if "none" in results:
+        levels.append(round(0.98 * float(np.mean([r["hv"] for r in results["none"]])), 3))
+        levels.sort()
+    print("\nAt equal hypervolume: epochs until the hypervolume first reaches a level "
+          "(mean ± std over the repetitions that reach it; how many did):\n")  # fmt: skip
+    header = ["pruner", *[f"hv {level:.3f}" for level in levels]]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    for name, reps in curves.items():
+        cells = [name]
+        for level in levels:
+            hits = [e for e in (epochs_to_reach(c, level) for c in reps) if e is not None]
+            cells.append(f"{np.mean(hits):.0f} ± {np.std(hits):.0f} ({len(hits)}/{len(reps)})"
+                         if hits else f"never (0/{len(reps)})")  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
+
+
+def _plot(
+    path: Path,
+    curves: dict[str, list[tuple[list[float], list[float]]]],
+    sampler: str,
+    trials: int,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # a script, not a library: no caller's backend to keep
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    last = max(c[0][-1] for reps in curves.values() for c in reps)
+    grid = np.linspace(0, last, 200)
+    for name, reps in curves.items():
+        # NOTE: a study's hypervolume holds after its last trial (its curve ends there)
+        at = np.array([np.interp(grid, e, h, right=np.nan) for e, h in reps])
+        alive = np.isfinite(at).sum(0) >= len(reps) / 2  # drawn while half the studies run
+        mean = np.nansum(at, 0) / np.maximum(np.isfinite(at).sum(0), 1)
+        ax.plot(grid[alive], mean[alive], label=name)
+    ax.set_xlabel("training epochs spent")
+    ax.set_ylabel("normalised hypervolume")
+    ax.set_title(f"{sampler} sampler, mean over repetitions")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -185,13 +185,23 @@ def enqueue_presets(study: optuna.Study, names: tuple[str, ...]) -> None:
 
 
 def _reusable_finder(study: optuna.Study) -> Callable[[str, str], FrozenTrial | None]:
+    """``(digest, signature) ->`` an earlier trial of the same network and training: a
+    complete one (reused), else the latest one a pruner stopped with a curve (judged again on
+    that curve before training, see :func:`studies.pruning.stop_again`), else None."""
     from optuna.trial import TrialState
 
     def find(digest: str, signature: str) -> FrozenTrial | None:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("digest") == digest and t.user_attrs.get("signature") == signature:
+        stopped = None
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        for t in study.get_trials(deepcopy=False, states=states):
+            attrs = t.user_attrs
+            if attrs.get("digest") != digest or attrs.get("signature") != signature:
+                continue
+            if t.state == TrialState.COMPLETE:
                 return t
-        return None
+            if attrs.get("state") == "pruned" and attrs.get("history"):
+                stopped = t
+        return stopped
 
     return find
 

@@ -42,6 +42,7 @@ from search_space.errors import R3dnasError, TrialFailure
 from search_space.space import InfeasibleConfig
 from studies.interrupts import raise_if_interrupted
 from studies.measure import EpochHook, Infeasible, Measure, TrainingMeasure, check_constraints
+from studies.pruning import build_stopper
 
 if TYPE_CHECKING:
     import optuna
@@ -122,6 +123,7 @@ class TrialRunner:
         self.tracker = tracker
         self.runs_dir = runs_dir
         self.measure: Measure = measure or _default_measure(spec, datasets)
+        self.stopper = build_stopper(spec)
         # NOTE: set by the run loop to show one quiet status line (trial, epoch, accuracy).
         self.status: Callable[[str], None] | None = None
 
@@ -167,6 +169,9 @@ class TrialRunner:
             run = self._open_run(trial, timings)
             digest, signature = trial.user_attrs["digest"], trial.user_attrs["signature"]
             earlier = find_reusable(digest, signature) if find_reusable is not None else None
+            if earlier is not None and earlier.user_attrs.get("state") == "pruned":
+                self._stop_again(trial, earlier)
+                earlier = None  # not stopped again: train it
             if earlier is None:
                 return self._measure(trial, config, seed, timings, run)
             self._reuse(trial, earlier, timings, run)
@@ -229,6 +234,21 @@ class TrialRunner:
         )
         timings["wandb_s"] = time.perf_counter() - t
         return run
+
+    def _stop_again(self, trial: optuna.Trial, earlier: FrozenTrial) -> None:
+        """Raise ``TrialPruned`` (zero epochs) when the pruner, judging the curve ``earlier``
+        recorded for the same network and training, would stop it again now: training is
+        deterministic, so it would only run those epochs again to be stopped again."""
+        from optuna import TrialPruned
+
+        from studies.pruning import stop_again
+
+        if self.stopper is None:
+            return
+        reason = stop_again(self.stopper, trial, earlier)
+        if reason is not None:
+            trial.set_user_attr("stopped_from", earlier.number)
+            raise TrialPruned(reason)
 
     def _reuse(
         self,
@@ -296,8 +316,6 @@ class TrialRunner:
 
     def _epoch_hook(self, trial: optuna.Trial, run: TrialRun | None) -> EpochHook:
         """After each epoch: log it, show it, and let the pruner stop the trial."""
-        from studies.pruning import build_stopper
-
         spec = self.spec
         # NOTE: Optuna refuses trial.report in multi-objective studies (its issue #3450); a
         # single-objective study reports every epoch, so the dashboard draws the curves.
@@ -306,7 +324,7 @@ class TrialRunner:
         prune = spec.study.pruner == "median"
         # NOTE: multi-objective early stopping (Optuna refuses trial.report there): the stopper
         # reads the shared storage; the curve is the trial's own, as the measure recorded it.
-        stopper = build_stopper(spec)
+        stopper = self.stopper
         curve: list[float] = []
 
         def on_epoch(epoch: int, values: dict[str, Any]) -> None:

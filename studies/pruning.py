@@ -20,6 +20,10 @@ al. 2021; Schmucker et al. 2021) in stopping mode, where every objective, costs 
 compared only at rungs (:func:`moasha_rungs`) and a trial continues when its non-dominated-sort
 position among the results recorded at that rung is in the top ``1 / reduction_factor``.
 
+A network a pruner stopped may be sampled again. Trained again it would draw the same curve
+(same seed, same data), so :func:`stop_again` judges the curve it recorded against the study as
+it is now and stops it before training if it would be stopped again.
+
 The pure rules (:func:`pareto_rule`, :func:`moasha_rule`) take numbers; the adapters
 (:class:`ParetoStopper`, :class:`MoashaStopper`) read the shared Optuna storage at each epoch,
 so every worker decides from the same trials. The epoch hook of
@@ -51,6 +55,7 @@ __all__ = [
     "nondominated_order",
     "optimistic_top1",
     "pareto_rule",
+    "stop_again",
 ]
 
 # Syne Tune's MOASHA defaults: grace period 1 epoch, reduction factor 3.
@@ -208,9 +213,37 @@ def moasha_rule(
 
 # ---------------------------------------------------------------------- Optuna adapters
 class EpochStopper(Protocol):
-    """``(trial, epoch, val_top1 curve so far) -> reason to stop, or None``."""
+    """``(trial, epoch, val_top1 curve so far) -> reason to stop, or None``; it reads the
+    trial's known costs (``cost_names``) from its user attributes."""
+
+    cost_names: tuple[str, ...]
 
     def __call__(self, trial: optuna.Trial, epoch: int, curve: Sequence[float]) -> str | None: ...
+
+
+def stop_again(stopper: EpochStopper, trial: optuna.Trial, earlier: FrozenTrial) -> str | None:
+    """Why ``trial`` can be stopped before training, or None to train it.
+
+    ``earlier`` is a trial of the same network and training that a pruner stopped. Training is
+    deterministic (same seed, same data), so trained again the network would draw the same
+    curve; the stopper judges that recorded curve, epoch by epoch, against the study as it is
+    now (the front may have moved either way since). Copies the earlier trial's known costs onto
+    ``trial`` first: they are what the stopper reads.
+    """
+    curve = _curve(earlier)
+    known = {n: earlier.user_attrs[n] for n in stopper.cost_names if n in earlier.user_attrs}
+    if not curve or len(known) < len(stopper.cost_names):
+        return None
+    for name, value in known.items():
+        trial.set_user_attr(name, value)
+    for epoch in range(1, len(curve) + 1):
+        reason = stopper(trial, epoch, curve[:epoch])
+        if reason is not None:
+            return (
+                f"pruned before training: trial {earlier.number} (same network and training) "
+                f"ran {len(curve)} epochs and its curve is still stopped: {reason}"
+            )
+    return None
 
 
 class _CostReader:
@@ -288,9 +321,13 @@ class MoashaStopper(_CostReader):
         if costs is None:
             return None
         recorded = []
+        network = (trial.user_attrs.get("digest"), trial.user_attrs.get("signature"))
         for t in trial.study.get_trials(deepcopy=False):
+            # NOTE: a network is ranked against other networks, not its own earlier record.
+            if (t.user_attrs.get("digest"), t.user_attrs.get("signature")) == network:
+                continue
             other, known = _curve(t), self.costs(t.user_attrs)
-            if t.number != trial.number and len(other) >= epoch and known is not None:
+            if len(other) >= epoch and known is not None:
                 recorded.append((-other[epoch - 1], *known))
         point = (-curve[epoch - 1], *costs)
         decision = moasha_rule(point=point, recorded=recorded, epoch=epoch)

@@ -187,17 +187,41 @@ def test_pareto_pruner_in_a_tabular_study(table: Path, tmp_path: Path) -> None:
         t.number for t in complete if t.user_attrs["state"] == "complete"
     }
 
-    # a pruned architecture sampled again is measured again, never reused
+    # a pruned architecture sampled again is never reused: judged again on its recorded curve,
+    # it is still dominated, so it is stopped before training (0 epochs, the reason says why)
     again = pruned[0]
-    study.enqueue_trial({}, user_attrs={"enqueued_config": json.dumps(again.user_attrs["config"])})
-    study = _launch(_spec(table), url, tmp_path, n_trials=9)
+    last = _sample_again(study, again, _spec(table), url, tmp_path, n_trials=9)
+    attrs = last.user_attrs
+    assert "reused_from" not in attrs and attrs["state"] == "pruned" and last.values is None
+    assert attrs["stopped_from"] == again.number and "history" not in attrs
+    assert attrs["fail_reason"].startswith(
+        f"pruned before training: trial {again.number} (same network and training) ran "
+        f"{len(again.user_attrs['history'])} epochs and its curve is still stopped: pruned at "
+    )
+    assert attrs["gflops"] == again.user_attrs["gflops"] and "train_s" not in attrs["timings"]
+    assert not is_completed(last)
+
+    # resumed with a margin no curve can be dominated at, the same network is trained again
+    loose = _spec(table, pruner_margin=100.0)
+    last = _sample_again(study, again, loose, url, tmp_path, n_trials=10)
+    assert last.user_attrs["state"] == "complete" and "stopped_from" not in last.user_attrs
+    assert len(last.user_attrs["history"]) == 4
+
+
+def _sample_again(
+    study: optuna.Study, earlier: optuna.trial.FrozenTrial, spec: StudySpec, url: str,
+    folder: Path, *, n_trials: int,
+) -> optuna.trial.FrozenTrial:  # fmt: skip
+    """Enqueue ``earlier``'s network, resume the study, return the trial that ran it."""
+    config = json.dumps(earlier.user_attrs["config"])
+    study.enqueue_trial({}, user_attrs={"enqueued_config": config})
+    study = _launch(spec, url, folder, n_trials=n_trials)
     last = max(
         (t for t in study.get_trials(deepcopy=False) if "enqueued_config" in t.user_attrs),
         key=lambda t: t.number,
     )
-    assert last.user_attrs["digest"] == again.user_attrs["digest"]
-    assert "reused_from" not in last.user_attrs and last.user_attrs["state"] != "reused"
-    assert last.user_attrs["history"]
+    assert last.user_attrs["digest"] == earlier.user_attrs["digest"]
+    return last
 
 
 def test_moasha_baseline_in_a_tabular_study(table: Path, tmp_path: Path) -> None:
