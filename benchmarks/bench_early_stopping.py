@@ -94,9 +94,9 @@ def run_study(table_path: Path, *, pruner: str, sampler: str, seed: int, trials:
             attrs = t.user_attrs
             # NOTE: Optuna's state is PRUNED for a reused trial too; r3dnas's says which
             state = "complete" if t.state == optuna.trial.TrialState.COMPLETE else attrs["state"]
-            out.append({"digest": attrs["digest"], "state": state,
-                        "again": "stopped_from" in attrs,
-                        "epochs": 0 if state == "reused" else len(attrs.get("history", ()))})  # fmt: skip
+            epochs = 0 if state == "reused" else len(attrs.get("history", ()))
+            out.append({"digest": attrs["digest"], "state": state, "epochs": epochs,
+                        "again": "stopped_from" in attrs})  # fmt: skip
         return out
 
 
@@ -173,8 +173,12 @@ def main() -> int:
     parser.add_argument("table")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--trials", type=int, default=100, help="complete or pruned trials")
-    parser.add_argument("--long", type=int, default=300,
-                        help="complete or pruned trials of each study (equal hypervolume)")
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=300,
+        help="complete or pruned trials of each study (equal hypervolume)",
+    )
     parser.add_argument("--sampler", default="tpe")
     parser.add_argument("--pruners", default=",".join(PRUNERS))
     parser.add_argument("--margin", type=float, default=2.0, help="[study] pruner_margin")

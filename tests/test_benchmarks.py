@@ -72,11 +72,17 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
     assert len(rows) == 2 and "hv@10" in search and "hv@25" not in search
     assert (tmp_path / "search" / "curves_random.npy").exists()
     stopping = _run("benchmarks/bench_early_stopping.py", str(table), "--reps", "2",
-                    "--trials", "8", "--out", str(tmp_path / "stop"))  # fmt: skip
-    lines = {line.split("|")[1].strip(): line for line in stopping.splitlines()
+                    "--trials", "8", "--long", "12", "--pruners", "none,moasha,pareto,pareto:0",
+                    "--out", str(tmp_path / "stop"))  # fmt: skip
+    equal_trials, equal_hv = stopping.split("At equal hypervolume")
+    lines = {line.split("|")[1].strip(): line for line in equal_trials.splitlines()
              if line.startswith("| ")}  # fmt: skip
-    assert {"none", "moasha", "pareto"} <= set(lines)
+    assert {"none", "moasha", "pareto", "pareto:0"} <= set(lines)
     assert "1.00x" in lines["none"]
+    # no pruning reaches its own hypervolume level in every repetition
+    reached = [line for line in equal_hv.splitlines() if line.startswith("| none |")]
+    assert len(reached) == 1 and reached[0].count("(2/2)") >= 1
+    assert (tmp_path / "stop" / "hv_vs_epochs.png").stat().st_size > 0
     scores = _run("benchmarks/bench_scores.py", "--table", str(table), "--spec",
                   str(table.with_suffix(".toml")), "--reps", "2", "--budgets", "3,5",
                   "--bootstrap", "20")  # fmt: skip
