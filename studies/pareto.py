@@ -65,23 +65,41 @@ def non_dominated(points: Sequence[Sequence[float]]) -> list[int]:
 def hypervolume(points: Sequence[Sequence[float]], reference: Sequence[float]) -> float:
     """Exact hypervolume dominated by ``points`` (minimisation) up to ``reference``.
 
-    Recursive slicing over the last objective: exact in any dimension and fast for the fronts
-    of a study (tens of points).
+    Only the non-dominated points can add volume, so they are kept first; then slices over the
+    last objective down to a sweep in two dimensions. Exact in any dimension; a few ms for a
+    3-objective front of tens of points out of hundreds (benchmarks call it after every trial).
     """
-    pts = [tuple(p) for p in points if all(a < r for a, r in zip(p, reference, strict=True))]
+    inside = {
+        tuple(float(a) for a in p)
+        for p in points
+        if all(a < r for a, r in zip(p, reference, strict=True))
+    }
+    candidates = sorted(inside)
+    front = [candidates[i] for i in non_dominated(candidates)]
+    return _sliced_volume(front, tuple(float(r) for r in reference))
+
+
+def _sliced_volume(pts: list[tuple[float, ...]], reference: tuple[float, ...]) -> float:
     if not pts:
         return 0.0
-    dims = len(reference)
-    if dims == 1:
+    if len(reference) == 1:
         return reference[0] - min(p[0] for p in pts)
-    pts.sort(key=lambda p: p[-1])
+    if len(reference) == 2:
+        # sweep along x: each step is covered up to the lowest y seen so far
+        ordered = sorted(pts)
+        volume, lowest = 0.0, reference[1]
+        for k, (x, y) in enumerate(ordered):
+            lowest = min(lowest, y)
+            right = ordered[k + 1][0] if k + 1 < len(ordered) else reference[0]
+            volume += (right - x) * (reference[1] - lowest)
+        return volume
+    ordered = sorted(pts, key=lambda p: p[-1])
     volume = 0.0
-    for k, p in enumerate(pts):
-        upper = pts[k + 1][-1] if k + 1 < len(pts) else reference[-1]
+    for k, p in enumerate(ordered):
+        upper = ordered[k + 1][-1] if k + 1 < len(ordered) else reference[-1]
         depth = upper - p[-1]
         if depth > 0:
-            slice_points = [q[:-1] for q in pts[: k + 1]]
-            volume += depth * hypervolume(slice_points, reference[:-1])
+            volume += depth * _sliced_volume([q[:-1] for q in ordered[: k + 1]], reference[:-1])
     return volume
 
 

@@ -105,11 +105,14 @@ def test_hypervolume_matches_optunas_and_closed_forms() -> None:
     assert hypervolume([[1.0, 1.0]], [2.0, 3.0]) == pytest.approx(2.0)
     assert hypervolume([[1, 2], [2, 1]], [3, 3]) == pytest.approx(3.0)
     rng = random.Random(1)
-    for dims, n in itertools.product((2, 3, 4), (1, 5, 9)):
+    for dims, n in itertools.product((2, 3, 4), (1, 5, 9, 80)):
         points = [[rng.random() for _ in range(dims)] for _ in range(n)]
         reference = [1.1] * dims
         expected = compute_hypervolume(np.array(points), np.array(reference))
         assert hypervolume(points, reference) == pytest.approx(expected, rel=1e-9)
+        # duplicates and points beyond the reference add nothing
+        extra = [*points, points[0], [1.5] * dims]
+        assert hypervolume(extra, reference) == pytest.approx(expected, rel=1e-9)
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json", "markdown"])
