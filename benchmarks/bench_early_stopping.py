@@ -184,7 +184,19 @@ def main() -> int:
     parser.add_argument("--margin", type=float, default=2.0, help="[study] pruner_margin")
     parser.add_argument("--startup", type=int, default=4, help="[study] n_startup_trials")
     parser.add_argument("--out", default="runs/bench_early_stopping")
+    parser.add_argument(
+        "--report",
+        metavar="RESULTS_JSON",
+        help="print the tables and plot of an earlier run's results.json only",
+    )
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(Path(args.report).read_text())
+        _print_equal_trials(saved["trials"], args.trials)
+        _print_equal_hv(saved["trials"], saved["curves"])
+        _plot(Path(args.report).with_name("hv_vs_epochs.png"), saved["curves"], args.sampler,
+              args.trials)  # fmt: skip
+        return 0
     if args.long < args.trials:
         parser.error(f"--long: {args.long} is below --trials {args.trials}")
     table_path = Path(args.table)
@@ -247,20 +259,32 @@ def _print_equal_hv(
     results: dict[str, list[dict[str, float]]],
     curves: dict[str, list[tuple[list[float], list[float]]]],
 ) -> None:
-    levels = [0.75, 0.80, 0.85]
+    levels = [0.75, 0.80]
+    target = None
     if "none" in results:
-        levels.append(round(0.98 * float(np.mean([r["hv"] for r in results["none"]])), 3))
-        levels.sort()
-    print("\nAt equal hypervolume: epochs until the hypervolume first reaches a level "
-          "(mean ± std over the repetitions that reach it; how many did):\n")  # fmt: skip
+        target = round(0.98 * float(np.mean([r["hv"] for r in results["none"]])), 3)
+        levels = sorted({*levels, target})
+    print("\nAt equal hypervolume: epochs until the hypervolume first reaches a level, median "
+          "over the repetitions (one that never reaches it counts as infinite; how many "
+          "reached it):\n")  # fmt: skip
     header = ["pruner", *[f"hv {level:.3f}" for level in levels]]
+    if target is not None:
+        header.append(f"vs none at {target:.3f}")
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    medians: dict[str, dict[float, float]] = {}
     for name, reps in curves.items():
+        medians[name] = {}
         cells = [name]
         for level in levels:
-            hits = [e for e in (epochs_to_reach(c, level) for c in reps) if e is not None]
-            cells.append(f"{np.mean(hits):.0f} ± {np.std(hits):.0f} ({len(hits)}/{len(reps)})"
-                         if hits else f"never (0/{len(reps)})")  # fmt: skip
+            spent = [epochs_to_reach(c, level) for c in reps]
+            median = float(np.median([math.inf if e is None else e for e in spent]))
+            medians[name][level] = median
+            hits = sum(e is not None for e in spent)
+            shown = "never" if math.isinf(median) else f"{median:.0f}"
+            cells.append(f"{shown} ({hits}/{len(reps)})")
+        if target is not None:
+            ratio = medians[name][target] / medians["none"][target]
+            cells.append("-" if math.isinf(ratio) else f"{ratio:.2f}x")
         print("| " + " | ".join(cells) + " |")
 
 

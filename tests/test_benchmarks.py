@@ -83,6 +83,10 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
     reached = [line for line in equal_hv.splitlines() if line.startswith("| none |")]
     assert len(reached) == 1 and reached[0].count("(2/2)") >= 1
     assert (tmp_path / "stop" / "hv_vs_epochs.png").stat().st_size > 0
+    # --report prints the same tables from the saved results, running nothing
+    again = _run("benchmarks/bench_early_stopping.py", str(table), "--trials", "8", "--report",
+                 str(tmp_path / "stop" / "results.json"))  # fmt: skip
+    assert again.split("At equal trials", 1)[1] == stopping.split("At equal trials", 1)[1]
     scores = _run("benchmarks/bench_scores.py", "--table", str(table), "--spec",
                   str(table.with_suffix(".toml")), "--reps", "2", "--budgets", "3,5",
                   "--bootstrap", "20")  # fmt: skip
