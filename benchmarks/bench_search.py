@@ -55,10 +55,10 @@ def normalised_points(
 
 
 def run_study(table_path: Path, sampler: str, seed: int, trials: int, objectives: tuple[str, ...],
-              table_seed: int) -> tuple[list[str], int]:  # fmt: skip
+              table_seed: int, attempts: int = 20) -> tuple[list[str], int]:  # fmt: skip
     """One tabular study until ``trials`` networks are trained (a network proposed again is
-    reused, which trains nothing and does not count) or 20x as many trials were tried: the
-    digests trained, in trial order, and the trials the study used for them."""
+    reused, which trains nothing and does not count) or ``attempts`` x as many trials were
+    tried: the digests trained, in trial order, and the trials the study used for them."""
     import optuna
 
     from search_space.errors import TrialFailure
@@ -77,7 +77,7 @@ def run_study(table_path: Path, sampler: str, seed: int, trials: int, objectives
     ]
     spec = load_spec(spec_path, overrides=overrides)
     complete = optuna.trial.TrialState.COMPLETE
-    budget = 20 * trials
+    budget = attempts * trials
 
     def stop_when_trained(study: optuna.Study, _: optuna.trial.FrozenTrial) -> None:
         if len(study.get_trials(deepcopy=False, states=(complete,))) >= trials:
@@ -112,6 +112,13 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=20,
+        help="stop a study after this many times --trials trials (1: a user's "
+        "study of --trials trials, reused ones included)",
+    )
     parser.add_argument("--out", default="runs/bench_search")
     args = parser.parse_args()
     table_path = Path(args.table)
@@ -131,7 +138,8 @@ def main() -> int:
         curves, trials_used = [], []
         for rep in range(args.reps):
             digests, used = run_study(table_path, sampler, rep, args.trials, objectives,
-                                      table_seed=table.seeds[rep % len(table.seeds)])  # fmt: skip
+                                      table_seed=table.seeds[rep % len(table.seeds)],
+                                      attempts=args.attempts)  # fmt: skip
             curves.append(curve(digests, points, exact))
             trials_used.append(used)
             print(f"\r{sampler}: {rep + 1}/{args.reps}", end="", file=sys.stderr)
