@@ -56,6 +56,9 @@ __all__ = [
 ]
 
 POLL_S = 1.0
+# Reused trials in a row after which the loop says that the sampler proposes only networks it
+# has already trained (a stuck sampler, or a space nearly exhausted).
+REUSE_STREAK = 10
 
 # Why a trial loop ended: the budget is complete, the spec's timeout_s passed, it gave up after
 # too many trials that did not complete, or Ctrl-C / SIGTERM.
@@ -302,6 +305,7 @@ def _loop(
         return objective(trial)
 
     max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
+    reused_in_a_row = 0
     while True:
         reap()
         complete, running = count_trials(study)
@@ -341,6 +345,17 @@ def _loop(
                   "its retry re-runs it")  # fmt: skip
         if interrupt_requested():  # a library swallowed it: stop after this trial anyway
             return "interrupted"
+        reused_in_a_row = reused_in_a_row + 1 if _was_reused(current) else 0
+        if reused_in_a_row == REUSE_STREAK:
+            print(f"{label}: the last {REUSE_STREAK} trials proposed networks already trained "
+                  f"(reused, nothing trained): the {type(study.sampler).__name__} is stuck or "
+                  "the space is nearly exhausted. GPSampler learns from complete trials only "
+                  'and stalls this way; sampler = "tpe" goes on exploring')  # fmt: skip
+
+
+def _was_reused(current: list[optuna.Trial]) -> bool:
+    """Whether the trial the last ``optimize()`` ran was a reuse (see :func:`is_completed`)."""
+    return bool(current) and current[0].user_attrs.get("state") == "reused"
 
 
 def _finished_elsewhere(trial: optuna.Trial) -> bool:
