@@ -73,6 +73,7 @@ def run_study(table_path: Path, sampler: str, seed: int, trials: int, objectives
         f"study.seed={seed}",
         f'study.table="{table_path.resolve()}"',
         f"train.seed={table_seed}",
+        'study.pruner="none"',  # the samplers are compared, not a pruner the spec may name
         "study.objectives=[" + ", ".join(f'"{o}"' for o in objectives) + "]",
     ]
     spec = load_spec(spec_path, overrides=overrides)

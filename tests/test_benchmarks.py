@@ -71,6 +71,18 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
     rows = [line for line in search.splitlines() if line.startswith(("| random", "| tpe"))]
     assert len(rows) == 2 and "hv@10" in search and "hv@25" not in search
     assert (tmp_path / "search" / "curves_random.npy").exists()
+    # the table's space has 5 networks: a study runs until all 5 are trained (reused
+    # proposals do not count); --attempts 1 stops at 5 trials, reused ones included
+    for attempts in ("20", "1"):
+        out = _run("benchmarks/bench_search.py", str(table), "--reps", "1", "--trials", "5",
+                   "--samplers", "random", "--attempts", attempts,
+                   "--out", str(tmp_path / f"search{attempts}"))  # fmt: skip
+        row = next(line for line in out.splitlines() if line.startswith("| random"))
+        used, trained = row.split("|")[-3].replace("trained)", "").split("(")
+        if attempts == "20":
+            assert int(trained) == 5 and int(used) >= 5, row
+        else:
+            assert int(used) == 5 and int(trained) <= 5, row
     stopping = _run("benchmarks/bench_early_stopping.py", str(table), "--reps", "2",
                     "--trials", "8", "--long", "12", "--pruners", "none,moasha,pareto,pareto:0",
                     "--out", str(tmp_path / "stop"))  # fmt: skip
