@@ -165,7 +165,16 @@ def parse_pruner(name: str, default_margin: float) -> tuple[str, float]:
     kind, _, margin = name.partition(":")
     if kind not in PRUNERS:
         raise SystemExit(f"--pruners: unknown {kind!r}; allowed: {', '.join(PRUNERS)}")
-    return kind, float(margin) if margin else default_margin
+    if not margin:
+        return kind, default_margin
+    try:
+        value = float(margin)
+    except ValueError:
+        value = -1.0
+    if kind != "pareto" or not value >= 0:
+        raise SystemExit(f"--pruners: {name!r}: only pareto takes a margin, a number >= 0 "
+                         "(e.g. pareto:0)")  # fmt: skip
+    return kind, value
 
 
 def main() -> int:
@@ -191,12 +200,16 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.report:
+        if not Path(args.report).is_file():
+            parser.error(f"--report: no file {args.report}")
         saved = json.loads(Path(args.report).read_text())
         _print_equal_trials(saved["trials"], args.trials)
         _print_equal_hv(saved["trials"], saved["curves"])
         _plot(Path(args.report).with_name("hv_vs_epochs.png"), saved["curves"], args.sampler,
               args.trials)  # fmt: skip
         return 0
+    for name in args.pruners.split(","):
+        parse_pruner(name, args.margin)  # a bad name stops here, before any study runs
     if args.long < args.trials:
         parser.error(f"--long: {args.long} is below --trials {args.trials}")
     table_path = Path(args.table)

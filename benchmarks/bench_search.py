@@ -122,6 +122,8 @@ def main() -> int:
     )
     parser.add_argument("--out", default="runs/bench_search")
     args = parser.parse_args()
+    if args.attempts < 1 or args.trials < 1:
+        parser.error(f"--trials and --attempts must be >= 1 (got {args.trials}, {args.attempts})")
     table_path = Path(args.table)
     table = BenchmarkTable.load(table_path)
     has_latency = all(not math.isnan(r.latency_ms) for r in table.rows)

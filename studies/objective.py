@@ -42,7 +42,7 @@ from search_space.errors import R3dnasError, TrialFailure
 from search_space.space import InfeasibleConfig
 from studies.interrupts import raise_if_interrupted
 from studies.measure import EpochHook, Infeasible, Measure, TrainingMeasure, check_constraints
-from studies.pruning import build_stopper
+from studies.pruning import build_stopper, stop_again
 
 if TYPE_CHECKING:
     import optuna
@@ -240,8 +240,6 @@ class TrialRunner:
         recorded for the same network and training, would stop it again now: training is
         deterministic, so it would only run those epochs again to be stopped again."""
         from optuna import TrialPruned
-
-        from studies.pruning import stop_again
 
         if self.stopper is None:
             return

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_SPACE = """
@@ -155,3 +157,23 @@ def test_pilot_recipes_refuses_a_bad_recipe_in_one_line() -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2
     assert "recipe: unknown keys ['epoch']; allowed: base, bs, classes" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "code", "message"),
+    [
+        ("bench_early_stopping.py", ["--pruners", "pareto:x"], 1, "only pareto takes a margin"),
+        ("bench_early_stopping.py", ["--pruners", "median"], 1, "unknown 'median'"),
+        ("bench_early_stopping.py", ["--report", "missing.json"], 2, "--report: no file"),
+        ("bench_search.py", ["--attempts", "0"], 2, "--attempts must be >= 1"),
+    ],
+)
+def test_table_benchmarks_refuse_bad_options_in_one_line(
+    script: str, args: list[str], code: int, message: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, f"benchmarks/{script}", "benchmarks/tables/bench_table.csv", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == code and message in proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr
