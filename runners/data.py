@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
+from runners.fresh import FreshClips, FreshEpochSampler
 from runners.sampling import OUT_OF_BOUND_CHOICES, OutOfBound
 from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, TEST_CROPS, ClipPipeline
 from runners.video import ClassFolderDataset, VideoClipDataset, VideoListDataset
@@ -156,6 +157,9 @@ class DataConfig(StrictConfig):
         num_train_clips: Built-in kinds only: generated training clips.
         num_val_clips: Built-in kinds only: generated validation clips.
         noise: Built-in kinds only: noise level of the generated frames.
+        fresh_clips: Built-in kinds only: new training clips every epoch (epoch ``e`` trains on
+            items ``e * num_train_clips`` onwards; validation stays fixed), so that nothing is
+            memorised (:mod:`runners.fresh`).
         seed: Seed of the generated data (motion) and of every random sampling choice.
         temporal_jitter: Real videos, training: SampleFrames' random per-frame shift of
             ``0..frame_interval-1``.
@@ -191,6 +195,7 @@ class DataConfig(StrictConfig):
     num_train_clips: int = 512
     num_val_clips: int = 256
     noise: float = 0.1
+    fresh_clips: bool = False
     seed: int = 0
     temporal_jitter: bool = False
     keep_tail_frames: bool = False
@@ -249,7 +254,7 @@ class DataConfig(StrictConfig):
         self._validate_kind()
 
     def _validate_sampling(self) -> None:
-        for name in ("temporal_jitter", "keep_tail_frames", "twice_sample"):
+        for name in ("temporal_jitter", "keep_tail_frames", "twice_sample", "fresh_clips"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false; got {getattr(self, name)!r}")
         fps = self.target_fps
@@ -279,6 +284,11 @@ class DataConfig(StrictConfig):
     def _validate_kind(self) -> None:
         # NOTE: options that a kind would ignore are errors, so nothing is dropped silently.
         kind = self.kind.value
+        if self.fresh_clips and not self.kind.is_generated:
+            raise ConfigError(
+                f"fresh_clips is only used with kinds 'motion' and 'motion_events'; got "
+                f"fresh_clips=true for kind {kind!r}"
+            )
         if self.kind == DataKind.VIDEO_LIST:
             for name in ("train_list", "val_list"):
                 if getattr(self, name) is None:
@@ -381,7 +391,10 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
                 split=split,
             )
 
-        return generated("train", cfg.num_train_clips), generated("val", cfg.num_val_clips)
+        train = generated("train", cfg.num_train_clips)
+        if cfg.fresh_clips:
+            return FreshClips(train), generated("val", cfg.num_val_clips)
+        return train, generated("val", cfg.num_val_clips)
     train_pipe = _clip_pipeline(cfg, test_mode=False)
     val_pipe = _clip_pipeline(cfg, test_mode=True)
     if cfg.kind == DataKind.VIDEO_LIST:
@@ -476,6 +489,8 @@ def build_loader(
     sampler: Sampler[Any]
     if isinstance(dataset, VideoClipDataset):
         sampler = SeededSampler(len(dataset), shuffle=shuffle, generator=sampler_generator)
+    elif shuffle and isinstance(dataset, FreshClips):
+        sampler = FreshEpochSampler(len(dataset), generator=sampler_generator)
     elif shuffle:
         sampler = RandomSampler(dataset, generator=sampler_generator)  # type: ignore[arg-type]
     else:

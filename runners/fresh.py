@@ -1,0 +1,81 @@
+"""Fresh training clips every epoch for the generated tasks (``[data] fresh_clips = true``).
+
+Why: with a fixed set of a few hundred generated clips, small networks memorise them within a few
+epochs, and what a table then measures is which features a network happened to fit before it
+memorised (a lottery, chaotic across seeds and machines). A generated task can draw as many
+clips as it likes, so with ``fresh_clips`` epoch ``e`` (0-based) trains on items
+``e * num_train_clips .. (e + 1) * num_train_clips - 1``: no clip is seen twice, and the
+validation set stays fixed.
+
+How: :class:`FreshClips` wraps the training split and answers *global* item indices;
+:class:`FreshEpochSampler` (chosen by :func:`runners.data.build_loader`) hands out epoch ``e``'s
+indices, shuffled, on its ``e``-th iteration. The sampler runs in the main process, so this holds
+whatever the number of DataLoader workers. Item ``i`` still depends only on ``(seed, split, i)``,
+so a run is reproducible from its seed; epoch 0 is exactly the non-fresh run's first epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from runners.generated import CHUNK, GeneratedClips
+
+__all__ = ["FreshClips", "FreshEpochSampler"]
+
+
+class FreshClips(Dataset):
+    """A generated training split whose epoch ``e`` is items ``e*N .. (e+1)*N - 1``.
+
+    ``len()`` is ``N`` (the clips of one epoch: ``clips.num_clips``); ``self[i]`` accepts any
+    ``i >= 0``. Only the chunks of the newest epoch asked for stay cached, so memory stays that
+    of one epoch's clips however many epochs run.
+    """
+
+    def __init__(self, clips: GeneratedClips) -> None:
+        self.clips = clips
+        self.per_epoch = clips.num_clips
+        self._chunks: dict[int, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if index < 0:
+            raise IndexError(f"index {index}: fresh clips take global indices >= 0")
+        chunk, offset = divmod(index, CHUNK)
+        if chunk not in self._chunks:
+            first = (index // self.per_epoch) * self.per_epoch // CHUNK
+            for old in [c for c in self._chunks if c < first]:
+                del self._chunks[old]
+            # NOTE: the task's own generator, so item i is the same clip as in a plain split.
+            self._chunks[chunk] = torch.from_numpy(self.clips._generate_chunk(chunk))
+        return self._chunks[chunk][offset].clone(), self.clips.label(index)
+
+    def label(self, index: int) -> int:
+        """The label of global item ``index``, without generating the clip."""
+        return self.clips.label(index)
+
+
+class FreshEpochSampler(Sampler[int]):
+    """Its ``e``-th iteration yields ``e*N + perm(N)``, the permutation drawn from ``generator``.
+
+    Epoch 0 draws the same permutation as ``RandomSampler(generator=...)`` would.
+    """
+
+    def __init__(self, per_epoch: int, *, generator: torch.Generator) -> None:
+        self.per_epoch = per_epoch
+        self.generator = generator
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.per_epoch, generator=self.generator) + (
+            self.epoch * self.per_epoch
+        )
+        self.epoch += 1
+        return iter(order.tolist())
