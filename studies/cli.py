@@ -263,7 +263,9 @@ def _table(args: argparse.Namespace) -> int:
     if args.action == "retrain":
         if args.table is None or args.digest is None:
             raise ConfigError("table retrain needs --table CSV and --digest (and --seed)")
-        retrained = table.retrain_row(args.table, digest=args.digest, seed=args.seed)
+        retrained = table.retrain_row(
+            args.table, digest=args.digest, seed=args.seed, threads=args.threads
+        )
         print(retrained.format())
         return 0 if retrained.identical else 1
     if args.action == "build":
@@ -288,7 +290,7 @@ def _table(args: argparse.Namespace) -> int:
     if args.action == "latency":
         timed = table.measure_table_latency(
             study,
-            threads=args.threads,
+            threads=1 if args.threads is None else args.threads,
             warmup=args.warmup,
             repeats=args.repeats,
             isolation=args.isolation,
@@ -300,7 +302,9 @@ def _table(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise ConfigError("table export needs --out FILE.csv")
-    csv_path, spec_path = table.export_table(study, args.out)
+    extra = [resolve_study(name, storage=args.storage, runs_dir=_runs_dir(args))
+             for name in args.with_studies]  # fmt: skip
+    csv_path, spec_path = table.export_table(study, args.out, extra=extra)
     print(f"wrote {csv_path} and {spec_path}")
     return 0
 
@@ -461,13 +465,21 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument(
         "--limit", type=int, help="build: only this many architectures (a pilot); latency: as many"
     )
-    p.add_argument("--threads", type=int, default=1, help="latency: CPU threads (default 1)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="latency: CPU threads (default 1); retrain: train with this many instead of the "
+        "spec's (the cheap proxy of another CPU type)",
+    )
     p.add_argument("--warmup", type=int, default=5, help="latency: untimed runs (default 5)")
     p.add_argument("--repeats", type=int, default=100, help="latency: timed runs (default 100)")
     p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
                    help="latency: pause registered workers while timing")  # fmt: skip
     _add_reference_arg(p)
     p.add_argument("--out", help="export: the table CSV (its spec goes beside it as .toml)")
+    p.add_argument("--with", dest="with_studies", action="append", default=[], metavar="STUDY",
+                   help="export: also the rows of this study (more seeds of the same networks, "
+                   "same spec but [train] seed)")  # fmt: skip
     p.add_argument("--table", help="retrain: a table CSV")
     p.add_argument("--digest", help="retrain: the architecture's digest (or a unique prefix)")
     p.add_argument("--seed", type=int, default=0, help="retrain: the row's seed (default 0)")

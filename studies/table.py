@@ -13,10 +13,11 @@ against measured top-1 (identical on CPU).
 
 from __future__ import annotations
 
+import json
 import platform
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -185,18 +186,22 @@ def _machine() -> str:
 
 
 def table_rows(study: Any) -> list[TableRow]:
-    """The study's measured trials as table rows (latency from the latency pass, NaN if none)."""
+    """The study's measured trials as table rows (latency from the latency pass, NaN if none).
+
+    Every row of one network gets the same ``factors``: those of the grid point that spells the
+    network canonically (e.g. ``inflate_style = "3x1x1"`` for a network with nothing inflated,
+    whichever style its trials were sampled with). ``top5`` is NaN where it is 100 by
+    construction (5 classes or fewer).
+    """
     import math
 
     from runners.tabular import TableRow
+    from studies.storage import stored_spec
 
     latency = study.user_attrs.get(LATENCY_ATTR, {})
-    # NOTE: a row trained by a trial without a grid point (sampled off-grid before interrupted
-    # points were requeued) takes the factors of a grid trial of the same network.
-    grid_factors: dict[str, dict[str, Any]] = {}
-    for t in study.get_trials(deepcopy=False):
-        if "factors" in t.user_attrs and "digest" in t.user_attrs:
-            grid_factors.setdefault(t.user_attrs["digest"], t.user_attrs["factors"])
+    spec = stored_spec(study)
+    grid_factors = _canonical_factors(study, spec)
+    top5_trivial = spec is not None and spec.data.num_classes <= 5
     rows = []
     for (digest, seed), trial in sorted(_measured_trials(study).items()):
         attrs = trial.user_attrs
@@ -208,12 +213,12 @@ def table_rows(study: Any) -> list[TableRow]:
                 seed=seed,
                 arch=str(attrs.get("arch", "")),
                 config=dict(attrs["config"]),
-                factors=dict(attrs.get("factors") or grid_factors.get(digest, {})),
+                factors=dict(grid_factors.get(digest) or attrs.get("factors") or {}),
                 params=float(attrs["params"]),
                 params_m=float(attrs["params_m"]),
                 gflops=float(attrs["gflops"]),
                 top1=float(attrs["top1"]),
-                top5=float(attrs["top5"]),
+                top5=math.nan if top5_trivial else float(attrs["top5"]),
                 val_top1=tuple(float(h.get("val_top1", math.nan)) for h in history),
                 train_loss=tuple(float(h.get("train_loss", math.nan)) for h in history),
                 epochs=len(history),
@@ -230,14 +235,53 @@ def table_rows(study: Any) -> list[TableRow]:
     return rows
 
 
-def export_table(study: Any, out: str | Path) -> tuple[Path, Path]:
-    """Write the table CSV to ``out`` and the spec that built it beside it (``.toml``)."""
+def _canonical_factors(study: Any, spec: StudySpec | None) -> dict[str, dict[str, Any]]:
+    """``digest -> factors`` of one grid point per network, the canonical spelling if any.
+
+    Why: grid points that differ only in a parameter the network ignores (the inflate style of a
+    network with nothing inflated) build one network; its rows must not say different things
+    depending on which point a seed's trial happened to come from. A trial without a grid point
+    (sampled off-grid before interrupted points were requeued) takes a grid trial's factors.
+    """
+    candidates: dict[str, list[dict[str, Any]]] = {}
+    for t in study.get_trials(deepcopy=False):
+        if "factors" in t.user_attrs and "digest" in t.user_attrs:
+            found = candidates.setdefault(t.user_attrs["digest"], [])
+            if t.user_attrs["factors"] not in found:
+                found.append(t.user_attrs["factors"])
+    chosen: dict[str, dict[str, Any]] = {}
+    for digest, options in candidates.items():
+        chosen[digest] = options[0]
+        if spec is None or len(options) == 1:
+            continue
+        from search_space.canonical import canonicalize
+
+        for factors in sorted(options, key=lambda f: json.dumps(f, sort_keys=True)):
+            config = spec.space.config_from_params(factors)
+            if canonicalize(config) == config:
+                chosen[digest] = factors
+                break
+    return chosen
+
+
+def export_table(study: Any, out: str | Path, *, extra: Sequence[Any] = ()) -> tuple[Path, Path]:
+    """Write the table CSV to ``out`` and the spec that built it beside it (``.toml``).
+
+    ``extra``: studies that trained more seeds of the same networks (``table build SPEC --study
+    NAME --set train.seed=2 --seeds 1 --limit K``: a third seed on the first K networks of the
+    build's seeded order); their rows join the table. Their spec must be ``study``'s but for
+    ``[train] seed`` (and ``[study]``), so that ``table retrain`` of any row runs what trained it.
+    """
     from runners.tabular import BenchmarkTable
     from studies.toml_text import dumps_toml
 
     rows = table_rows(study)
     if not rows:
         raise ConfigError(f"study {study.study_name!r} has no trained architecture yet")
+    for other in extra:
+        _check_same_recipe(study, other)
+        rows += table_rows(other)
+    rows.sort(key=lambda r: (r.digest, r.seed))
     csv_path = BenchmarkTable(rows, source=study.study_name).write(out)
     spec_path = csv_path.with_suffix(".toml")
     header = (
@@ -248,12 +292,31 @@ def export_table(study: Any, out: str | Path) -> tuple[Path, Path]:
     return csv_path, spec_path
 
 
+def _check_same_recipe(study: Any, other: Any) -> None:
+    """Refuse rows of ``other`` unless its spec differs from ``study``'s only in the seed."""
+    mine, theirs = study.user_attrs.get("spec") or {}, other.user_attrs.get("spec") or {}
+
+    def recipe(raw: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in raw.items() if k not in ("study", "wandb")}
+        out["train"] = {k: v for k, v in raw.get("train", {}).items() if k != "seed"}
+        return out
+
+    if recipe(mine) != recipe(theirs):
+        differ = sorted(k for k in (set(mine) | set(theirs)) - {"study", "wandb"}
+                        if recipe(mine).get(k) != recipe(theirs).get(k))  # fmt: skip
+        raise ConfigError(
+            f"--with {other.study_name!r}: its spec differs from {study.study_name!r}'s in "
+            f"[{'], ['.join(differ)}] (only [train] seed may differ)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class RetrainResult:
     digest: str
     seed: int
     stored_top1: float
     measured_top1: float
+    threads: int | None = None  # the thread count it retrained with, when not the spec's
 
     @property
     def identical(self) -> bool:
@@ -263,12 +326,19 @@ class RetrainResult:
         return (
             f"architecture {self.digest} seed {self.seed}: top1 stored {self.stored_top1!r}, "
             f"measured {self.measured_top1!r}"
+            + (f" with {self.threads} thread(s)" if self.threads is not None else "")
             + (" (identical)" if self.identical else " (DIFFERENT)")
         )
 
 
-def retrain_row(table: str | Path, *, digest: str, seed: int) -> RetrainResult:
-    """Retrain one row of a table from its stored config and seed with the table's spec."""
+def retrain_row(
+    table: str | Path, *, digest: str, seed: int, threads: int | None = None
+) -> RetrainResult:
+    """Retrain one row of a table from its stored config and seed with the table's spec.
+
+    ``threads``: train with this many CPU threads instead of the spec's: the reduction order
+    changes the last bits, the cheap proxy of retraining on another CPU type.
+    """
     import dataclasses
 
     from runners.accuracy import train_and_evaluate
@@ -297,12 +367,20 @@ def retrain_row(table: str | Path, *, digest: str, seed: int) -> RetrainResult:
         ResNet3dConfig.from_dict(row.config),
         train_set,
         val_set,
-        dataclasses.replace(spec.train, seed=seed),
+        dataclasses.replace(
+            spec.train,
+            seed=seed,
+            num_threads=spec.train.num_threads if threads is None else threads,
+        ),
         num_classes=spec.data.num_classes,
         num_workers=spec.data.num_workers,
     )
     return RetrainResult(
-        digest=row.digest, seed=seed, stored_top1=row.top1, measured_top1=result.top1
+        digest=row.digest,
+        seed=seed,
+        stored_top1=row.top1,
+        measured_top1=result.top1,
+        threads=threads,
     )
 
 

@@ -19,7 +19,7 @@ from search_space.errors import ConfigError
 from studies.cli import main
 from studies.launch import launch
 from studies.spec import StudySpec, load_spec
-from studies.table import LATENCY_ATTR
+from studies.table import LATENCY_ATTR, export_table
 from studies.toml_text import dumps_toml
 
 TINY_TABLE = """
@@ -94,7 +94,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return out, storage
 
 
-def test_build_latency_export_retrain(exported: tuple[Path, str]) -> None:
+def test_build_latency_export_retrain(
+    exported: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     out, _ = exported
     table = BenchmarkTable.load(out)
     # 2 x 2 grid points, but with layer4 not inflated both styles build one network: 3 x 2 seeds
@@ -107,6 +109,11 @@ def test_build_latency_export_retrain(exported: tuple[Path, str]) -> None:
         assert 0 <= row.top1 <= 100 and row.gflops > 0 and row.train_s > 0
         assert math.isfinite(row.latency_ms) and row.latency_ms > 0 and row.latency_threads == 1
         assert "torch" in row.versions and set(row.factors) == {"layer4.inflate", "inflate_style"}
+    # the network with nothing inflated is built by both inflate styles; its rows name the
+    # canonical one, whichever grid point each seed's trial came from; 8 classes keep top-5
+    plain = [r for r in table.rows if r.factors["layer4.inflate"] == "none"]
+    assert len(plain) == 2 and {r.factors["inflate_style"] for r in plain} == {"3x1x1"}
+    assert all(0 <= r.top5 <= 100 for r in table.rows)
     # the two seeds of one network are different runs
     first = table.digests[0]
     assert table.lookup(first, 0) != table.lookup(first, 1)
@@ -118,6 +125,50 @@ def test_build_latency_export_retrain(exported: tuple[Path, str]) -> None:
     # honesty: a row retrained from its stored config and seed gives the stored top-1
     assert main(["table", "retrain", "--table", str(out), "--digest", first[:8],
                  "--seed", "1"]) == 0  # fmt: skip
+    # another thread count: the cheap proxy of another CPU type, said in the output
+    main(["table", "retrain", "--table", str(out), "--digest", first[:8], "--threads", "2"])
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "seed 0: top1 stored" in line and "with 2 thread(s)" in line
+
+
+def test_a_third_seed_on_a_subset_joins_the_export(exported: tuple[Path, str]) -> None:
+    """The documented second pass: the same spec with ``[train] seed = 2`` over the first
+    networks of the build's seeded order, in its own study, exported with ``--with``."""
+    out, storage = exported
+    spec = out.parents[1] / "tiny_table.toml"
+    base = ["--storage", storage, "--seeds", "1", "--limit", "1", "-q"]
+    assert main(["table", "build", str(spec), "--study", "tiny-s2", "--set", "train.seed=2",
+                 *base]) == 0  # fmt: skip
+    merged = out.with_name("merged.csv")
+    assert main(["table", "export", "--study", "tiny-table", "--storage", storage,
+                 "--with", "tiny-s2", "--out", str(merged)]) == 0  # fmt: skip
+    table, two = BenchmarkTable.load(out), BenchmarkTable.load(merged)
+    third = [r for r in two.rows if r.seed == 2]
+    assert two.seeds == (0, 1, 2) and len(two) == len(table) + 1 and len(third) == 1
+    # the build's order is seeded: the third seed went to the network trained first
+    assert third[0].digest in table.digests
+    # a study with another recipe is refused, naming the section, before anything is written
+    assert main(["table", "build", str(spec), "--study", "tiny-bad", "--set", "train.seed=3",
+                 "--set", "train.epochs=1", *base]) == 0  # fmt: skip
+    bad = out.with_name("bad.csv")
+    with pytest.raises(ConfigError, match=r"'tiny-bad'.* differs .* in \[train\] \(only"):
+        other = optuna.load_study(study_name="tiny-bad", storage=storage)
+        export_table(optuna.load_study(study_name="tiny-table", storage=storage), bad,
+                     extra=[other])  # fmt: skip
+    assert not bad.exists()
+
+
+def test_committed_tables_name_one_spelling_per_network_and_no_trivial_top5() -> None:
+    """Issue 23 item 4, in the files users read: a network with nothing inflated has one
+    inflate style in all its rows, and a 4-class table has no top-5 (100 by construction)."""
+    root = Path(__file__).resolve().parents[2] / "benchmarks" / "tables"
+    table = BenchmarkTable.load(root / "bench_table.csv")
+    styles: dict[str, set[str]] = {}
+    for row in table.rows:
+        styles.setdefault(row.digest, set()).add(row.factors["inflate_style"])
+        assert math.isnan(row.top5)
+    assert all(len(s) == 1 for s in styles.values())
+    assert styles["01b5485c0258"] == {"3x1x1"}
 
 
 def test_latency_pass_times_again_what_another_protocol_timed(
