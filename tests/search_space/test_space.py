@@ -320,7 +320,7 @@ def test_shipped_i3d_space_size() -> None:
 
 # ---------------------------------------------------------------------- files
 def test_shipped_spaces_load_and_contain_their_base() -> None:
-    assert shipped_spaces() == ("bench", "default", "i3d_r50", "inflation")
+    assert shipped_spaces() == ("bench", "bench_v2", "default", "i3d_r50", "inflation")
     i3d = load_space("i3d_r50")
     assert i3d.input_shape == (1, 3, 32, 224, 224)
     assert i3d.base == preset("i3d_r50")
@@ -336,11 +336,13 @@ def test_shipped_spaces_load_and_contain_their_base() -> None:
         assert space.name == name and space.description
         space.check(space.fixed_base())
     assert load_space("bench").size() == 372  # the tabular benchmark's networks (issue #11)
+    assert load_space("bench_v2").size() == 192  # the second table's: 2 x 3 x 2 x 2 x 2^3
 
 
 def test_load_space_lists_the_shipped_names() -> None:
     with pytest.raises(
-        ConfigError, match="unknown search space 'nope'.*bench, default, i3d_r50, inflation"
+        ConfigError,
+        match="unknown search space 'nope'.*bench, bench_v2, default, i3d_r50, inflation",
     ):
         load_space("nope")
 
