@@ -16,7 +16,7 @@ retrain the first seed with: the cheap proxy of another CPU type). Prints, per a
 table's top-1, each seed's final top-1, the final epoch's running training top-1 (the
 train-vs-val gap; with fresh clips those clips were unseen), top-1 under the other thread counts,
 seconds per training and the per-epoch validation curves; ``--out`` appends the same as JSON
-lines, and ``--summary FILE...`` prints a recipe's seed gaps, spread, train-vs-val gap and
+lines, and ``--summary FILE...`` prints each recipe's seed gaps, spread, train-vs-val gap and
 thread differences from such files.
 """
 
@@ -53,13 +53,15 @@ def summary(paths: list[str]) -> None:
     for recipe, rows in recipes.items():
         gaps = [max(r["top1"]) - min(r["top1"]) for r in rows]
         means = [st.mean(r["top1"]) for r in rows]
-        sd = st.pstdev([(r["top1"][0] - r["top1"][1]) / 2**0.5 for r in rows])
+        # NOTE: the root mean square, not the std, of (s0 - s1) / sqrt 2: seeds are exchangeable,
+        # so the mean difference is 0, and a pilot has too few networks to estimate it.
+        sd = st.mean([(r["top1"][0] - r["top1"][1]) ** 2 / 2 for r in rows]) ** 0.5
         train_gap = [t - v for r in rows for t, v in zip(r["train_top1"], r["top1"], strict=True)]
         threads = [abs(t - r["top1"][0]) for r in rows for t in r["threads_top1"].values()]
         seconds = st.mean(r.get("cpu_s", r["seconds"]) for r in rows)
         spread = f"mean {st.mean(threads):.1f} max {max(threads):.1f}" if threads else "-"
-        print(f"{recipe}: {len(rows)} networks, {seconds:.0f} CPU s/training | seed gap mean "
-              f"{st.mean(gaps):.1f} max {max(gaps):.1f}, between-seed sd {sd:.1f} | mean top-1 "
+        print(f"{recipe}: {len(rows)} networks, {seconds:.0f} s/training | seed gap mean "
+              f"{st.mean(gaps):.1f} max {max(gaps):.1f}, seed sd (rms) {sd:.1f} | mean top-1 "
               f"{min(means):.1f}-{max(means):.1f} (sd {st.pstdev(means):.1f}) | train-val "
               f"{st.mean(train_gap):+.1f} | threads |diff| "
               + spread)  # fmt: skip

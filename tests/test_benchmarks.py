@@ -123,12 +123,21 @@ def test_live_pruning_runs_two_real_studies_with_workers(tmp_path: Path) -> None
     assert results["none"]["pruned"] == 0 and results["none"]["epochs"] == 4
 
 
-def test_pilot_recipes_trains_table_architectures_with_a_recipe() -> None:
+def test_pilot_recipes_trains_table_architectures_with_a_recipe(tmp_path: Path) -> None:
     recipe = '{"ntrain": 16, "epochs": 2, "seeds": [0], "digests": ["a2aacdf52193", "nope"]}'
     out = _run("benchmarks/pilot_recipes.py", recipe)
     lines = out.splitlines()
     assert lines[0].startswith("a2aacdf52193 table ") and lines[0].count("[") == 2  # one curve
     assert "nope: not in benchmarks/tables/bench_table.csv; skipped" in lines[1]
+    # fresh clips, two seeds and a retrain with 2 threads, kept as JSON lines and summarised
+    jsonl = tmp_path / "pilots.jsonl"
+    fresh = ('{"ntrain": 16, "epochs": 2, "fresh": true, "classes": 16, "threads": [2], '
+             '"digests": ["a2aacdf52193"]}')  # fmt: skip
+    line = _run("benchmarks/pilot_recipes.py", fresh, "--out", str(jsonl)).splitlines()[0]
+    assert " | 2 threads " in line and line.count("[") == 3  # two curves
+    summary = _run("benchmarks/pilot_recipes.py", "--summary", str(jsonl))
+    assert summary.startswith('{"classes": 16, "epochs": 2, "fresh": true, "ntrain": 16}: 1 ')
+    assert "seed gap mean" in summary and "threads |diff| mean" in summary
 
 
 def test_committed_scores_are_what_r3dnas_score_computes() -> None:
