@@ -71,6 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", nargs="?", default="{}", help="JSON of recipe keys")
     parser.add_argument("--table", default="benchmarks/tables/bench_table.csv")
+    parser.add_argument("--space", help="take the digests from this search space instead")
     parser.add_argument("--out", help="append one JSON line per architecture to this file")
     parser.add_argument("--summary", nargs="+", metavar="FILE", help="summarise --out files")
     args = parser.parse_args()
@@ -91,7 +92,19 @@ def main() -> int:
     from runners.train_config import TrainConfig
     from search_space.config import ResNet3dConfig
 
-    rows = {row.digest: row for row in BenchmarkTable.load(args.table).rows}
+    configs: dict[str, dict] = {}
+    stored: dict[str, float] = {}
+    if args.space:
+        from search_space.canonical import canonicalize
+        from search_space.space import load_space
+
+        space = load_space(args.space)
+        for point in space.grid(space.param_names()):
+            config = canonicalize(space.config_from_params(point))
+            configs.setdefault(config.digest(), config.to_dict())
+    else:
+        for row in BenchmarkTable.load(args.table).rows:
+            configs[row.digest], stored[row.digest] = row.config, row.top1
     data = DataConfig(kind="motion_events", num_classes=recipe.get("classes", 4), clip_len=16,
                       resolution=32, num_train_clips=recipe.get("ntrain", 512),
                       num_val_clips=384, noise=recipe.get("noise", 2.0),
@@ -116,10 +129,10 @@ def main() -> int:
         return result.top1, result.history, result.train_s
 
     for digest in recipe.get("digests") or DIGESTS:
-        if digest not in rows:
-            print(f"{digest}: not in {args.table}; skipped")
+        if digest not in configs:
+            print(f"{digest}: not in {args.space or args.table}; skipped")
             continue
-        config = ResNet3dConfig.from_dict({**rows[digest].config, **recipe.get("base", {})})
+        config = ResNet3dConfig.from_dict({**configs[digest], **recipe.get("base", {})})
         tops, curves, train_tops, seconds, cpu = [], [], [], [], []
         for seed in recipe.get("seeds", [0, 1]):
             start, start_cpu = time.perf_counter(), time.process_time()
@@ -134,7 +147,7 @@ def main() -> int:
         first = recipe.get("seeds", [0, 1])[0]
         threads = {n: train(config, first, n)[0] for n in recipe.get("threads", [])}
         mean_s, cpu_s = sum(seconds) / len(seconds), sum(cpu) / len(cpu)
-        print(f"{digest} table {rows[digest].top1:5.1f} | "
+        print(f"{digest} table {stored.get(digest, float('nan')):5.1f} | "
               + " ".join(f"{t:5.1f}" for t in tops)
               + " | train " + " ".join(f"{t:5.1f}" for t in train_tops)
               + "".join(f" | {n} threads {t:5.1f}" for n, t in threads.items())
