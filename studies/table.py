@@ -185,20 +185,21 @@ def _machine() -> str:
     return f"{socket.gethostname()} {platform.machine()} {platform.processor() or ''}".strip()
 
 
-def table_rows(study: Any) -> list[TableRow]:
+def table_rows(study: Any, *, latency_of: Any = None) -> list[TableRow]:
     """The study's measured trials as table rows (latency from the latency pass, NaN if none).
 
     Every row of one network gets the same ``factors``: those of the grid point that spells the
     network canonically (e.g. ``inflate_style = "3x1x1"`` for a network with nothing inflated,
     whichever style its trials were sampled with). ``top5`` is NaN where it is 100 by
-    construction (5 classes or fewer).
+    construction (5 classes or fewer). ``latency_of``: the study whose latency pass times these
+    networks (default ``study``; a third-seed study's networks are timed in the main one's).
     """
     import math
 
     from runners.tabular import TableRow
     from studies.storage import stored_spec
 
-    latency = study.user_attrs.get(LATENCY_ATTR, {})
+    latency = (latency_of or study).user_attrs.get(LATENCY_ATTR, {})
     spec = stored_spec(study)
     grid_factors = _canonical_factors(study, spec)
     top5_trivial = spec is not None and spec.data.num_classes <= 5
@@ -280,7 +281,7 @@ def export_table(study: Any, out: str | Path, *, extra: Sequence[Any] = ()) -> t
         raise ConfigError(f"study {study.study_name!r} has no trained architecture yet")
     for other in extra:
         _check_same_recipe(study, other)
-        rows += table_rows(other)
+        rows += table_rows(other, latency_of=study)
     rows.sort(key=lambda r: (r.digest, r.seed))
     csv_path = BenchmarkTable(rows, source=study.study_name).write(out)
     spec_path = csv_path.with_suffix(".toml")
@@ -362,6 +363,8 @@ def retrain_row(
     if not spec_path.is_file():
         raise R3dnasError(f"table {table}: the spec that built it ({spec_path}) is missing")
     spec = load_spec(spec_path)
+    if threads == spec.train.num_threads:
+        threads = None  # the table's own setting: an identity check
     train_set, val_set = build_datasets(spec.data)
     result = train_and_evaluate(
         ResNet3dConfig.from_dict(row.config),
