@@ -35,7 +35,9 @@ _FLOAT_COLUMNS = (
     "latency_ms",
     "latency_cv",
 )
-_JSON_COLUMNS = ("config", "factors", "val_top1", "train_loss", "versions")
+_JSON_COLUMNS = ("config", "factors", "val_top1", "train_loss", "train_top1", "versions")
+# NOTE: columns added after tables were committed; an older CSV without them still loads.
+_OPTIONAL_COLUMNS = ("train_top1",)
 COLUMNS = (
     "digest",
     "seed",
@@ -49,6 +51,7 @@ COLUMNS = (
     "top5",
     "val_top1",
     "train_loss",
+    "train_top1",
     "epochs",
     "train_s",
     "latency_ms",
@@ -70,8 +73,10 @@ class TableRow:
     shape the network, like the inflate style of a network with nothing inflated, are kept
     as sampled).
 
-    ``val_top1`` and ``train_loss`` have one entry per epoch (the last ``val_top1`` is
-    ``top1``); ``latency_ms`` is NaN where the latency pass has not reached the row yet.
+    ``val_top1``, ``train_loss`` and ``train_top1`` (running training accuracy, dropout on)
+    have one entry per epoch (the last ``val_top1`` is ``top1``; ``train_top1`` beside it says
+    whether the network memorised its training clips); ``latency_ms`` is NaN where the latency
+    pass has not reached the row yet, ``train_top1`` empty in tables exported before it existed.
     """
 
     digest: str
@@ -95,6 +100,7 @@ class TableRow:
     machine: str
     versions: dict[str, str]
     trial: int
+    train_top1: tuple[float, ...] = ()
 
     def to_csv_row(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -112,6 +118,8 @@ class TableRow:
     def from_csv_row(cls, row: Mapping[str, str]) -> TableRow:
         values: dict[str, Any] = {}
         for name in COLUMNS:
+            if name in _OPTIONAL_COLUMNS and name not in row:
+                continue
             text = row[name]
             if name in _JSON_COLUMNS:
                 value = json.loads(text)
@@ -150,7 +158,8 @@ class BenchmarkTable:
             raise ConfigError(f"table: {path} does not exist (build one with r3dnas table)")
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
-            missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
+            present = reader.fieldnames or ()
+            missing = [c for c in COLUMNS if c not in present and c not in _OPTIONAL_COLUMNS]
             if missing:
                 raise ConfigError(f"table: {path} lacks the columns {', '.join(missing)}")
             return cls((TableRow.from_csv_row(row) for row in reader), source=str(path))

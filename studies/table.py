@@ -222,6 +222,7 @@ def table_rows(study: Any, *, latency_of: Any = None) -> list[TableRow]:
                 top5=math.nan if top5_trivial else float(attrs["top5"]),
                 val_top1=tuple(float(h.get("val_top1", math.nan)) for h in history),
                 train_loss=tuple(float(h.get("train_loss", math.nan)) for h in history),
+                train_top1=tuple(float(h.get("train_top1", math.nan)) for h in history),
                 epochs=len(history),
                 train_s=float(attrs.get("timings", {}).get("train_s", math.nan)),
                 latency_ms=float(timed.get("latency_ms", math.nan)),

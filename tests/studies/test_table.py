@@ -104,7 +104,8 @@ def test_build_latency_export_retrain(
     header = out.read_text().splitlines()[0].split(",")
     assert tuple(header) == COLUMNS
     for row in table.rows:
-        assert len(row.val_top1) == len(row.train_loss) == row.epochs == 2
+        assert len(row.val_top1) == len(row.train_loss) == len(row.train_top1) == row.epochs == 2
+        assert all(0 <= t <= 100 for t in row.train_top1)
         assert row.val_top1[-1] == row.top1
         assert 0 <= row.top1 <= 100 and row.gflops > 0 and row.train_s > 0
         assert math.isfinite(row.latency_ms) and row.latency_ms > 0 and row.latency_threads == 1
@@ -156,6 +157,23 @@ def test_a_third_seed_on_a_subset_joins_the_export(exported: tuple[Path, str]) -
         export_table(optuna.load_study(study_name="tiny-table", storage=storage), bad,
                      extra=[other])  # fmt: skip
     assert not bad.exists()
+
+
+def test_a_table_exported_before_train_top1_existed_still_loads(
+    exported: tuple[Path, str], tmp_path: Path
+) -> None:
+    import csv
+
+    out, _ = exported
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    old = tmp_path / "old.csv"
+    with old.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in COLUMNS if c != "train_top1"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in r.items() if k != "train_top1"} for r in rows)
+    table = BenchmarkTable.load(old)
+    assert len(table) == len(rows) and all(r.train_top1 == () for r in table.rows)
 
 
 def test_committed_tables_name_one_spelling_per_network_and_no_trivial_top5() -> None:
