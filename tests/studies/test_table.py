@@ -187,6 +187,14 @@ def test_committed_tables_name_one_spelling_per_network_and_no_trivial_top5() ->
         assert math.isnan(row.top5)
     assert all(len(s) == 1 for s in styles.values())
     assert styles["01b5485c0258"] == {"3x1x1"}
+    # the second table (16 classes: top-5 means something) records training top-1 per epoch
+    v2 = BenchmarkTable.load(root / "bench_v2.csv")
+    assert set(v2.seeds) <= {0, 1, 2} and len(v2.digests) <= 192
+    dims = set(load_spec(root / "bench_v2.toml").space.param_names())
+    for row in v2.rows:
+        assert 0 <= row.top5 <= 100 and row.top5 >= row.top1
+        assert len(row.train_top1) == len(row.val_top1) == row.epochs == 8
+        assert set(row.factors) == dims
 
 
 def test_latency_pass_times_again_what_another_protocol_timed(
