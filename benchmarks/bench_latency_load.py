@@ -6,9 +6,9 @@ Usage (from the repository root; nothing else running)::
     .venv/bin/python benchmarks/bench_latency_load.py --space default --threads 1 --rounds 5
 
 One architecture (the space's base, or ``--config FILE.json``) is timed with
-``runners.latency.measure_latency`` in three conditions, ``--rounds`` times each, interleaved:
-``idle`` (no other process), ``load`` (a registered worker process trains a network of the
-space on the motion dataset with ``--load-threads`` threads, as a study worker does;
+``runners.latency.measure.measure_latency`` in three conditions, ``--rounds`` times each,
+interleaved: ``idle`` (no other process), ``load`` (a registered worker process trains a network of
+the space on the motion dataset with ``--load-threads`` threads, as a study worker does;
 isolation ``none``) and ``pause`` (the same load, isolation ``pause``: the worker is stopped
 while timing). Reported: the median of each condition and the ratio to idle. Target:
 ``pause`` within ±10% of ``idle`` (``load`` shows what the study recorded before).
@@ -26,9 +26,9 @@ from pathlib import Path
 
 TRAINER = """
 import sys
-from runners.quiet import register_worker
-from runners.accuracy import TrainConfig, train_and_evaluate
-from runners.data import DataConfig, build_datasets
+from runners.latency.quiet import register_worker
+from runners.training.accuracy import TrainConfig, train_and_evaluate
+from runners.data.datasets import DataConfig, build_datasets
 from search_space.space import load_space
 register_worker()
 space = load_space(sys.argv[1])
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="write the summary (markdown) here too")
     args = parser.parse_args(argv)
 
-    from runners.latency import LatencyConfig, measure_latency
+    from runners.latency.measure import LatencyConfig, measure_latency
     from search_space.config import ResNet3dConfig
     from search_space.shapes import parse_input_shape
     from search_space.space import load_space

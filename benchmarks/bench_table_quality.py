@@ -28,7 +28,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runners.tabular import BenchmarkTable  # noqa: E402
+from runners.scores.tabular import BenchmarkTable  # noqa: E402
 
 
 def _levels(table: BenchmarkTable) -> tuple[list[str], dict[str, float], dict[str, dict]]:

@@ -88,8 +88,8 @@ def _cost(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from studies.launch import launch
-    from studies.spec import load_spec
+    from studies.run.launch import launch
+    from studies.study.spec import load_spec
 
     result = launch(
         load_spec(args.spec, overrides=args.set),
@@ -119,8 +119,8 @@ def _launch(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     import json
 
-    from runners.data_check import inspect_data
-    from studies.spec import load_spec
+    from runners.data.check import inspect_data
+    from studies.study.spec import load_spec
 
     spec = load_spec(args.spec, overrides=args.set)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
@@ -133,7 +133,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from studies.workers import worker
+    from studies.run.workers import worker
 
     result = worker(
         args.study,
@@ -150,8 +150,8 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    from studies.ablation import ablate
-    from studies.spec import load_spec
+    from studies.run.ablation import ablate
+    from studies.study.spec import load_spec
 
     result = ablate(
         load_spec(args.spec or "inflation_ablation", overrides=args.set),
@@ -176,8 +176,8 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from studies.pareto import format_pareto, pareto, plot_pareto
-    from studies.storage import resolve_study
+    from studies.results.pareto import format_pareto, pareto, plot_pareto
+    from studies.study.storage import resolve_study
 
     study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
@@ -189,7 +189,7 @@ def _pareto(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from studies.export import export
+    from studies.results.export import export
 
     text = export(
         args.study,
@@ -209,7 +209,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from studies.reproduce import ReproductionMismatch, reproduce
+    from studies.results.reproduce import ReproductionMismatch, reproduce
 
     try:
         result = reproduce(
@@ -232,7 +232,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _latency_table(args: argparse.Namespace) -> int:
-    from studies.latency_table import format_table_summary, latency_table
+    from studies.benchmark.latency_table import format_table_summary, latency_table
 
     table = latency_table(
         args.space,
@@ -258,7 +258,7 @@ def _latency_table(args: argparse.Namespace) -> int:
 def _table(args: argparse.Namespace) -> int:
     """``r3dnas table build|latency|export|retrain``: the tabular benchmark's life cycle."""
     from search_space.errors import ConfigError
-    from studies import table
+    from studies.benchmark import table
 
     if args.action == "retrain":
         if args.table is None or args.digest is None:
@@ -267,7 +267,7 @@ def _table(args: argparse.Namespace) -> int:
         print(retrained.format())
         return 0 if retrained.identical else 1
     if args.action == "build":
-        from studies.spec import load_spec
+        from studies.study.spec import load_spec
 
         result = table.build_table(
             load_spec(args.spec, overrides=args.set),
@@ -282,7 +282,7 @@ def _table(args: argparse.Namespace) -> int:
         print(f"table study {result.study_name!r}: {len(result.trials)} of {result.n_trials} "
               "trials complete")  # fmt: skip
         return result.exit_code
-    from studies.storage import resolve_study
+    from studies.study.storage import resolve_study
 
     study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     if args.action == "latency":
@@ -307,10 +307,10 @@ def _table(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     """``r3dnas score SPEC``: rank a space's architectures by training-free scores."""
-    from runners.scores import parse_score_names
+    from runners.scores.training_free import parse_score_names
     from search_space.errors import ConfigError
-    from studies.score import score_space
-    from studies.spec import load_spec
+    from studies.benchmark.score import score_space
+    from studies.study.spec import load_spec
 
     names = parse_score_names(args.scores)  # NOTE: a bad name fails before any work
     if args.rank_by is not None and args.rank_by not in names:
@@ -410,7 +410,7 @@ def _add_study_commands(sub: Subparsers) -> None:
 def _add_reference_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-reference", action="store_true",
-        help="time without the drift reference (runners.latency_reference): raw medians",
+        help="time without the drift reference (runners.latency.reference): raw medians",
     )  # fmt: skip
 
 

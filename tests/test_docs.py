@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from runners.accuracy import TrainConfig
-from runners.data import DataConfig
+from runners.data.datasets import DataConfig
+from runners.training.accuracy import TrainConfig
 from search_space.space import _TOP_KEYS
-from studies.spec import (
+from studies.study.spec import (
     STUDY_TRAIN_KEYS,
     WANDB_KEYS,
     Constraints,

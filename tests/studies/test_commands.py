@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from runners.data import DataKind
+from runners.data.datasets import DataKind
 from studies.cli import main
-from studies.spec import load_spec, spec_names
+from studies.study.spec import load_spec, spec_names
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).parent / "specs" / "tiny.toml"
