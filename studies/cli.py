@@ -144,6 +144,7 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat,
         grace_s=args.grace,
         runs_dir=args.runs_dir,
+        stall_s=args.stall,
     )
     print(f"worker done: the study has {result.completed} of {result.n_trials} completed trials")
     return result.exit_code
@@ -260,6 +261,7 @@ def _table(args: argparse.Namespace) -> int:
     from search_space.errors import ConfigError
     from studies.benchmark import table
 
+    _check_positive(args, "seeds", "workers", "limit", "threads", "repeats")
     if args.action == "retrain":
         if args.table is None or args.digest is None:
             raise ConfigError("table retrain needs --table CSV and --digest (and --seed)")
@@ -312,6 +314,7 @@ def _score(args: argparse.Namespace) -> int:
     from studies.benchmark.score import score_space
     from studies.study.spec import load_spec
 
+    _check_positive(args, "sample", "threads", "top", "batch_size")
     names = parse_score_names(args.scores)  # NOTE: a bad name fails before any work
     if args.rank_by is not None and args.rank_by not in names:
         raise ConfigError(f"--rank-by must be one of {', '.join(names)}; got {args.rank_by!r}")
@@ -323,6 +326,17 @@ def _score(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {result.write_csv(args.out)}", file=sys.stderr)
     return 0
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    """A usage error (one line, exit 2) for an option given as 0 or less, before any work."""
+    from search_space.errors import ConfigError
+
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be a positive int; got {value}")
 
 
 def _add_config_args(parser: argparse.ArgumentParser, *, default_input: str) -> None:
@@ -393,6 +407,8 @@ def _add_study_commands(sub: Subparsers) -> None:
     p.add_argument("--device", help="device for this worker, e.g. cuda:1 (default: the spec's)")
     _add_run_args(p)
     _add_heartbeat_args(p)
+    p.add_argument("--stall", type=int, help="give up waiting on a study where nothing changes "
+                   "for this many s (default: 10 grace periods, at least 60)")  # fmt: skip
     p.set_defaults(handler=_worker)
 
     p = sub.add_parser("ablate", help="full factorial over named factors, K seeds each")
@@ -569,7 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug or errors is None or not isinstance(exc, errors.R3dnasError):
             raise
         print(f"r3dnas {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, errors.DataError) else 2
     except KeyboardInterrupt:
         print(f"r3dnas {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -84,10 +84,15 @@ def check_data(spec: StudySpec) -> tuple[Dataset, Dataset]:
 
     Why: every trial trains on them, so a missing list or file, a bad label or an empty list is
     one clear error at the start, not a failure recorded on trial after trial (each of which
-    may first spend minutes measuring latency).
+    may first spend minutes measuring latency). A tabular spec's table is read here too, so a
+    malformed table is an error before the study exists.
     """
     from runners.data.datasets import build_datasets
 
+    if spec.study.table is not None:
+        from studies.run.tabular_mode import load_table
+
+        load_table(spec.study.table)
     return build_datasets(spec.data)
 
 
@@ -250,6 +255,7 @@ def run_trials(
     label: str,
     reap: Callable[[], object] | None = None,
     runner: TrialRunner | None = None,
+    stall_s: float | None = None,
 ) -> StopReason:
     """Run trials until ``n_trials`` are complete; returns why it stopped.
 
@@ -257,11 +263,14 @@ def run_trials(
         reap: called before each trial and while waiting, to fail trials of dead workers
             (default: the stale-trial check with the default grace period).
         runner: shows its one-line status on the progress bar.
+        stall_s: while waiting for other workers' trials, give up ("gave_up") when nothing in
+            the study has changed for this long (default: :func:`stall_limit` of the default
+            grace period). A storage file that is gone also ends the loop.
     """
-    if reap is None:
-        from studies.study.storage import StorageSettings
+    from studies.study.storage import StorageSettings
 
-        grace = StorageSettings().grace_period
+    grace = StorageSettings().grace_period
+    if reap is None:
 
         def reap() -> list[int]:
             from studies.run.heartbeat import reap_stale_trials
@@ -278,7 +287,8 @@ def run_trials(
             runner.status = bar.set_postfix_str
     try:
         with quiet_optuna(), interrupts_as_keyboard_interrupt():
-            return _loop(study, objective, n_trials, timeout_s, label, reap, bar)
+            stall = stall_limit(grace) if stall_s is None else stall_s
+            return _loop(study, objective, n_trials, timeout_s, label, reap, bar, stall)
     finally:
         if bar is not None:
             bar.close()
@@ -294,9 +304,14 @@ def _loop(
     label: str,
     reap: Callable[[], object],
     bar: object | None,
+    stall_s: float,
 ) -> StopReason:
     """One trial at a time while the budget has room; see :func:`run_trials`."""
+    from studies.run.heartbeat import Stall, storage_file
+
     started = time.monotonic()
+    path = storage_file(study)
+    stall = Stall()
     attempts = 0
     current: list[optuna.Trial] = []  # the trial the last optimize() ran
 
@@ -307,6 +322,9 @@ def _loop(
     max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
     reused_in_a_row = 0
     while True:
+        if path is not None and not path.exists():
+            print(f"{label}: the study's storage file {path} is gone; stopping", file=sys.stderr)
+            return "gave_up"
         reap()
         complete, running = count_trials(study)
         if bar is not None:
@@ -326,8 +344,15 @@ def _loop(
         if complete + running >= n_trials:
             # Others hold the rest of the budget: wait (reap() above frees the slot of a dead
             # worker's trial).
+            still = stall.still_for(study)
+            if still >= stall_s:
+                print(f"{label}: nothing in the study changed for {still:.0f} s while waiting "
+                      f"for {running} running trial(s) of other workers (no heartbeat, epoch "
+                      "or result); stopping", file=sys.stderr)  # fmt: skip
+                return "gave_up"
             time.sleep(POLL_S)
             continue
+        stall.reset()
         attempts += 1
         current.clear()
         try:
@@ -377,9 +402,9 @@ def run_local(
     label: str,
 ) -> StopReason:
     """Run trials in this process with heartbeats and stale-trial reaping; why it stopped."""
-    from studies.run.heartbeat import reap_stale_trials, with_journal_heartbeat
+    from studies.run.heartbeat import reap_stale_trials, with_heartbeat
 
-    objective = with_journal_heartbeat(
+    objective = with_heartbeat(
         study, make_objective(study, runner, n_trials=n_trials), settings.heartbeat_interval
     )
     return run_trials(
@@ -391,7 +416,15 @@ def run_local(
         label=label,
         reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
         runner=runner,
+        stall_s=settings.stall_s or stall_limit(settings.grace_period),
     )
+
+
+def stall_limit(grace_s: float) -> float:
+    """How long a waiting worker tolerates a study in which nothing changes: ten grace periods
+    (a live trial beats every interval, a dead one is reaped after one grace period), at least
+    a minute."""
+    return max(60.0, 10.0 * grace_s)
 
 
 # ---------------------------------------------------------------------- local worker processes

@@ -53,6 +53,7 @@ def worker(
     heartbeat_s: int | None = None,
     grace_s: int | None = None,
     runs_dir: str | Path | None = None,
+    stall_s: int | None = None,
 ) -> WorkerResult:
     """Join an existing study and run trials until its budget is spent.
 
@@ -60,6 +61,8 @@ def worker(
         study_name: the study (may be left out when the storage holds exactly one).
         runs_dir: where the default storage ``<runs_dir>/<study>.db`` is and wandb runs go
             (default: the folder the study was launched with, for wandb; ``runs`` to find it).
+        stall_s: while waiting for other workers, give up when nothing in the study changes
+            for this long (default: ten grace periods, at least a minute).
     """
     import optuna
 
@@ -69,7 +72,7 @@ def worker(
     from studies.study.storage import locate_study, open_storage, storage_settings, study_spec
     from studies.tracking.tracker import open_tracker
 
-    settings = storage_settings(heartbeat_s, grace_s)
+    settings = storage_settings(heartbeat_s, grace_s, stall_s)
     study_name, url = locate_study(study_name, storage=storage, runs_dir=runs_dir or "runs")
     backend = open_storage(url, settings)
     with quiet_optuna():

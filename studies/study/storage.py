@@ -56,11 +56,13 @@ SCHEMES = ("sqlite", "postgresql", "journal")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StorageSettings:
-    """Heartbeat settings for RDB storages (seconds)."""
+    """Heartbeat settings (seconds); ``stall_s``: how long a waiting worker tolerates a study
+    in which nothing changes (None: :func:`studies.loop.stall_limit` of the grace period)."""
 
     heartbeat_interval: int = 10
     grace_period: int = 30
     max_retry: int = 2
+    stall_s: int | None = None
 
 
 def default_url(study_name: str, runs_dir: Path | str = "runs") -> str:
@@ -199,10 +201,12 @@ def study_storage(study: optuna.Study) -> BaseStorage:
 
 
 def storage_settings(
-    heartbeat_s: int | None = None, grace_s: int | None = None
+    heartbeat_s: int | None = None, grace_s: int | None = None, stall_s: int | None = None
 ) -> StorageSettings:
-    """Heartbeat settings from the CLI's ``--heartbeat`` / ``--grace`` (None: the default)."""
-    for flag, value in (("--heartbeat", heartbeat_s), ("--grace", grace_s)):
+    """Heartbeat settings from the CLI's ``--heartbeat`` / ``--grace`` / ``--stall`` (None: the
+    default)."""
+    flags = (("--heartbeat", heartbeat_s), ("--grace", grace_s), ("--stall", stall_s))
+    for flag, value in flags:
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be a positive number of seconds; got {value}")
     defaults = StorageSettings()
@@ -210,6 +214,7 @@ def storage_settings(
         heartbeat_interval=heartbeat_s or defaults.heartbeat_interval,
         grace_period=grace_s or defaults.grace_period,
         max_retry=defaults.max_retry,
+        stall_s=stall_s,
     )
 
 

@@ -6,14 +6,19 @@ The same tests run over SQLite, a journal file and PostgreSQL (when
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import uuid
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -35,16 +40,37 @@ def _spec(epochs: int) -> object:
     return parse_spec(data, source="tiny", base_dir=Path.cwd())
 
 
-def _worker(name: str, url: str, grace_s: int = 10) -> subprocess.Popen[bytes]:
-    """A worker process; the kill test shortens the grace period to see the retry sooner."""
+Worker = Callable[..., "subprocess.Popen[bytes]"]
+_started: list[subprocess.Popen[bytes]] = []
+
+
+def _worker(name: str, url: str, grace_s: int = 10, *extra: str) -> subprocess.Popen[bytes]:
+    """A worker process (in a session of its own; the ``workers`` fixture ends it); the kill
+    test shortens the grace period to see the retry sooner."""
     code = "import sys; from studies.cli import main; sys.exit(main())"
     args = ["worker", "--study", name, "--storage", url, "--quiet", "--wandb", "disabled"]
-    args += ["--heartbeat", "1", "--grace", str(grace_s)]
-    return subprocess.Popen(
+    args += ["--heartbeat", "1", "--grace", str(grace_s), *extra]
+    proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def end_workers() -> Iterator[None]:
+    """Whatever a test leaves running (it failed, or timed out waiting) is killed with its
+    process group, so a failed test never leaves workers polling a deleted study."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path) -> None:
@@ -258,3 +284,108 @@ def test_a_worker_whose_trial_was_reaped_elsewhere_goes_on(tmp_path: Path) -> No
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
     assert retry[0].params == trials[reaped[0]].params
     assert sum(t.state == TrialState.COMPLETE for t in trials) == 2
+
+
+def _orphan_trial(study: optuna.Study) -> int:
+    """A running trial with no heartbeat: the state a worker killed between ``ask()`` and its
+    first heartbeat leaves behind (CI saw survivors wait for it forever)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna: "Heartbeat ... used with Study.optimize"
+        return study.ask().number
+
+
+def test_a_trial_killed_before_its_first_heartbeat_is_retried(
+    storage_url: str, tmp_path: Path
+) -> None:
+    name = f"orphan-{uuid.uuid4().hex[:8]}"
+    study = prepare_study(
+        _spec(epochs=1), study_name=name, storage_url=storage_url, n_trials=1,
+        runs_dir=tmp_path, settings=storage_settings(1, 2),
+    )  # fmt: skip
+    orphan = _orphan_trial(study)
+    proc = _worker(name, storage_url, 2)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    trials = study.get_trials(deepcopy=False)
+    assert trials[orphan].state == TrialState.FAIL
+    assert trials[orphan].user_attrs["fail_reason"].startswith("stale: no heartbeat")
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == orphan]
+    assert len(retry) == 1 and is_completed(retry[0])
+
+
+def _beating(study: optuna.Study, number: int, stop: threading.Event) -> threading.Thread:
+    """A live trial elsewhere: its heartbeat changes every 0.3 s until ``stop``."""
+    from studies.run.heartbeat import HEARTBEAT_KEY
+
+    storage = study._storage
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+
+    def beat() -> None:
+        while not stop.wait(0.3):
+            with contextlib.suppress(Exception):  # the file may be gone: that is the test
+                storage.set_trial_system_attr(trial_id, HEARTBEAT_KEY, time.time())
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    return thread
+
+
+def _waiting_worker(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
+    """A worker that waits: the budget's only trial runs (and beats) in this process."""
+    path = tmp_path / "study.db"
+    url = f"sqlite:///{path}"
+    name = "waiting"
+    study = prepare_study(
+        _spec(epochs=1), study_name=name, storage_url=url, n_trials=1, runs_dir=tmp_path,
+        settings=storage_settings(1, 2),
+    )  # fmt: skip
+    stop = threading.Event()
+    _beating(study, _orphan_trial(study), stop)
+    proc = _worker(name, url, 2, *extra)
+    # NOTE: waiting once it sleeps in its poll loop (imports and loading the study come first).
+    deadline = time.monotonic() + 120
+    wchan = Path(f"/proc/{proc.pid}/wchan")
+    asleep = 0
+    while proc.poll() is None and time.monotonic() < deadline and asleep < 3:
+        asleep = asleep + 1 if wchan.read_text() == "hrtimer_nanosleep" else 0
+        time.sleep(0.4)
+    return proc, path
+
+
+def test_a_waiting_worker_ends_on_sigterm(tmp_path: Path) -> None:
+    proc, _ = _waiting_worker(tmp_path)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, err.decode()[-2000:]
+    assert "interrupted" in err.decode()
+    print(f"SIGTERM ended a waiting worker in {took:.1f} s")
+
+
+def test_a_worker_whose_storage_is_gone_says_so_and_exits(tmp_path: Path) -> None:
+    proc, path = _waiting_worker(tmp_path)
+    assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+    path.unlink()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    lines = [line for line in err.decode().splitlines() if "gone" in line]
+    assert lines == [f"waiting worker {proc.pid}: the study's storage file {path} is gone; "
+                     "stopping"], err.decode()[-2000:]  # fmt: skip
+
+
+def test_a_worker_gives_up_on_a_study_where_nothing_happens(tmp_path: Path) -> None:
+    """A running trial that neither beats nor is reaped (here: a grace period longer than the
+    stall limit): the waiting worker says so in one line and exits 1."""
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = prepare_study(
+        _spec(epochs=1), study_name="still", storage_url=url, n_trials=1, runs_dir=tmp_path,
+    )  # fmt: skip
+    _orphan_trial(study)
+    proc = _worker("still", url, 1000, "--stall", "3")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err.decode()[-2000:]
+    assert "nothing in the study changed for 3 s while waiting for 1 running trial" in (
+        err.decode()
+    )
