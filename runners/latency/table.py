@@ -375,13 +375,21 @@ def build_latency_table(
 def _resumable(
     out: str | Path | None, conditions: dict[str, Any], latency: LatencyConfig
 ) -> LatencyTable | None:
-    """The partial table at ``out`` when it was measured under the same conditions."""
+    """The partial table at ``out`` when it was measured under the same conditions.
+
+    Raises:
+        ConfigError: ``out`` is a file but not a latency table (a CSV, broken JSON): it is
+            not ours to overwrite.
+    """
     if out is None or not Path(out).is_file():
         return None
     try:
         earlier = LatencyTable.load(out)
-    except ConfigError:
-        return None
+    except ConfigError as exc:
+        raise ConfigError(
+            f"--out {out} exists and is not a latency table ({exc}); refusing to overwrite it: "
+            "give another path or remove the file"
+        ) from exc
     same = (
         earlier.mode == latency.mode
         and {k: earlier.protocol.get(k) for k in conditions} == conditions

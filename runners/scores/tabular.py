@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from search_space.errors import ConfigError
+from search_space.errors import ConfigError, DataError
 
 __all__ = ["COLUMNS", "BenchmarkTable", "TableRow"]
 
@@ -109,20 +109,32 @@ class TableRow:
         return out
 
     @classmethod
-    def from_csv_row(cls, row: Mapping[str, str]) -> TableRow:
+    def from_csv_row(cls, row: Mapping[str, str | None], *, where: str = "table") -> TableRow:
+        """Parse one CSV row; a malformed or missing value is a :class:`DataError` naming
+        ``where`` (file and row) and the column."""
         values: dict[str, Any] = {}
         for name in COLUMNS:
-            text = row[name]
-            if name in _JSON_COLUMNS:
-                value = json.loads(text)
-                values[name] = tuple(value) if isinstance(value, list) else value
-            elif name in _FLOAT_COLUMNS:
-                values[name] = float(text) if text != "" else math.nan
-            elif name in ("seed", "epochs", "latency_threads", "trial"):
-                values[name] = int(text) if text != "" else 0
-            else:
-                values[name] = text
+            text = row.get(name)
+            if text is None:
+                raise DataError(f"{where}, column {name}: no value (a truncated row?)")
+            try:
+                values[name] = _parse(name, text)
+            except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                kind = "JSON" if name in _JSON_COLUMNS else "a number"
+                raise DataError(f"{where}, column {name}: {text[:40]!r} is not {kind}") from exc
         return cls(**values)
+
+
+def _parse(name: str, text: str) -> Any:
+    """The value of column ``name`` from its CSV text (ValueError when it is malformed)."""
+    if name in _JSON_COLUMNS:
+        value = json.loads(text)
+        return tuple(value) if isinstance(value, list) else value
+    if name in _FLOAT_COLUMNS:
+        return float(text) if text != "" else math.nan
+    if name in ("seed", "epochs", "latency_threads", "trial"):
+        return int(text) if text != "" else 0
+    return text
 
 
 class BenchmarkTable:
@@ -144,7 +156,8 @@ class BenchmarkTable:
 
     @classmethod
     def load(cls, path: str | Path) -> BenchmarkTable:
-        """Read a table written by :meth:`write`; a missing file or column is one clear error."""
+        """Read a table written by :meth:`write`; a missing file or column is one clear error, a
+        malformed value a :class:`DataError` naming its row (the file's line) and column."""
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"table: {path} does not exist (build one with r3dnas table)")
@@ -153,7 +166,11 @@ class BenchmarkTable:
             missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
             if missing:
                 raise ConfigError(f"table: {path} lacks the columns {', '.join(missing)}")
-            return cls((TableRow.from_csv_row(row) for row in reader), source=str(path))
+            rows = [
+                TableRow.from_csv_row(row, where=f"table {path} row {reader.line_num}")
+                for row in reader
+            ]
+        return cls(rows, source=str(path))
 
     def write(self, path: str | Path) -> Path:
         """Write the rows as CSV (atomically: a reader never sees half a table)."""
