@@ -353,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="r3dnas",
         description="Architecture search and ablations for mmaction2-exact 3D ResNets on video.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks for user errors and failed trials"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _add_network_commands(sub)
@@ -574,6 +576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0
+    if args.debug:  # NOTE: also for the worker processes a command starts
+        from studies.trial_log import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
     try:
         return handler(args)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error

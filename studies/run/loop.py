@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from search_space.errors import TrialFailure
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 POLL_S = 1.0
+# Trial states that get one line (their ``about``) instead of Optuna's traceback.
+QUIET_STATES = ("infeasible", "failed", "pruned")
 # Reused trials in a row after which the loop says that the sampler proposes only networks it
 # has already trained (a stuck sampler, or a space nearly exhausted).
 REUSE_STREAK = 10
@@ -286,9 +289,12 @@ def run_trials(
         if runner is not None:
             runner.status = bar.set_postfix_str
     try:
+        from studies.trial_log import trial_warnings_to_file
+
         with quiet_optuna(), interrupts_as_keyboard_interrupt():
             stall = stall_limit(grace) if stall_s is None else stall_s
-            return _loop(study, objective, n_trials, timeout_s, label, reap, bar, stall)
+            with trial_warnings_to_file(study) as log:
+                return _loop(study, objective, n_trials, timeout_s, label, reap, bar, stall, log)
     finally:
         if bar is not None:
             bar.close()
@@ -305,6 +311,7 @@ def _loop(
     reap: Callable[[], object],
     bar: object | None,
     stall_s: float,
+    log: Path | None = None,
 ) -> StopReason:
     """One trial at a time while the budget has room; see :func:`run_trials`."""
     from studies.run.heartbeat import Stall, storage_file
@@ -368,6 +375,7 @@ def _loop(
                 raise
             print(f"{label}: trial {current[0].number} was declared stale elsewhere ({exc!r}); "
                   "its retry re-runs it")  # fmt: skip
+        log = _say_why_not_complete(current, label, bar, log)
         if interrupt_requested():  # a library swallowed it: stop after this trial anyway
             return "interrupted"
         reused_in_a_row = reused_in_a_row + 1 if _was_reused(current) else 0
@@ -376,6 +384,24 @@ def _loop(
                   f"(reused, nothing trained): the {type(study.sampler).__name__} is stuck or "
                   "the space is nearly exhausted. GPSampler learns from complete trials only "
                   'and stalls this way; sampler = "tpe" goes on exploring')  # fmt: skip
+
+
+def _say_why_not_complete(
+    current: list[optuna.Trial], label: str, bar: object | None, log: Path | None
+) -> Path | None:
+    """One line for a trial that did not complete (its ``about``: why), the first one naming
+    the log file that holds the tracebacks; returns the log path still to be named."""
+    if not current or current[0].user_attrs.get("state") not in QUIET_STATES:
+        return log
+    trial = current[0]
+    line = f"{label}: trial {trial.number} {trial.user_attrs.get('about', '')}"
+    if log is not None:
+        line += f" (tracebacks: {log})"
+    if bar is not None:
+        bar.write(line)  # type: ignore[attr-defined]
+    else:
+        print(line)
+    return None
 
 
 def _was_reused(current: list[optuna.Trial]) -> bool:

@@ -107,3 +107,36 @@ def test_latency_table_refuses_to_overwrite_a_file_that_is_not_one(
     assert err.startswith(f"r3dnas latency-table: error: --out {out} exists and is not a latency")
     assert err.endswith("refusing to overwrite it: give another path or remove the file")
     assert out.read_text() == content
+
+
+def test_an_infeasible_trial_is_one_line_and_its_traceback_goes_to_a_log(
+    scratch: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A constraint that rules out most of the space: one line per trial that did not complete
+    (its ``about``), Optuna's tracebacks in runs/<study>/trials.log; ``--debug`` shows them."""
+    import optuna
+
+    table = synthetic_table(scratch)
+    argv = ["launch", str(scratch / "prune.toml"), "--set", f'study.table="{table}"',
+            "--set", "constraints.max_gflops=0.0009", "--set", 'study.pruner="none"',
+            "--n-trials", "2", "--wandb", "disabled", "--quiet"]  # fmt: skip
+    assert _run(argv) == 0
+    out, err = capfd.readouterr()
+    study = optuna.load_study(study_name="prune", storage=f"sqlite:///{scratch}/runs/prune.db")
+    infeasible = [t for t in study.trials if t.user_attrs.get("state") == "infeasible"]
+    assert len(infeasible) >= 2  # most of this space is over the budget
+    lines = [line for line in out.splitlines() if ": trial " in line]
+    assert len(lines) == len(infeasible)
+    first = infeasible[0]
+    assert lines[0] == (f"prune: trial {first.number} {first.user_attrs['about']} "
+                        "(tracebacks: runs/prune/trials.log)")  # fmt: skip
+    assert "Traceback" not in out + err and "failed with" not in out + err
+    # header + one line per infeasible trial + the Pareto table and the summary
+    assert len(out.splitlines()) <= len(infeasible) + 12, out
+    log = (scratch / "runs" / "prune" / "trials.log").read_text()
+    assert log.count("Traceback (most recent call last)") == len(infeasible)
+
+    monkeypatch.setenv("R3DNAS_DEBUG", "0")  # restored after the test: --debug sets it to 1
+    assert _run(["--debug", *argv, "--study", "prune-debug"]) == 0
+    _, err = capfd.readouterr()
+    assert "Traceback (most recent call last)" in err
