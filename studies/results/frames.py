@@ -92,6 +92,9 @@ def trials(
                *(m for m in METRIC_COLUMNS if m not in objectives), "reason", "reused_from",
                "arch", "digest", "seed", "config", "val_top1"]  # fmt: skip
     frame = pd.DataFrame(rows, columns=columns)
+    # NOTE: a trial number, NA where nothing was reused (a plain column of ints and None would
+    # be float: 1.0).
+    frame["reused_from"] = frame["reused_from"].astype("Int64")
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1

@@ -100,6 +100,9 @@ def test_trials_frame_and_python_api(storage_url: str) -> None:
     assert 1 in by_state["reused"] and 2 in by_state["infeasible"]
     reused, source = frame.loc[1], frame.loc[0]
     assert reused["optuna_state"] == "PRUNED" and reused["reused_from"] == 0
+    # a trial number, not 0.0; NA for the trials that reused nothing
+    assert str(frame["reused_from"].dtype) == "Int64" and str(reused["reused_from"]) == "0"
+    assert frame["reused_from"].isna().sum() == len(frame) - len(by_state["reused"])
     assert reused["top1"] == source["top1"] and reused["gflops"] == source["gflops"]
     assert reused["reason"] == "reused trial 0 (same network and training)"
     assert reused["digest"] == source["digest"] and reused["config"] == source["config"]
