@@ -30,18 +30,14 @@ if TYPE_CHECKING:
 __all__ = ["AblationResult", "ablate", "plot_ablation", "prepare_ablation", "summarize"]
 
 METRICS = ("top1", "gflops", "params_m", "latency_ms")
-# two-sided 95% Student t quantiles by degrees of freedom (1..30); 1.96 beyond.
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-    2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 
 
 def t95(dof: int) -> float:
-    if dof < 1:
-        return math.nan
-    return _T95[dof - 1] if dof <= len(_T95) else 1.96
+    """The two-sided 95% Student t quantile (the 97.5% point) for ``dof`` degrees of freedom,
+    exact (:mod:`studies.student_t`); NaN below 1."""
+    from studies.student_t import t_quantile
+
+    return t_quantile(0.975, dof)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
