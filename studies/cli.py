@@ -183,7 +183,7 @@ def _pareto(args: argparse.Namespace) -> int:
     study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
     front = pareto(study, objectives=objectives)
-    print(format_pareto(front, fmt=args.format))
+    print(format_pareto(front, fmt=args.format, wide=args.wide))
     if args.plot:
         print(f"plot written to {plot_pareto(front, study, args.plot)}", file=sys.stderr)
     return 0
@@ -440,6 +440,8 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     p.add_argument("--plot", help="also write a PNG plot of the front")
+    p.add_argument("--wide", action="store_true",
+                   help="table: architecture, digest and state as columns (wider than 100)")  # fmt: skip
     p.set_defaults(handler=_pareto)
 
     p = sub.add_parser(

@@ -128,14 +128,33 @@ def _columns(rows: list[dict[str, Any]], chosen: list[str]) -> list[str]:
 
 
 def _reference_point(points: list[list[float]]) -> list[float]:
+    """Per objective (minimised), the worst value that is not an extreme outlier
+    (:func:`robust_max`), plus 10% of the range. Why: one mis-measured trial (a latency of 62 ms among
+    2.3 ms neighbours) set the reference alone and inflated the hypervolume thirtyfold; beyond
+    the fence a point adds nothing to the hypervolume instead."""
     if not points:
         return []
     reference = []
     for k in range(len(points[0])):
         values = [p[k] for p in points]
-        span = max(values) - min(values)
-        reference.append(max(values) + (0.1 * span if span > 0 else 1.0))
+        worst = robust_max(values)
+        span = worst - min(values)
+        reference.append(worst + (0.1 * span if span > 0 else 1.0))
     return reference
+
+
+def robust_max(values: list[float]) -> float:
+    """The largest of ``values`` not beyond Tukey's far-out fence ``Q3 + 3 IQR`` (the plain
+    maximum for fewer than four values, or when half of them are equal)."""
+    import statistics
+
+    if len(values) < 4:
+        return max(values)
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    if q3 <= q1:
+        return max(values)
+    fence = q3 + 3.0 * (q3 - q1)
+    return max(v for v in values if v <= fence)
 
 
 def _describe(frame: pd.DataFrame) -> str:
@@ -149,13 +168,17 @@ def _describe(frame: pd.DataFrame) -> str:
         )
     )
     return (
-        f"hypervolume {frame.attrs['hypervolume']:.6g} (reference point: {refs}; "
-        f"{len(frame)} front trials of {frame.attrs['n_complete_feasible']} complete feasible)"
+        f"hypervolume {frame.attrs['hypervolume']:.6g} ({len(frame)} front trials of "
+        f"{frame.attrs['n_complete_feasible']} complete feasible)\nreference point: {refs}"
     )
 
 
-def format_pareto(frame: pd.DataFrame, *, fmt: str = "table") -> str:
-    """The front as ``table`` | ``csv`` | ``json`` | ``markdown`` text."""
+def format_pareto(frame: pd.DataFrame, *, fmt: str = "table", wide: bool = False) -> str:
+    """The front as ``table`` | ``csv`` | ``json`` | ``markdown`` text.
+
+    ``table`` fits 100 columns: the numbers, then one line per trial with its architecture;
+    ``wide`` puts architecture, digest and state in the table's own columns.
+    """
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
     if fmt == "json":
@@ -179,8 +202,23 @@ def format_pareto(frame: pd.DataFrame, *, fmt: str = "table") -> str:
             cells = [numeric[c](v) if c in numeric else str(v) for c, v in row.items()]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + f"\n\n{_describe(frame)}"
-    text = shown.to_string(index=False, formatters=numeric)  # type: ignore[arg-type]
-    return f"Pareto front of {frame.attrs.get('study')!r}\n{text}\n{_describe(frame)}"
+    title = f"Pareto front of {frame.attrs.get('study')!r}"
+    if wide:
+        text = shown.to_string(index=False, formatters=numeric)  # type: ignore[arg-type]
+        return f"{title}\n{text}\n{_describe(frame)}"
+    narrow = shown.drop(columns=["arch", "digest", "state"])
+    text = narrow.to_string(index=False, formatters=numeric)  # type: ignore[arg-type]
+    width = len(str(int(frame["trial"].max())))
+    archs = [
+        f"  #{t:<{width}} {_cut(str(a), 96 - width)}"
+        for t, a in zip(frame["trial"], frame["arch"], strict=True)
+    ]
+    return "\n".join([title, text, "architectures (--wide: one table with digests):", *archs,
+                      _describe(frame)])  # fmt: skip
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> Path:
@@ -209,26 +247,68 @@ def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> P
         c="#bbbbbb",
         label="completed trials",
     )
-    color = None
+    color, vmax = None, None
     if len(objectives) > 2:
         color = frame[objectives[2]]
+        # NOTE: one outlier must not squeeze every other colour together: the scale ends at
+        # the far-out fence, beyond it the colour saturates (the colour bar's arrow).
+        vmax = robust_max([float(v) for v in color])
     points = ax.scatter(frame[x_name], frame[y_name], c=color, cmap="viridis", s=60,
-                        edgecolors="black", label="Pareto front")  # fmt: skip
+                        edgecolors="black", label="Pareto front", vmax=vmax)  # fmt: skip
     if color is not None:
-        fig.colorbar(points, ax=ax, label=objectives[2])
-    for _, row in frame.iterrows():
-        ax.annotate(f"#{row['trial']}", (row[x_name], row[y_name]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+        clipped = vmax is not None and vmax < float(color.max())
+        fig.colorbar(points, ax=ax, label=objectives[2], extend="max" if clipped else "neither")
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
     ax.set_title(f"{study.study_name}: Pareto front (HV {frame.attrs['hypervolume']:.4g})")
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
+    fig.tight_layout()  # NOTE: before the labels, which are placed in final pixel positions
+    place_labels(
+        ax,
+        [(float(x), float(y)) for x, y in zip(frame[x_name], frame[y_name], strict=True)],
+        [f"#{t}" for t in frame["trial"]],
+    )
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     fig.savefig(out)
     return out
+
+
+# Label positions tried in turn (offset points from the marker), nearest first.
+_OFFSETS = ((5, 5), (5, -13), (-9, 9), (-9, -17), (7, -4), (-17, -4), (5, 15), (5, -23),
+            (-9, 19), (-9, -27), (15, 5), (-27, 5))  # fmt: skip
+
+
+def place_labels(ax: Any, points: list[tuple[float, float]], labels: list[str]) -> list[Any]:
+    """Annotate each point with its label where it overlaps no label already placed (the
+    first free position of :data:`_OFFSETS`; the nearest one when none is free); returns the
+    text artists. Why: the README's plot had #7/#10 and #11/#12 printed over each other."""
+    fig = ax.figure
+    if not hasattr(fig.canvas, "get_renderer"):  # a bare Figure: give it the PNG canvas
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    texts = []
+    for (x, y), label in zip(points, labels, strict=True):
+        chosen = None
+        for dx, dy in _OFFSETS:
+            text = ax.annotate(label, (x, y), fontsize=8, xytext=(dx, dy),
+                               textcoords="offset points")  # fmt: skip
+            box = text.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(other) for other in placed):
+                chosen = (text, box)
+                break
+            text.remove()
+        if chosen is None:
+            text = ax.annotate(label, (x, y), fontsize=8, xytext=_OFFSETS[0],
+                               textcoords="offset points")  # fmt: skip
+            chosen = (text, text.get_window_extent(renderer))
+        placed.append(chosen[1])
+        texts.append(chosen[0])
+    return texts
 
 
 # ---------------------------------------------------------------------- picking a trial

@@ -124,7 +124,8 @@ def test_every_readme_command_runs_as_written(
     assert not failures, "\n".join(failures)
     # What the commands made is what the README says they make.
     assert (tmp_path / "best.json").is_file()
-    assert (tmp_path / "docs" / "pareto_cpu_default.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "runs" / "pareto_cpu_default.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "docs").exists()  # nothing written over a tracked file
     assert (tmp_path / "runs" / "inflation-ablation-ablation" / "ablation.csv").is_file()
 
 

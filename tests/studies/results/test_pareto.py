@@ -158,3 +158,68 @@ def test_mmaction2_text_round_trips_tuples_and_dicts() -> None:
     backbone = dict(namespace["model"]["backbone"])  # type: ignore[index]
     backbone.pop("type")
     assert ResNet3dConfig.from_dict(backbone) == config
+
+
+def test_the_table_fits_100_columns_and_wide_keeps_one_table(study: optuna.Study) -> None:
+    front = pareto(study)
+    text = format_pareto(front)
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert "architectures" in text and all(f"#{t} " in text for t in front["trial"])
+    wide = format_pareto(front, wide=True)
+    assert "digest" in wide.splitlines()[1] and "architectures" not in wide
+
+
+def _many_points(n: int) -> list[tuple[float, float]]:
+    rng = random.Random(3)
+    # clusters of near-identical points, as a front of similar networks has
+    return [(1.0 + 0.001 * rng.random() + i // 4, 50 + 0.05 * rng.random()) for i in range(n)]
+
+
+def test_plot_labels_do_not_overlap() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from studies.pareto import place_labels
+
+    points = _many_points(8)
+    labels = [f"#{i + 10}" for i in range(len(points))]
+    boxes = {}
+    for how in ("naive", "placed"):
+        fig = Figure(figsize=(7, 5), dpi=120)
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        ax.scatter(*zip(*points, strict=True))
+        fig.tight_layout()
+        if how == "placed":
+            texts = place_labels(ax, points, labels)
+        else:
+            texts = [ax.annotate(label, p, fontsize=8, xytext=(5, 5), textcoords="offset points")
+                     for p, label in zip(points, labels, strict=True)]  # fmt: skip
+        renderer = fig.canvas.get_renderer()
+        found = [t.get_window_extent(renderer) for t in texts]
+        boxes[how] = sum(a.overlaps(b) for i, a in enumerate(found) for b in found[i + 1 :])
+    assert boxes["naive"] > 0  # the test can fail: these points do collide when labelled naively
+    assert boxes["placed"] == 0
+
+
+def test_one_outlier_sets_neither_the_reference_point_nor_the_colour_scale(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A latency of 62 ms among 2-3 ms neighbours (one mis-measured trial): the reference
+    point stays where the other trials put it, and the hypervolume barely moves."""
+    from studies.pareto import robust_max
+
+    fronts = {}
+    for name, latency in (("outlier", 62.0), ("normal", 2.2)):
+        study = optuna.create_study(
+            study_name=name, storage=f"sqlite:///{tmp_path / 's.db'}", directions=DIRECTIONS
+        )
+        study.set_user_attr("objectives", OBJECTIVES)
+        for i in range(8):
+            _add(study, (60.0 + 4 * i, 1.0 + 0.3 * i, 2.1 + 0.05 * (i % 3)))
+        _add(study, (99.9, 0.5, latency))  # the best top1 and gflops: on the front
+        fronts[name] = pareto(study)
+    after = fronts["outlier"]
+    assert after.attrs["reference_point"][2] < 3.0  # not 62 + 10%: ~68
+    # the outlier counts for no more than the same network timed like its neighbours
+    assert after.attrs["hypervolume"] <= fronts["normal"].attrs["hypervolume"]
+    assert robust_max([2.1, 2.2, 2.3, 2.4, 2.5, 62.0]) < 5 and robust_max([1.0, 2.0, 3.0]) == 3
+    plot_pareto(after, study, tmp_path / "front.png")  # the colour scale is clipped: no error
