@@ -267,7 +267,7 @@ def _table(args: argparse.Namespace) -> int:
             raise ConfigError("table retrain needs --table CSV and --digest (and --seed)")
         retrained = table.retrain_row(args.table, digest=args.digest, seed=args.seed)
         print(retrained.format())
-        return 0 if retrained.identical else 1
+        return 0 if retrained.verdict.ok else 1
     if args.action == "build":
         from studies.study.spec import load_spec
 
@@ -441,7 +441,7 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     p.add_argument("--plot", help="also write a PNG plot of the front")
     p.add_argument("--wide", action="store_true",
-                   help="table: architecture, digest and state as columns (wider than 100)")  # fmt: skip
+                   help="table: architecture, digest and state as columns")  # fmt: skip
     p.set_defaults(handler=_pareto)
 
     p = sub.add_parser(
@@ -579,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.debug:  # NOTE: also for the worker processes a command starts
-        from studies.trial_log import DEBUG_ENV
+        from studies.run.trial_log import DEBUG_ENV
 
         os.environ[DEBUG_ENV] = "1"
     try:

@@ -26,6 +26,7 @@ from search_space.errors import ConfigError, R3dnasError
 if TYPE_CHECKING:
     from runners.scores.tabular import BenchmarkTable, TableRow
     from search_space.config import ResNet3dConfig
+    from studies.core.reproducibility import Verdict
     from studies.study.spec import StudySpec
 
 __all__ = [
@@ -254,21 +255,20 @@ class RetrainResult:
     seed: int
     stored_top1: float
     measured_top1: float
+    verdict: Verdict
 
     @property
     def identical(self) -> bool:
         return self.stored_top1 == self.measured_top1
 
     def format(self) -> str:
-        return (
-            f"architecture {self.digest} seed {self.seed}: top1 stored {self.stored_top1!r}, "
-            f"measured {self.measured_top1!r}"
-            + (" (identical)" if self.identical else " (DIFFERENT)")
-        )
+        return f"architecture {self.digest} seed {self.seed}: {self.verdict.text}"
 
 
 def retrain_row(table: str | Path, *, digest: str, seed: int) -> RetrainResult:
-    """Retrain one row of a table from its stored config and seed with the table's spec."""
+    """Retrain one row of a table from its stored config and seed with the table's spec, and
+    judge the top-1 (:mod:`studies.core.reproducibility`: identical on the stored setup, else within
+    the table's own seed spread)."""
     import dataclasses
 
     from runners.data.datasets import build_datasets
@@ -301,8 +301,29 @@ def retrain_row(table: str | Path, *, digest: str, seed: int) -> RetrainResult:
         num_classes=spec.data.num_classes,
         num_workers=spec.data.num_workers,
     )
+    from runners.latency.measure import library_versions
+    from studies.core.reproducibility import judge_top1, seed_spread, training_setup
+
+    pairs = [
+        (first.top1, second.top1)
+        for d in loaded.digests
+        if (first := loaded.lookup(d, loaded.seeds[0])) is not None
+        and len(loaded.seeds) > 1
+        and (second := loaded.lookup(d, loaded.seeds[1])) is not None
+    ]
+    verdict = judge_top1(
+        row.top1,
+        result.top1,
+        stored_setup=row.versions,
+        here_setup=library_versions() | training_setup(spec.train.num_threads),
+        spread=seed_spread(pairs),
+    )
     return RetrainResult(
-        digest=row.digest, seed=seed, stored_top1=row.top1, measured_top1=result.top1
+        digest=row.digest,
+        seed=seed,
+        stored_top1=row.top1,
+        measured_top1=result.top1,
+        verdict=verdict,
     )
 
 

@@ -129,9 +129,9 @@ def _columns(rows: list[dict[str, Any]], chosen: list[str]) -> list[str]:
 
 def _reference_point(points: list[list[float]]) -> list[float]:
     """Per objective (minimised), the worst value that is not an extreme outlier
-    (:func:`robust_max`), plus 10% of the range. Why: one mis-measured trial (a latency of 62 ms among
-    2.3 ms neighbours) set the reference alone and inflated the hypervolume thirtyfold; beyond
-    the fence a point adds nothing to the hypervolume instead."""
+    (:func:`robust_max`), plus 10% of the range. Why: one mis-measured trial (a latency of
+    62 ms among 2.3 ms neighbours) set the reference alone and inflated the hypervolume
+    thirtyfold; beyond the fence a point adds nothing to the hypervolume instead."""
     if not points:
         return []
     reference = []

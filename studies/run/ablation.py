@@ -34,8 +34,8 @@ METRICS = ("top1", "gflops", "params_m", "latency_ms")
 
 def t95(dof: int) -> float:
     """The two-sided 95% Student t quantile (the 97.5% point) for ``dof`` degrees of freedom,
-    exact (:mod:`studies.student_t`); NaN below 1."""
-    from studies.student_t import t_quantile
+    exact (:mod:`studies.core.student_t`); NaN below 1."""
+    from studies.core.student_t import t_quantile
 
     return t_quantile(0.975, dof)
 

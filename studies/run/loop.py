@@ -289,7 +289,7 @@ def run_trials(
         if runner is not None:
             runner.status = bar.set_postfix_str
     try:
-        from studies.trial_log import trial_warnings_to_file
+        from studies.run.trial_log import trial_warnings_to_file
 
         with quiet_optuna(), interrupts_as_keyboard_interrupt():
             stall = stall_limit(grace) if stall_s is None else stall_s

@@ -301,7 +301,12 @@ class TrialRunner:
         trial.set_user_attr("state", "complete")
         trial.set_user_attr("about", "complete")
         trial.set_user_attr("timings", timings)
-        trial.set_user_attr("versions", library_versions())
+        versions = library_versions()
+        if not timings.get("simulated"):  # NOTE: trained here: the setup decides bit-identity
+            from studies.core.reproducibility import training_setup
+
+            versions |= training_setup(self.spec.train.num_threads)
+        trial.set_user_attr("versions", versions)
         if run is not None:
             t = time.perf_counter()
             summary = _summary(self.spec.objective_names, metrics) | metrics

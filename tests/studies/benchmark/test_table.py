@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import os
+import statistics
 import tomllib
 from pathlib import Path
 
@@ -118,6 +119,54 @@ def test_build_latency_export_retrain(exported: tuple[Path, str]) -> None:
     # honesty: a row retrained from its stored config and seed gives the stored top-1
     assert main(["table", "retrain", "--table", str(out), "--digest", first[:8],
                  "--seed", "1"]) == 0  # fmt: skip
+    # each row records the setup that decides bit-identity
+    assert {"cpu", "train_threads", "torch", "mmcv"} <= set(table.lookup(first, 1).versions)
+
+
+def _copy_with(out: Path, folder: Path, digest: str, **changes: object) -> Path:
+    """A copy of the table (and its spec) whose row ``digest`` seed 1 records other values:
+    what a table built on another machine holds."""
+    import csv
+    import shutil
+
+    copy = folder / "copy.csv"
+    shutil.copy(out.with_suffix(".toml"), copy.with_suffix(".toml"))
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row["digest"] == digest and row["seed"] == "1":
+            versions = json.loads(row["versions"])
+            versions["cpu"] = changes.get("cpu", versions["cpu"])
+            row["versions"] = json.dumps(versions)
+            row["top1"] = repr(float(row["top1"]) + float(changes.get("add_top1", 0.0)))
+    with copy.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return copy
+
+
+def test_retrain_on_another_cpu_is_judged_against_the_seed_spread(
+    exported: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = exported
+    table = BenchmarkTable.load(out)
+    first = table.digests[0]
+    pairs = [(table.lookup(d, 0).top1, table.lookup(d, 1).top1) for d in table.digests]  # type: ignore[union-attr]
+    sd = statistics.stdev((a - b) / math.sqrt(2) for a, b in pairs)
+    capsys.readouterr()
+    # same numbers, another CPU model on record: no bit-identity claimed, the spread judges
+    copy = _copy_with(out, tmp_path, first, cpu="Fake CPU 9000")
+    argv = ["table", "retrain", "--table", str(copy), "--digest", first, "--seed", "1"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "another setup (cpu Fake CPU 9000 -> " in text and "identical" not in text
+    assert f"seed sd {sd:.4g} (from 3 pairs)" in text and ": within" in text
+    # a difference far beyond twice the spread fails, with the numbers
+    copy = _copy_with(out, tmp_path, first, cpu="Fake CPU 9000", add_top1=4 * sd + 10)
+    assert main(argv) == 1
+    text = capsys.readouterr().out
+    assert ": OUTSIDE" in text and "difference -" in text
 
 
 def test_latency_pass_times_again_what_another_protocol_timed(

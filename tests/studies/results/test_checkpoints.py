@@ -191,7 +191,25 @@ def test_reproduce_evaluates_the_stored_weights_without_training(front_study) ->
     result = reproduce(study, trial=number, latency=False)
     assert result.weights == str(runs / trial.user_attrs["checkpoint"])
     assert result.measured["top1"] == trial.user_attrs["top1"]  # exact on CPU
-    assert "top1 evaluated from the stored weights" in result.format()
+    assert "the stored weights evaluated (not retrained)" in result.format()
+
+
+def test_reproduce_retrain_beside_the_stored_weights_says_which_is_which(front_study) -> None:  # type: ignore[no-untyped-def]
+    runs, study = front_study
+    (number,) = front_numbers(study)
+    result = reproduce(study, trial=number, latency=False, retrain=True)
+    lines = result.format().splitlines()
+    table = [line for line in lines if line.split()[0] in ("metric", "gflops", "params",
+                                                            "top1", "top1_retrained")]  # fmt: skip
+    retrained = next(line for line in table if line.startswith("top1_retrained"))
+    assert "not retrained" not in retrained and "trained again with seed" in retrained
+    assert "not retrained" in next(line for line in table if line.startswith("top1 "))
+    # aligned: the "measured" column ends at the same place on every row
+    header = table[0]
+    end = header.index("measured") + len("measured")
+    assert all(line[end - 1] != " " and line[end : end + 2] == "  " for line in table[1:])
+    # each top-1 says what it was compared with: identical on the setup the trial stored
+    assert sum("identical (same CPU, threads, versions" in line for line in lines) == 2
 
 
 # ---------------------------------------------------------------------- mmaction2 as the client

@@ -179,7 +179,7 @@ def test_plot_labels_do_not_overlap() -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from studies.pareto import place_labels
+    from studies.results.pareto import place_labels
 
     points = _many_points(8)
     labels = [f"#{i + 10}" for i in range(len(points))]
@@ -205,7 +205,7 @@ def test_plot_labels_do_not_overlap() -> None:
 def test_one_outlier_sets_neither_the_reference_point_nor_the_colour_scale(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A latency of 62 ms among 2-3 ms neighbours (one mis-measured trial): the reference
     point stays where the other trials put it, and the hypervolume barely moves."""
-    from studies.pareto import robust_max
+    from studies.results.pareto import robust_max
 
     fronts = {}
     for name, latency in (("outlier", 62.0), ("normal", 2.2)):

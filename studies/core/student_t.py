@@ -4,7 +4,7 @@ Why: ablation intervals used a three-decimal table up to 30 degrees of freedom a
 (the 97.5% quantile at 31 is 2.040: intervals about 4% too narrow). scipy is only a test
 dependency, so the quantile is computed here: the t CDF through the regularized incomplete beta
 function (Lentz's continued fraction, as in Numerical Recipes §6.4), inverted by bisection to
-float precision. ``tests/studies/test_student_t.py`` checks it against ``scipy.stats.t.ppf``.
+float precision. ``tests/studies/core/test_student_t.py`` checks it against ``scipy.stats.t.ppf``.
 """
 
 from __future__ import annotations

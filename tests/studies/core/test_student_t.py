@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from studies.ablation import t95
-from studies.student_t import t_cdf, t_quantile
+from studies.run.ablation import t95
+from studies.core.student_t import t_cdf, t_quantile
 
 stats = pytest.importorskip("scipy.stats")
 
