@@ -20,6 +20,13 @@ period. Processes that are not r3dnas workers (another user's job) are not contr
 
 The lock directory is machine-local: ``$R3DNAS_LOCK_DIR``, else ``<tmp>/r3dnas-<uid>``. It must
 not be on a network filesystem (the lock and the pause are per machine by design).
+
+**Scope.** A timer pauses only the workers of its own study: a process names its study with
+:func:`pause_scope` (the study code does, for training and timing alike), registers under
+``<lock dir>/workers/<scope>/`` and pauses only that folder's processes. Processes that name no
+study share one scope of their own (a benchmark script and the worker it starts). Pausing every
+registered worker of the user on the machine, whatever its study (the behaviour before issue 20),
+is an explicit setting: ``R3DNAS_PAUSE_SCOPE=machine``. The lock stays machine-wide.
 """
 
 from __future__ import annotations
@@ -41,8 +48,10 @@ from search_space.errors import ConfigError
 
 __all__ = [
     "ISOLATIONS",
+    "PAUSE_SCOPE_ENV",
     "lock_dir",
     "pausable",
+    "pause_scope",
     "quiet_machine",
     "register_worker",
     "registered_workers",
@@ -76,12 +85,43 @@ resume()
 """
 
 
+PAUSE_SCOPE_ENV = "R3DNAS_PAUSE_SCOPE"
+_scope = "no-study"  # the study this process works for (see the module docstring)
+
+
 def lock_dir() -> Path:
     """Where the machine's timing lock and worker registry live (created on use)."""
     env = os.environ.get("R3DNAS_LOCK_DIR")
     base = Path(env) if env else Path(tempfile.gettempdir()) / f"r3dnas-{os.getuid()}"
     (base / "workers").mkdir(parents=True, exist_ok=True)
     return base
+
+
+def _scope_dir(scope: str) -> Path:
+    """``workers/<readable name>-<hash>``: any study name becomes a safe folder name."""
+    import hashlib
+
+    readable = "".join(c if c.isalnum() or c in "-_." else "_" for c in scope)[:40]
+    digest = hashlib.sha1(scope.encode()).hexdigest()[:8]
+    folder = lock_dir() / "workers" / f"{readable}-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def pause_scope(study: str) -> Iterator[None]:
+    """Inside the block this process works for ``study``: it registers (:func:`pausable`)
+    under that study, and its timers pause that study's registered workers only."""
+    global _scope
+    previous, _scope = _scope, study
+    try:
+        yield
+    finally:
+        _scope = previous
+
+
+def _machine_wide() -> bool:
+    return os.environ.get(PAUSE_SCOPE_ENV, "") == "machine"
 
 
 # ---------------------------------------------------------------------- the registry
@@ -119,7 +159,7 @@ def register_worker() -> None:
     global _registered
     if _registered is not None or not Path("/proc/self/stat").exists():
         return
-    entry = lock_dir() / "workers" / str(os.getpid())
+    entry = _scope_dir(_scope) / str(os.getpid())
     entry.write_text(_start_time(os.getpid()) or "", encoding="ascii")
     _registered = entry
     atexit.register(unregister_worker)
@@ -149,9 +189,16 @@ def unregister_worker() -> None:
 
 
 def registered_workers() -> list[int]:
-    """Pids of the live registered workers on this machine (stale entries are removed)."""
+    """Pids of the live registered workers of this process's study (every study's with
+    ``R3DNAS_PAUSE_SCOPE=machine``); stale entries are removed."""
     pids = []
-    for entry in (lock_dir() / "workers").iterdir():
+    if _machine_wide():
+        entries = [
+            e for d in (lock_dir() / "workers").iterdir() if d.is_dir() for e in d.iterdir()
+        ]
+    else:
+        entries = list(_scope_dir(_scope).iterdir())
+    for entry in entries:
         try:
             pid = int(entry.name)
             recorded = entry.read_text(encoding="ascii").strip()

@@ -164,8 +164,11 @@ def measure_table_latency(
         isolation=isolation,
         reference=reference,
     )
+    from runners.latency.quiet import pause_scope
+
     for index, digest in enumerate(todo):
-        result = measure_latency(configs[digest], shape, cfg)
+        with pause_scope(study.study_name):  # NOTE: pauses this table build's workers only
+            result = measure_latency(configs[digest], shape, cfg)
         done[digest] = {
             "latency_ms": result.latency_ms,
             "latency_cv": result.cv_of_median,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from search_space.errors import TrialFailure
+
+_log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import optuna
@@ -133,13 +136,32 @@ class TrainingMeasure:
         on_epoch: EpochHook,
         checkpoint: Path | None,
     ) -> dict[str, float]:
-        """Cost, latency, training and FLOPs; the trained weights go to ``checkpoint``."""
+        """Cost, latency, training and FLOPs; the trained weights go to ``checkpoint``.
+
+        The trial's study is this process's pause scope (:mod:`runners.latency.quiet`): its timer
+        pauses this study's training workers only, and only its own timers pause it.
+        """
+        from runners.latency.quiet import pause_scope
+
+        with pause_scope(trial.study.study_name):
+            return self._measure(trial, config, seed, timings, on_epoch, checkpoint)
+
+    def _measure(
+        self,
+        trial: optuna.Trial,
+        config: ResNet3dConfig,
+        seed: int,
+        timings: dict[str, float],
+        on_epoch: EpochHook,
+        checkpoint: Path | None,
+    ) -> dict[str, float]:
         spec = self.spec
         metrics = self._cost(trial, config, timings)
         if spec.measure.latency != "measured":
             metrics.update(self._predict_latency(trial, config, timings))
         if self._times_latency():
-            metrics.update(self._time_latency(trial, config, timings))
+            predicted = metrics.get("latency_pred_ms")
+            metrics.update(self._time_latency(trial, config, timings, predicted))
         record_known(trial, metrics)
         # NOTE: always trained, objective or not: every Pareto row shows top1.
         train_set, val_set = self.datasets()
@@ -238,16 +260,33 @@ class TrainingMeasure:
         )
 
     def _time_latency(
-        self, trial: optuna.Trial, config: ResNet3dConfig, timings: dict[str, float]
+        self,
+        trial: optuna.Trial,
+        config: ResNet3dConfig,
+        timings: dict[str, float],
+        predicted_ms: float | None = None,
     ) -> dict[str, float]:
+        """Latency, timed again while unreliable (:mod:`runners.latency.check`)."""
+        from runners.latency.check import measure_reliably
         from runners.latency.measure import measure_latency
 
         spec = self.spec
         t = time.perf_counter()
-        latency = measure_latency(config, spec.measure.input_shape, spec.measure.latency_config())
+        latency, flag, attempts = measure_reliably(
+            lambda: measure_latency(
+                config, spec.measure.input_shape, spec.measure.latency_config()
+            ),
+            predicted_ms=predicted_ms,
+        )
         timings["latency_s"] = time.perf_counter() - t
         trial.set_user_attr("device", latency.device)
         trial.set_user_attr("latency_mode", latency.mode)
+        if attempts > 1:
+            trial.set_user_attr("latency_attempts", attempts)
+        if flag is not None:  # NOTE: stored with its flag; the reference point ignores outliers
+            trial.set_user_attr("latency_unreliable", flag)
+            _log.warning("trial %d: latency %.4g ms unreliable after %d attempts: %s",
+                         trial.number, latency.latency_ms, attempts, flag)  # fmt: skip
         violated = check_constraints(trial, spec.constraints, {"latency_ms": latency.latency_ms})
         if violated:
             raise Infeasible("constraint violated before training: " + "; ".join(violated))

@@ -189,10 +189,58 @@ def test_registry_and_isolation_names(tmp_path: Path, monkeypatch: pytest.Monkey
     finally:
         unregister_worker()
     assert registered_workers() == []
-    (tmp_path / "workers" / "999999999").write_text("1")  # a process that is gone
-    assert registered_workers() == [] and not (tmp_path / "workers" / "999999999").exists()
+    (scope_dir,) = (tmp_path / "workers").iterdir()  # this process's (no study's) scope
+    (scope_dir / "999999999").write_text("1")  # a process that is gone
+    assert registered_workers() == [] and not (scope_dir / "999999999").exists()
     with pytest.raises(ConfigError, match="isolation must be one of 'none', 'lock', 'pause'"):
         with quiet_machine("exclusive"):
             pass
     with pytest.raises(ConfigError, match="isolation"):
         LatencyConfig(isolation="quiet")
+
+
+# A process that asked to be paused, for study argv[1] (or for no study: "-").
+SCOPED = """
+import sys, time
+from runners.latency.quiet import pause_scope, register_worker
+if sys.argv[1] == "-":
+    register_worker()
+else:
+    with pause_scope(sys.argv[1]):
+        register_worker()
+print("registered", flush=True)
+while True:
+    time.sleep(0.01)
+"""
+
+
+def test_a_timer_pauses_only_its_own_studys_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another study's worker (or a notebook) of the same user is never stopped, unless
+    R3DNAS_PAUSE_SCOPE=machine asks for the machine-wide pause."""
+    from runners.latency.quiet import pause_scope
+
+    lock_dir = tmp_path / "locks"
+    monkeypatch.setenv("R3DNAS_LOCK_DIR", str(lock_dir))
+    procs = {}
+    for scope in ("study-a", "study-b", "-"):
+        proc = subprocess.Popen([sys.executable, "-c", SCOPED, scope], env=_env(lock_dir),
+                                stdout=subprocess.PIPE, text=True, cwd=ROOT)  # fmt: skip
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "registered"
+        procs[scope] = proc
+    try:
+        with pause_scope("study-a"), quiet_machine("pause") as paused:
+            states = {scope: _state(p.pid) for scope, p in procs.items()}
+        assert paused == [procs["study-a"].pid]
+        assert states == {"study-a": "T", "study-b": "S", "-": "S"}
+        with quiet_machine("pause") as paused:  # a timer of no study: the no-study workers
+            assert paused == [procs["-"].pid]
+        monkeypatch.setenv("R3DNAS_PAUSE_SCOPE", "machine")
+        with pause_scope("study-a"), quiet_machine("pause") as paused:
+            assert sorted(paused) == sorted(p.pid for p in procs.values())
+    finally:
+        for proc in procs.values():
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.kill()
+            proc.wait()

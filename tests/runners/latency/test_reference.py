@@ -46,6 +46,12 @@ def test_referenced_latency_is_the_p10_ratio_times_the_baseline() -> None:
     )
     assert result.to_dict()["latency_ms"] == result.latency_ms
     assert result.samples == 6  # the reference's runs are not the model's samples
+    # throughput is corrected the same way (issue 20: 4.66 ms but 3.0 clips/s)
+    assert result.throughput_clips_s == pytest.approx(1000.0 / result.latency_ms)
+    batched = measure_latency(TINY, CLIP, _quick(reference=True, batch_size=2))
+    assert batched.reference_ms is not None and batched.reference_baseline_ms is not None
+    assert batched.throughput_clips_s > 0 and batched.batch_size == 2
+    assert batched.throughput_clips_s != pytest.approx(2000.0 / batched.batch_median_ms)
 
 
 def test_without_reference_latency_is_the_median() -> None:
