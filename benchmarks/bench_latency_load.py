@@ -6,9 +6,9 @@ Usage (from the repository root; nothing else running)::
     .venv/bin/python benchmarks/bench_latency_load.py --space default --threads 1 --rounds 5
 
 One architecture (the space's base, or ``--config FILE.json``) is timed with
-``runners.latency.measure.measure_latency`` in four conditions, ``--rounds`` times each, interleaved:
-``idle`` (no other process), ``load`` (a registered worker process trains a network of the
-space on the motion dataset with ``--load-threads`` threads, as a study worker does;
+``runners.latency.measure.measure_latency`` in four conditions, ``--rounds`` times each,
+interleaved: ``idle`` (no other process), ``load`` (a registered worker process trains a
+network of the space on the motion dataset with ``--load-threads`` threads, as a study worker does;
 isolation ``none``), ``lock`` (the same load, isolation ``lock``: timers serialised, the worker
 runs on) and ``pause`` (the same load, isolation ``pause``: the worker is stopped while timing).
 The recorded value is the study's ``latency_ms``: drift-referenced by default

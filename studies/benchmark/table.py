@@ -270,8 +270,8 @@ class RetrainResult:
 
 def retrain_row(table: str | Path, *, digest: str, seed: int) -> RetrainResult:
     """Retrain one row of a table from its stored config and seed with the table's spec, and
-    judge the top-1 (:mod:`studies.core.reproducibility`: identical on the stored setup, else within
-    the table's own seed spread)."""
+    judge the top-1 (:mod:`studies.core.reproducibility`: identical on the stored setup, else
+    within the table's own seed spread)."""
     import dataclasses
 
     from runners.data.datasets import build_datasets

@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from runners.latency.measure import LatencyConfig, LatencyResult, measure_latency
 from runners.latency.check import measure_reliably, unreliable
+from runners.latency.measure import LatencyConfig, LatencyResult, measure_latency
 from search_space import ResNet3dConfig
 
 TINY = ResNet3dConfig(depth=18, base_channels=4)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from studies.run.ablation import t95
 from studies.core.student_t import t_cdf, t_quantile
+from studies.run.ablation import t95
 
 stats = pytest.importorskip("scipy.stats")
 

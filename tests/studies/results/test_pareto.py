@@ -8,6 +8,7 @@ the path from a real study.
 from __future__ import annotations
 
 import json
+import random
 
 import optuna
 import pytest
