@@ -6,8 +6,8 @@ Run from the repository root::
 
 Prints, for a few configurations, the time of :func:`search_space.cost.cost` (cold: its block
 and stage memos cleared before every call; warm: memos filled) beside the time to build the
-network and count it with fvcore (through :func:`runners.flops.measure_flops`, which also checks
-the two agree), and their ratio, all measured in this run. Then it sweeps random
+network and count it with fvcore (through :func:`runners.scores.flops.measure_flops`, which also
+checks the two agree), and their ratio, all measured in this run. Then it sweeps random
 configurations of an I3D R50 space and reports the time to build the configs and to cost them.
 Numbers only: no thresholds (speed is not a unit test).
 """
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from runners.flops import measure_flops  # noqa: E402
+from runners.scores.flops import measure_flops  # noqa: E402
 from search_space import ConfigError, ResNet3dConfig, preset  # noqa: E402
 from search_space.cost import _clear_caches, cost  # noqa: E402
 

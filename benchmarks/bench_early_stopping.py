@@ -3,7 +3,7 @@
     python benchmarks/bench_early_stopping.py benchmarks/tables/bench_table.csv --reps 20
 
 Each repetition is a real tabular study (the spec beside the table, ``[study] table`` set, a
-temporary journal storage; the same :class:`~studies.objective.TrialRunner`, epoch hook and
+temporary journal storage; the same :class:`~studies.run.objective.TrialRunner`, epoch hook and
 pruner code a user runs) with the same sampler and seed for every pruner, run until
 ``--long`` trials are *complete or pruned* (the study's own budget counts complete trials
 only, which would hand the pruned studies more trials). ``--pruners`` names each as ``none``,
@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_search import normalised_points  # noqa: E402
 
-from runners.tabular import BenchmarkTable  # noqa: E402
-from studies.pareto import hypervolume, non_dominated  # noqa: E402
+from runners.scores.tabular import BenchmarkTable  # noqa: E402
+from studies.core.dominance import hypervolume, non_dominated  # noqa: E402
 
 PRUNERS = ("none", "moasha", "pareto")
 
@@ -59,10 +59,10 @@ def run_study(table_path: Path, *, pruner: str, sampler: str, seed: int, trials:
     import optuna
 
     from search_space.errors import TrialFailure
-    from studies.launch import prepare_study
-    from studies.loop import make_objective, quiet_optuna
-    from studies.objective import TrialRunner
-    from studies.spec import load_spec
+    from studies.run.launch import prepare_study
+    from studies.run.loop import make_objective, quiet_optuna
+    from studies.run.objective import TrialRunner
+    from studies.study.spec import load_spec
 
     overrides = [
         f'study.sampler="{sampler}"',
@@ -126,7 +126,7 @@ def score(
 def bound_misses(table: BenchmarkTable, margin: float) -> float:
     """Share of (row, epoch < last) where the row's final top-1 exceeds the pareto bound
     computed from every other row's curve (leave-one-out)."""
-    from studies.pruning import optimistic_top1
+    from studies.run.pruning import optimistic_top1
 
     curves = [list(r.val_top1) for r in table.rows]
     misses = total = 0

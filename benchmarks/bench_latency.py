@@ -5,7 +5,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench_latency.py        # I3D R50, 1x3x8x224x224, 2 threads
     .venv/bin/python benchmarks/bench_latency.py --modes eager,compile --repeats 100
 
-Each mode builds a fresh network and runs :func:`runners.latency.measure_latency` (batch 1;
+Each mode builds a fresh network and runs :func:`runners.latency.measure.measure_latency` (batch 1;
 ``compile`` on CPU uses inductor freezing). The table gives the median, p90, IQR, min, the
 run-to-run CV of the median (sample std / mean of the medians of ``--blocks`` consecutive blocks
 of the repeats) and each mode's speed-up over eager. The 1-minute load average before and after
@@ -22,7 +22,7 @@ import json
 import os
 import sys
 
-from runners.latency import LatencyConfig, LatencyMode, LatencyResult, measure_latency
+from runners.latency.measure import LatencyConfig, LatencyMode, LatencyResult, measure_latency
 from search_space.presets import preset, preset_names
 from search_space.shapes import parse_input_shape
 

@@ -9,13 +9,13 @@ Usage (from the repository root; quiet machine: nothing else running)::
 Per mode: builds (or resumes) the space's latency table with ``--calibrate`` whole networks
 (``r3dnas latency-table``'s protocol), then draws ``--n-configs`` random networks of the space
 (seed ``--seed``, none of them a calibration network), predicts each from the table and
-measures it whole with ``runners.latency.measure_latency`` (``--warmup`` + ``--repeats`` runs in
-5 blocks). Reported: the fraction predicted within ±10% of measured, Spearman's rank
+measures it whole with ``runners.latency.measure.measure_latency`` (``--warmup`` + ``--repeats``
+runs in 5 blocks). Reported: the fraction predicted within ±10% of measured, Spearman's rank
 correlation of predicted vs measured, and that of GFLOPs vs measured (the baseline a table must
 beat), the median |relative error|, and the measurements' median run-to-run CV (the noise
 floor). Everything is resumable: rows are appended to ``<out>/rows.csv`` as they are measured
 and a rerun skips what is there; ``<out>/summary.md`` is rewritten after every mode.
-Layers and networks are timed beside the drift reference (``runners.latency_reference``; the
+Layers and networks are timed beside the drift reference (``runners.latency.reference``; the
 recorded value is ``LatencyResult.latency_ms``) unless ``--no-reference``; rows say which, and
 the summary keeps the two apart. The issue's target (CPU, eager): >= 90% within ±10%,
 Spearman >= 0.95 and above FLOPs'.
@@ -102,7 +102,7 @@ def _retest(
     itself. Timed minutes apart on the same idle machine, how often is a network within ±10% of
     its own first value, and how well do the two passes rank the networks?
     """
-    from runners.latency import measure_latency
+    from runners.latency.measure import measure_latency
 
     first = {r["digest"]: float(r["measured_ms"]) for r in rows}
     pairs: list[tuple[float, float]] = []
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--blocks", type=int,
         help="blocks per whole network, alternating with the reference's "
-        "(default: runners.latency.default_blocks)",
+        "(default: runners.latency.measure.default_blocks)",
     )  # fmt: skip
     parser.add_argument("--layer-repeats", type=int, default=30, help="timed runs per layer")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the evaluated networks")
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", help="use this table (one mode) instead of building one")
     parser.add_argument(
         "--no-reference", dest="reference", action="store_false",
-        help="time without the drift reference (runners.latency_reference)",
+        help="time without the drift reference (runners.latency.reference)",
     )  # fmt: skip
     parser.add_argument("--speed", action="store_true", help="only time the predictor")
     parser.add_argument(
@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         _speed(args.space, shape, args.speed_configs)
         return 0
 
-    from runners.latency import LatencyConfig, default_blocks, measure_latency
-    from runners.latency_table import build_latency_table, sample_configs
+    from runners.latency.measure import LatencyConfig, default_blocks, measure_latency
+    from runners.latency.table import build_latency_table, sample_configs
     from search_space.cost import cost
     from search_space.latency_model import LatencyTable, predict_latency
 

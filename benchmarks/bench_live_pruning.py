@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_search import normalised_points  # noqa: E402
 
-from runners.tabular import BenchmarkTable  # noqa: E402
-from studies.pareto import hypervolume  # noqa: E402
+from runners.scores.tabular import BenchmarkTable  # noqa: E402
+from studies.core.dominance import hypervolume  # noqa: E402
 
 OBJECTIVES = ("top1", "gflops")
 
@@ -53,7 +53,7 @@ def run_live(
     start = time.perf_counter()
     subprocess.run(command, check=True, cwd=Path(__file__).resolve().parents[1])
     wall = time.perf_counter() - start
-    from studies.storage import open_storage
+    from studies.study.storage import open_storage
 
     study = optuna.load_study(study_name=f"live-{pruner}", storage=open_storage(storage))
     rows = []

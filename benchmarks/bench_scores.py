@@ -12,7 +12,7 @@ thread; about 0.6 s per network). Exit 1 when fewer than 10 table architectures 
    bootstrap 95% CI (architectures resampled). A *combination* (least squares of top-1 rank on
    the normalised ranks of every score, params and GFLOPs) is fitted on a random half of the
    architectures and reported on the other half only (and the halves swapped).
-2. **Search**: score-guided picks (:func:`studies.score.guided_picks`: draw ``pool``
+2. **Search**: score-guided picks (:func:`studies.benchmark.score.guided_picks`: draw ``pool``
    untried architectures, train one on their (score max, GFLOPs min) front) against plain
    random sampling (pool 1) over the same table, ``--reps`` repetitions (seeds of the picks).
    Normalised hypervolume after 25 and 50 trained trials, with ``bench_search.py``'s
@@ -20,8 +20,8 @@ thread; about 0.6 s per network). Exit 1 when fewer than 10 table architectures 
    digest), objectives top-1 up, GFLOPs down (and latency_ms down when every row has one),
    each scaled to [0, 1] by the table's range, reference point the worst corner; the picks'
    hypervolume over that of the whole table. Each pick list is run as a real tabular study
-   (the picks enqueued, as ``studies.score.enqueue_guided`` does; ``--lookup`` reads the table
-   directly instead, same numbers). Each guide also runs "score only": the best
+   (the picks enqueued, as ``studies.benchmark.score.enqueue_guided`` does; ``--lookup`` reads the
+   table directly instead, same numbers). Each guide also runs "score only": the best
    score of the pool, costs ignored. The control
    "costs only" uses the same pools with a constant score: the cost front alone already
    favours cheap networks, so a score has helped only where it beats that control too.
@@ -40,9 +40,9 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runners.tabular import BenchmarkTable  # noqa: E402
-from studies.pareto import hypervolume  # noqa: E402
-from studies.score import guided_picks  # noqa: E402
+from runners.scores.tabular import BenchmarkTable  # noqa: E402
+from studies.benchmark.score import guided_picks  # noqa: E402
+from studies.core.dominance import hypervolume  # noqa: E402
 
 BASELINES = ("params", "gflops")
 MIN_ARCHITECTURES = 10
@@ -82,10 +82,10 @@ def compute_scores(table: BenchmarkTable, spec_name: str) -> tuple[list[str], di
     """Score the table's architectures here (the spec's batch and seed)."""
     import torch
 
-    from runners.scores import SCORES, build_scoring_model
+    from runners.scores.training_free import SCORES, build_scoring_model
     from search_space.config import ResNet3dConfig
-    from studies.score import score_batch
-    from studies.spec import load_spec
+    from studies.benchmark.score import score_batch
+    from studies.study.spec import load_spec
 
     torch.set_num_threads(1)
     spec = load_spec(spec_name)
@@ -158,15 +158,15 @@ def combination(
 
 def run_enqueued(table_path: Path, factors: list[dict[str, object]], seed: int) -> list[str]:
     """Train ``factors`` in order in a tabular study (``r3dnas launch``'s code, the table's
-    spec): the picks enqueued as its trials, as :func:`studies.score.enqueue_guided` does for
-    a user. Returns the digests of its complete trials in trial order."""
+    spec): the picks enqueued as its trials, as :func:`studies.benchmark.score.enqueue_guided` does
+    for a user. Returns the digests of its complete trials in trial order."""
     import tempfile
 
     import optuna
 
-    from studies.launch import launch, prepare_study
-    from studies.spec import load_spec
-    from studies.storage import open_storage
+    from studies.run.launch import launch, prepare_study
+    from studies.study.spec import load_spec
+    from studies.study.storage import open_storage
 
     overrides = [f"study.n_trials={len(factors)}", f'study.table="{table_path.resolve()}"',
                  f"train.seed={seed}", 'study.sampler="random"']  # fmt: skip

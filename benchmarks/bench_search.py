@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runners.tabular import BenchmarkTable  # noqa: E402
-from studies.pareto import hypervolume  # noqa: E402
+from runners.scores.tabular import BenchmarkTable  # noqa: E402
+from studies.core.dominance import hypervolume  # noqa: E402
 
 SAMPLERS = ("random", "tpe", "nsga2", "gp", "grid")
 CHECKPOINTS = (10, 25, 50, 100)
@@ -62,10 +62,10 @@ def run_study(table_path: Path, sampler: str, seed: int, trials: int, objectives
     import optuna
 
     from search_space.errors import TrialFailure
-    from studies.launch import prepare_study
-    from studies.loop import is_completed, make_objective, quiet_optuna
-    from studies.objective import TrialRunner
-    from studies.spec import load_spec
+    from studies.run.launch import prepare_study
+    from studies.run.loop import is_completed, make_objective, quiet_optuna
+    from studies.run.objective import TrialRunner
+    from studies.study.spec import load_spec
 
     spec_path = table_path.with_suffix(".toml")
     overrides = [

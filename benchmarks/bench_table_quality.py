@@ -31,7 +31,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runners.tabular import BenchmarkTable  # noqa: E402
+from runners.scores.tabular import BenchmarkTable  # noqa: E402
 
 MEMORISED = 10.0  # points of training top-1 above validation top-1 that count as memorised
 

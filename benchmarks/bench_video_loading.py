@@ -8,8 +8,8 @@ Usage (from the repository root)::
 It encodes ``--videos`` H.264 files (GOP 32 with B-frames, like downloaded clips) into a
 temporary folder, then measures clips per second of one process for:
 
-* ``ours``: :class:`runners.transforms.ClipPipeline` in training mode (random offsets, keyframe
-  seeking, resize, random crop, flip, normalise), one clip per call;
+* ``ours``: :class:`runners.data.transforms.ClipPipeline` in training mode (random
+  offsets, keyframe seeking, resize, random crop, flip, normalise), one clip per call;
 * ``ours (no seek)``: the same, decoding every video from its first frame (the reference path a
   file with broken timestamps falls back to);
 * ``mmaction2``: its ``PyAVInit -> SampleFrames -> PyAVDecode -> Resize -> RandomCrop -> Flip ->
@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from runners.data import DataConfig, build_datasets, build_loader
-from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
-from runners.video_reader import VideoReader
+from runners.data.datasets import DataConfig, build_datasets, build_loader
+from runners.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
+from runners.data.video_reader import VideoReader
 
 # NOTE: appended after the project imports: tests/ holds folders named like our packages.
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))

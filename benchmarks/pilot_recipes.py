@@ -86,10 +86,10 @@ def main() -> int:
         unknown = sorted(set(recipe) - KEYS) if isinstance(recipe, dict) else recipe
         parser.error(f"recipe: unknown keys {unknown}; allowed: {', '.join(sorted(KEYS))}")
 
-    from runners.accuracy import train_and_evaluate
-    from runners.data import DataConfig, build_datasets
-    from runners.tabular import BenchmarkTable
-    from runners.train_config import TrainConfig
+    from runners.data.datasets import DataConfig, build_datasets
+    from runners.scores.tabular import BenchmarkTable
+    from runners.training.accuracy import train_and_evaluate
+    from runners.training.config import TrainConfig
     from search_space.config import ResNet3dConfig
 
     configs: dict[str, dict] = {}

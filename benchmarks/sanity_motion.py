@@ -1,6 +1,7 @@
 """Scientific sanity: the motion proxy task separates temporal from purely spatial networks.
 
-The same small ResNet3d is trained twice on the built-in :class:`runners.motion.MotionDataset`:
+The same small ResNet3d is trained twice on the built-in
+:class:`runners.data.motion.MotionDataset`:
 
 * **temporal**: conv1 temporal kernel 3 and every block inflated ('3x1x1');
 * **no temporal modelling**: conv1 kernel (1, 7, 7), inflate 0 everywhere, no temporal stride
@@ -10,7 +11,8 @@ The same small ResNet3d is trained twice on the built-in :class:`runners.motion.
 
 Both use ``with_pool2=False`` so that they differ only in their temporal kernels. Pass when the
 temporal network reaches >= 90% top-1 and the other stays within 15 points of chance; the exit
-code is 1 otherwise. ``tests/runners/test_accuracy.py`` runs :func:`run_sanity` as a slow test.
+code is 1 otherwise. ``tests/runners/training/test_accuracy.py`` runs :func:`run_sanity` as a slow
+test.
 
 One intra-op thread by default: for a network this small, 2 threads on a 2-core machine shared
 with other processes were several times slower than 1 (measured 2.8 s vs 9.5-30 s per epoch).
@@ -29,8 +31,8 @@ from typing import Any
 # NOTE: lets the script run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runners.accuracy import AccuracyResult, TrainConfig, train_and_evaluate  # noqa: E402
-from runners.motion import MotionDataset  # noqa: E402
+from runners.data.motion import MotionDataset  # noqa: E402
+from runners.training.accuracy import AccuracyResult, TrainConfig, train_and_evaluate  # noqa: E402
 from search_space.config import ResNet3dConfig  # noqa: E402
 
 NUM_CLASSES = 4

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from runners.accuracy import (
-    AccuracyResult,
-    EvaluationResult,
-    TrainConfig,
-    evaluate_checkpoint,
-    train_and_evaluate,
-)
-from runners.data import DataConfig, DataKind, build_datasets, build_loader
-from runners.flops import FlopsMismatchError, FlopsResult, measure_flops
-from runners.latency import (
+from runners.data.datasets import DataConfig, DataKind, build_datasets, build_loader
+from runners.data.motion import MotionDataset
+from runners.data.sampling import sample_frame_indices
+from runners.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
+from runners.data.video import ClassFolderDataset, CorruptVideoWarning, VideoListDataset
+from runners.data.video_reader import VideoDecodeError, VideoReader, probe_video
+from runners.latency.measure import (
     LatencyConfig,
     LatencyMode,
     LatencyResult,
@@ -22,11 +19,14 @@ from runners.latency import (
     resolve_device,
 )
 from runners.model import I3DHead, Recognizer3D, build_recognizer
-from runners.motion import MotionDataset
-from runners.sampling import sample_frame_indices
-from runners.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipPipeline
-from runners.video import ClassFolderDataset, CorruptVideoWarning, VideoListDataset
-from runners.video_reader import VideoDecodeError, VideoReader, probe_video
+from runners.scores.flops import FlopsMismatchError, FlopsResult, measure_flops
+from runners.training.accuracy import (
+    AccuracyResult,
+    EvaluationResult,
+    TrainConfig,
+    evaluate_checkpoint,
+    train_and_evaluate,
+)
 
 __all__ = [
     "IMAGENET_MEAN",

@@ -113,7 +113,7 @@ class I3DHead(nn.Module):
     mmaction2's evaluation loop, which r3dnas does not use.
 
     ``loss_cls`` and :meth:`loss` are there for code that trains through the head as mmaction2
-    does; r3dnas's own trainer (``runners.accuracy``) computes the same cross-entropy with
+    does; r3dnas's own trainer (``runners.training.accuracy``) computes the same cross-entropy with
     ``TrainConfig.label_smoothing`` itself.
     """
 

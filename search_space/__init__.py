@@ -18,6 +18,7 @@ from search_space.dimensions import PATTERN_FAMILIES, Choice, Fixed, expand_patt
 from search_space.errors import (
     ConfigError,
     ConfigTypeError,
+    DataError,
     InputTooSmallError,
     MissingDependencyError,
     R3dnasError,
@@ -65,6 +66,7 @@ __all__ = [
     "ConfigError",
     "ConfigTypeError",
     "CostResult",
+    "DataError",
     "Fixed",
     "InfeasibleConfig",
     "InflateStyle",

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ConfigTypeError",
+    "DataError",
     "InputTooSmallError",
     "MissingDependencyError",
     "R3dnasError",
@@ -31,6 +32,11 @@ class ConfigTypeError(ConfigError, TypeError):
     string nor ``None``), and code written against it catches that; as a :class:`ConfigError` the
     CLI still reports it in one line.
     """
+
+
+class DataError(R3dnasError, ValueError):
+    """A file a command reads holds a malformed value; the message names the file, the row and
+    the column. The CLI exits 1 (bad data), not 2 (a usage error)."""
 
 
 class InputTooSmallError(ConfigError):

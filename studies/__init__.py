@@ -6,21 +6,22 @@ wandb and pandas inside functions, so importing the CLI stays instant.
 
 from __future__ import annotations
 
-from studies.ablation import AblationResult, ablate, prepare_ablation
-from studies.export import export
-from studies.frames import trials
-from studies.heartbeat import reap_stale_trials
-from studies.launch import LaunchResult, launch, prepare_study
-from studies.loop import spawn_workers
-from studies.mmaction2_config import mmaction2_config_text
-from studies.pareto import format_pareto, hypervolume, pareto, plot_pareto, select_trial
-from studies.redact import redact, redact_url
-from studies.reproduce import ReproduceResult, ReproductionMismatch, reproduce
-from studies.spec import StudySpec, load_spec, spec_names
-from studies.storage import stored_spec
-from studies.tracking import StudyTracker, TrackingConfig, TrialRun
-from studies.wandb_offline import OfflineRun, find_offline_runs, read_offline_run
-from studies.workers import worker
+from studies.core.dominance import hypervolume
+from studies.core.redact import redact, redact_url
+from studies.results.export import export
+from studies.results.frames import trials
+from studies.results.mmaction2_config import mmaction2_config_text
+from studies.results.pareto import format_pareto, pareto, plot_pareto, select_trial
+from studies.results.reproduce import ReproduceResult, ReproductionMismatch, reproduce
+from studies.run.ablation import AblationResult, ablate, prepare_ablation
+from studies.run.heartbeat import reap_stale_trials
+from studies.run.launch import LaunchResult, launch, prepare_study
+from studies.run.loop import spawn_workers
+from studies.run.workers import worker
+from studies.study.spec import StudySpec, load_spec, spec_names
+from studies.study.storage import stored_spec
+from studies.tracking.offline import OfflineRun, find_offline_runs, read_offline_run
+from studies.tracking.tracker import StudyTracker, TrackingConfig, TrialRun
 
 __all__ = [
     "AblationResult",

@@ -88,8 +88,8 @@ def _cost(args: argparse.Namespace) -> int:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from studies.launch import launch
-    from studies.spec import load_spec
+    from studies.run.launch import launch
+    from studies.study.spec import load_spec
 
     result = launch(
         load_spec(args.spec, overrides=args.set),
@@ -119,8 +119,8 @@ def _launch(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     import json
 
-    from runners.data_check import inspect_data
-    from studies.spec import load_spec
+    from runners.data.check import inspect_data
+    from studies.study.spec import load_spec
 
     spec = load_spec(args.spec, overrides=args.set)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
@@ -133,7 +133,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from studies.workers import worker
+    from studies.run.workers import worker
 
     result = worker(
         args.study,
@@ -144,14 +144,15 @@ def _worker(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat,
         grace_s=args.grace,
         runs_dir=args.runs_dir,
+        stall_s=args.stall,
     )
     print(f"worker done: the study has {result.completed} of {result.n_trials} completed trials")
     return result.exit_code
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    from studies.ablation import ablate
-    from studies.spec import load_spec
+    from studies.run.ablation import ablate
+    from studies.study.spec import load_spec
 
     result = ablate(
         load_spec(args.spec or "inflation_ablation", overrides=args.set),
@@ -176,20 +177,20 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from studies.pareto import format_pareto, pareto, plot_pareto
-    from studies.storage import resolve_study
+    from studies.results.pareto import format_pareto, pareto, plot_pareto
+    from studies.study.storage import resolve_study
 
     study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
     front = pareto(study, objectives=objectives)
-    print(format_pareto(front, fmt=args.format))
+    print(format_pareto(front, fmt=args.format, wide=args.wide))
     if args.plot:
         print(f"plot written to {plot_pareto(front, study, args.plot)}", file=sys.stderr)
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from studies.export import export
+    from studies.results.export import export
 
     text = export(
         args.study,
@@ -209,7 +210,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from studies.reproduce import ReproductionMismatch, reproduce
+    from studies.results.reproduce import ReproductionMismatch, reproduce
 
     try:
         result = reproduce(
@@ -232,7 +233,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _latency_table(args: argparse.Namespace) -> int:
-    from studies.latency_table import format_table_summary, latency_table
+    from studies.benchmark.latency_table import format_table_summary, latency_table
 
     table = latency_table(
         args.space,
@@ -258,8 +259,9 @@ def _latency_table(args: argparse.Namespace) -> int:
 def _table(args: argparse.Namespace) -> int:
     """``r3dnas table build|latency|export|retrain``: the tabular benchmark's life cycle."""
     from search_space.errors import ConfigError
-    from studies import table
+    from studies.benchmark import table
 
+    _check_positive(args, "seeds", "workers", "limit", "threads", "repeats")
     if args.action == "retrain":
         if args.table is None or args.digest is None:
             raise ConfigError("table retrain needs --table CSV and --digest (and --seed)")
@@ -267,10 +269,9 @@ def _table(args: argparse.Namespace) -> int:
             args.table, digest=args.digest, seed=args.seed, threads=args.threads
         )
         print(retrained.format())
-        # NOTE: another thread count is a measurement of how far a row moves, not a check.
-        return 0 if retrained.identical or retrained.threads is not None else 1
+        return 0 if retrained.verdict.ok else 1
     if args.action == "build":
-        from studies.spec import load_spec
+        from studies.study.spec import load_spec
 
         result = table.build_table(
             load_spec(args.spec, overrides=args.set),
@@ -285,7 +286,7 @@ def _table(args: argparse.Namespace) -> int:
         print(f"table study {result.study_name!r}: {len(result.trials)} of {result.n_trials} "
               "trials complete")  # fmt: skip
         return result.exit_code
-    from studies.storage import resolve_study
+    from studies.study.storage import resolve_study
 
     study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     if args.action == "latency":
@@ -312,11 +313,12 @@ def _table(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     """``r3dnas score SPEC``: rank a space's architectures by training-free scores."""
-    from runners.scores import parse_score_names
+    from runners.scores.training_free import parse_score_names
     from search_space.errors import ConfigError
-    from studies.score import score_space
-    from studies.spec import load_spec
+    from studies.benchmark.score import score_space
+    from studies.study.spec import load_spec
 
+    _check_positive(args, "sample", "threads", "top", "batch_size")
     names = parse_score_names(args.scores)  # NOTE: a bad name fails before any work
     if args.rank_by is not None and args.rank_by not in names:
         raise ConfigError(f"--rank-by must be one of {', '.join(names)}; got {args.rank_by!r}")
@@ -328,6 +330,17 @@ def _score(args: argparse.Namespace) -> int:
     if args.out:
         print(f"wrote {result.write_csv(args.out)}", file=sys.stderr)
     return 0
+
+
+def _check_positive(args: argparse.Namespace, *names: str) -> None:
+    """A usage error (one line, exit 2) for an option given as 0 or less, before any work."""
+    from search_space.errors import ConfigError
+
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be a positive int; got {value}")
 
 
 def _add_config_args(parser: argparse.ArgumentParser, *, default_input: str) -> None:
@@ -344,7 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="r3dnas",
         description="Architecture search and ablations for mmaction2-exact 3D ResNets on video.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for user errors")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks for user errors and failed trials"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _add_network_commands(sub)
@@ -398,6 +413,8 @@ def _add_study_commands(sub: Subparsers) -> None:
     p.add_argument("--device", help="device for this worker, e.g. cuda:1 (default: the spec's)")
     _add_run_args(p)
     _add_heartbeat_args(p)
+    p.add_argument("--stall", type=int, help="give up waiting on a study where nothing changes "
+                   "for this many s (default: 10 grace periods, at least 60)")  # fmt: skip
     p.set_defaults(handler=_worker)
 
     p = sub.add_parser("ablate", help="full factorial over named factors, K seeds each")
@@ -415,7 +432,7 @@ def _add_study_commands(sub: Subparsers) -> None:
 def _add_reference_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-reference", action="store_true",
-        help="time without the drift reference (runners.latency_reference): raw medians",
+        help="time without the drift reference (runners.latency.reference): raw medians",
     )  # fmt: skip
 
 
@@ -427,6 +444,8 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     p.add_argument("--plot", help="also write a PNG plot of the front")
+    p.add_argument("--wide", action="store_true",
+                   help="table: architecture, digest and state as columns")  # fmt: skip
     p.set_defaults(handler=_pareto)
 
     p = sub.add_parser(
@@ -571,6 +590,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 0
+    if args.debug:  # NOTE: also for the worker processes a command starts
+        from studies.run.trial_log import DEBUG_ENV
+
+        os.environ[DEBUG_ENV] = "1"
     try:
         return handler(args)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
@@ -582,7 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug or errors is None or not isinstance(exc, errors.R3dnasError):
             raise
         print(f"r3dnas {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(exc, errors.DataError) else 2
     except KeyboardInterrupt:
         print(f"r3dnas {args.command}: interrupted", file=sys.stderr)
         return 130

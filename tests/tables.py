@@ -7,10 +7,10 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from runners.tabular import BenchmarkTable, TableRow
+from runners.scores.tabular import BenchmarkTable, TableRow
 from search_space.cost import cost
-from studies.spec import load_spec
-from studies.table import space_architectures
+from studies.benchmark.table import space_architectures
+from studies.study.spec import load_spec
 
 SPACE = """
 [study]

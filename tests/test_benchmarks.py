@@ -147,8 +147,8 @@ def test_committed_scores_are_what_r3dnas_score_computes() -> None:
     sample of its rows scored again agrees (float noise between machines aside)."""
     import math
 
-    from studies.score import score_space
-    from studies.spec import load_spec
+    from studies.benchmark.score import score_space
+    from studies.study.spec import load_spec
 
     spec = load_spec(ROOT / "benchmarks/tables/bench_table.toml")
     with (ROOT / "benchmarks/tables/bench_scores.csv").open() as f:

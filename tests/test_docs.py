@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from runners.accuracy import TrainConfig
-from runners.data import DataConfig
+from runners.data.datasets import DataConfig
+from runners.training.accuracy import TrainConfig
 from search_space.space import _TOP_KEYS
-from studies.spec import (
+from studies.study.spec import (
     STUDY_TRAIN_KEYS,
     WANDB_KEYS,
     Constraints,
@@ -58,3 +59,48 @@ def test_every_key_of_the_section_is_documented(section: str, expected: list[str
     documented = _documented_keys()[section]
     assert sorted(documented) == sorted(expected), section
     assert len(documented) == len(set(documented)), f"a key is listed twice in [{section}]"
+
+
+# ---------------------------------------------------------------------- the README as written
+README = DOC.parents[1] / "README.md"
+
+
+def _python_lines() -> list[str]:
+    return re.findall(r"^\$ (\S*python) -c (.+)$", README.read_text(), flags=re.M)
+
+
+def test_readme_python_lines_use_the_venv_and_run(tmp_path: Path) -> None:
+    """``python -c`` fails with "No module named torch" outside the venv: the README says
+    ``.venv/bin/python``, and the line prints what the README shows after it."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    from search_space import ResNet3dConfig
+
+    lines = _python_lines()
+    assert lines, "the README shows a python -c line"
+    config = ResNet3dConfig(depth=50, stage_blocks=(1, 1, 1, 1), base_channels=8)
+    (tmp_path / "best.json").write_text(json.dumps(config.to_dict()))
+    text = README.read_text()
+    for python, code in lines:
+        assert python == ".venv/bin/python", python
+        out = subprocess.run([sys.executable, "-c", shlex.split(code)[0]], cwd=tmp_path,
+                             capture_output=True, text=True, check=True, env={**os.environ,
+                             "PYTHONPATH": str(README.parent)})  # fmt: skip
+        shown = text.split(code, 1)[1].splitlines()[1]
+        assert out.stdout.strip() == shown.strip() == "256"
+
+
+def test_readme_commands_write_nothing_tracked_and_state_their_conditions() -> None:
+    text = README.read_text()
+    assert not re.search(r"--(plot|out)\s+docs/", text), "a README command overwrites docs/"
+    assert "two minutes on an idle machine" in text
+    # building the export inside mmaction2 1.2.0 needs the drn stand-in, which the README names
+    assert "drn" in text and "tests/studies/mmaction2_runner.py" in text
+    assert (README.parent / "tests" / "studies" / "mmaction2_runner.py").is_file()
+    # the README's Pareto table fits 100 columns, as `r3dnas pareto` prints it
+    block = text[text.index("Pareto front of 'cpu-default'") :]
+    block = block[: block.index("```")]
+    assert max(len(line) for line in block.splitlines()) <= 100

@@ -46,40 +46,87 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def _imported_names(tree: ast.Module) -> set[str]:
-    """Every module an ``import`` anywhere in ``tree`` may load (module and function level),
-    except under ``if TYPE_CHECKING:``; ``from a import b`` yields ``a`` and ``a.b``."""
-    names: set[str] = set()
+def _imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement that may run (module and function level), skipping the bodies of
+    ``if TYPE_CHECKING:`` (they never run)."""
+    found: list[ast.Import | ast.ImportFrom] = []
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.orelse:
                 visit(child)
             return
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
     visit(tree)
+    return found
+
+
+def _imported_names(tree: ast.AST) -> set[str]:
+    """Every module an import in ``tree`` may load; ``from a import b`` yields ``a`` and
+    ``a.b`` (``b`` may be a module)."""
+    names: set[str] = set()
+    for node in _imports(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def _private_imports(tree: ast.AST, module: str, package: str) -> list[str]:
+    """``from package.other import _name``: a private name taken from another module."""
+    return [
+        f"{module} imports {alias.name} from {node.module}"
+        for node in _imports(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+        and node.module.split(".")[0] == package and node.module != module
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]  # fmt: skip
+
+
+def _modules(package: str) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of ``package`` (subpackages included)."""
+    modules: dict[str, Path] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
 
 
 def _import_graph(package: str) -> dict[str, set[str]]:
     """module -> the modules of the same package it imports (the package itself included)."""
-    modules: dict[str, Path] = {}
-    for path in (ROOT / package).rglob("*.py"):
-        parts = path.relative_to(ROOT).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        modules[name] = path
+    modules = _modules(package)
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         imported = _imported_names(ast.parse(path.read_text(encoding="utf-8")))
         graph[name] = {m for m in imported if m in modules and m != name}
     return graph
+
+
+def _room(module: str) -> str:
+    """The subpackage a module belongs to (``studies.run.loop`` -> ``studies.run``); a module
+    at the top of its package (``studies.cli``) and the package itself are rooms of their own."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def _room_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The import graph between subpackages: an edge when any module of one imports any module of
+    the other."""
+    rooms: dict[str, set[str]] = {}
+    for module, imported in graph.items():
+        room = _room(module)
+        rooms.setdefault(room, set()).update(_room(m) for m in imported if _room(m) != room)
+    for targets in list(rooms.values()):
+        for target in targets:
+            rooms.setdefault(target, set())
+    return rooms
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -129,6 +176,15 @@ def test_cycle_finder_sees_function_level_imports_and_skips_type_checking() -> N
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
+def test_room_graph_sees_a_cycle_between_subpackages_and_a_private_import() -> None:
+    """Two subpackages whose modules import each other one way per module still form a cycle."""
+    graph = {"p.a.x": {"p.b.y"}, "p.b.z": {"p.a.w"}, "p.a.w": set(), "p.b.y": set(), "p.c": set()}
+    assert _cycles(graph) == []
+    assert _cycles(_room_graph(graph)) == [["p.a", "p.b"]]
+    tree = ast.parse("def f():\n    from p.b.y import _hidden, shown\n")
+    assert _private_imports(tree, "p.a.x", "p") == ["p.a.x imports _hidden from p.b.y"]
+
+
 @pytest.mark.parametrize("package", ["search_space", "runners", "studies"])
 def test_no_import_cycle_inside_a_package(package: str) -> None:
     """Modules of one package import each other one way (function-level imports count too;
@@ -137,3 +193,24 @@ def test_no_import_cycle_inside_a_package(package: str) -> None:
     assert not cycles, f"import cycles in {package}/: " + "; ".join(
         " <-> ".join(cycle) for cycle in cycles
     )
+
+
+@pytest.mark.parametrize("package", ["runners", "studies"])
+def test_no_import_cycle_between_subpackages(package: str) -> None:
+    """The subpackages of a package (``studies.run``, ``studies.results``, ...) and its top-level
+    modules import each other one way, so each stage sits above the ones it uses."""
+    cycles = _cycles(_room_graph(_import_graph(package)))
+    assert not cycles, f"import cycles between subpackages of {package}/: " + "; ".join(
+        " <-> ".join(cycle) for cycle in cycles
+    )
+
+
+@pytest.mark.parametrize("package", ["search_space", "runners", "studies"])
+def test_no_private_name_crosses_modules(package: str) -> None:
+    """A leading underscore means "this module only": no module imports another's ``_name``."""
+    found = [
+        line
+        for name, path in sorted(_modules(package).items())
+        for line in _private_imports(ast.parse(path.read_text(encoding="utf-8")), name, package)
+    ]
+    assert not found, "\n".join(found)

@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from runners.data import DataKind
+from runners.data.datasets import DataKind
 from studies.cli import main
-from studies.spec import load_spec, spec_names
+from studies.study.spec import load_spec, spec_names
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = Path(__file__).parent / "specs" / "tiny.toml"
@@ -124,7 +124,8 @@ def test_every_readme_command_runs_as_written(
     assert not failures, "\n".join(failures)
     # What the commands made is what the README says they make.
     assert (tmp_path / "best.json").is_file()
-    assert (tmp_path / "docs" / "pareto_cpu_default.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "runs" / "pareto_cpu_default.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "docs").exists()  # nothing written over a tracked file
     assert (tmp_path / "runs" / "inflation-ablation-ablation" / "ablation.csv").is_file()
 
 

@@ -1,0 +1,500 @@
+"""The run loop every trial goes through: budget, objective, requeue, signals.
+
+``launch``, ``ablate`` and ``r3dnas worker`` all run trials through :func:`run_local` (and
+start local worker processes with :func:`spawn_workers`); what a trial *measures* is the
+:class:`~studies.run.objective.TrialRunner`'s business, not this module's.
+
+Guarantees:
+
+* **Exact budget.** ``n_trials`` counts completed trials (measured or reused: a reused trial
+  ends PRUNED in Optuna's terms, see :func:`is_completed`), across every
+  worker on the same storage: a worker starts a trial only while completed + running trials are
+  below the budget, and a trial that loses a race to an earlier-numbered one stops before doing
+  any work (recorded as ``over_budget``).
+* **Nothing lost.** Each trial is written to the Optuna storage as it ends; a failed or
+  infeasible trial keeps its reason (user attribute ``fail_reason``) and the study goes on.
+* **Clean interrupts.** Ctrl-C or SIGTERM marks the running trial failed ("interrupted"), and
+  the next ``launch`` of the same study re-runs that trial's parameters first.
+* **Crash safety.** A trial whose worker dies is failed after a grace period and retried once
+  with the same parameters (:mod:`studies.run.heartbeat`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from search_space.errors import TrialFailure
+from studies.run.interrupts import interrupt_requested, interrupts_as_keyboard_interrupt
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+    from torch.utils.data import Dataset
+
+    from search_space.config import ResNet3dConfig
+    from studies.run.objective import TrialRunner
+    from studies.study.spec import StudySpec
+    from studies.study.storage import StorageSettings
+
+__all__ = [
+    "StopReason",
+    "check_data",
+    "enqueue_presets",
+    "exit_status",
+    "is_completed",
+    "make_objective",
+    "quiet_optuna",
+    "requeue_interrupted",
+    "run_local",
+    "run_trials",
+    "spawn_workers",
+]
+
+POLL_S = 1.0
+# Trial states that get one line (their ``about``) instead of Optuna's traceback.
+QUIET_STATES = ("infeasible", "failed", "pruned")
+# Reused trials in a row after which the loop says that the sampler proposes only networks it
+# has already trained (a stuck sampler, or a space nearly exhausted).
+REUSE_STREAK = 10
+
+# Why a trial loop ended: the budget is complete, the spec's timeout_s passed, it gave up after
+# too many trials that did not complete, or Ctrl-C / SIGTERM.
+StopReason = Literal["done", "timeout", "gave_up", "interrupted"]
+Objective = Callable[["optuna.Trial"], tuple[float, ...]]
+
+
+def exit_status(stopped: StopReason, *, completed: int) -> int:
+    """The exit code of a command that runs trials (the CLI's rule, stated in the README).
+
+    0: the budget is complete, or the spec's ``timeout_s`` ended a study that has results;
+    1: the run failed (it gave up short of the budget, or nothing completed); 130: interrupted.
+    """
+    if stopped == "interrupted":
+        return 130
+    if stopped == "done" or (stopped == "timeout" and completed > 0):
+        return 0
+    return 1
+
+
+def check_data(spec: StudySpec) -> tuple[Dataset, Dataset]:
+    """The spec's ``(train, val)`` datasets, built before any study or trial exists.
+
+    Why: every trial trains on them, so a missing list or file, a bad label or an empty list is
+    one clear error at the start, not a failure recorded on trial after trial (each of which
+    may first spend minutes measuring latency). A tabular spec's table is read here too, so a
+    malformed table is an error before the study exists.
+    """
+    from runners.data.datasets import build_datasets
+
+    if spec.study.table is not None:
+        from studies.run.tabular_mode import load_table
+
+        load_table(spec.study.table)
+    return build_datasets(spec.data)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna logs warnings only inside the block; the caller's log level is restored after."""
+    import optuna
+
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+# ---------------------------------------------------------------------- budget and queue
+def is_completed(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` counts toward ``n_trials``: COMPLETE, or a reused trial (recorded
+    PRUNED so that Optuna and optuna-dashboard see each network once; its ``state`` attribute
+    is ``reused`` and its metrics are those of the trial it reused)."""
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.COMPLETE or (
+        trial.state == TrialState.PRUNED and trial.user_attrs.get("state") == "reused"
+    )
+
+
+def count_trials(study: optuna.Study) -> tuple[int, int]:
+    """``(completed, running)`` trials of the study (completed: :func:`is_completed`)."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    trials = study.get_trials(deepcopy=False, states=states)
+    complete = sum(is_completed(t) for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return complete, running
+
+
+def _within_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
+    """Completed trials plus the running or waiting trials numbered before ``number`` leave
+    room for it.
+
+    Waiting trials count too: a retry enqueued by another worker's stale-trial check may not yet
+    be visible to this worker's ``ask()``, which then creates a newer trial instead of taking the
+    retry; the older retry keeps its claim on the budget.
+    """
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    taken = sum(
+        is_completed(t) or (t.state != TrialState.PRUNED and t.number < number)
+        for t in study.get_trials(deepcopy=False, states=states)
+        if t.number != number
+    )
+    return taken < n_trials
+
+
+# The user attributes a trial is enqueued with; a retry carries them over.
+ENQUEUED_ATTRS = ("enqueued_config", "enqueued_preset", "factors", "train_seed")
+
+
+def requeue_interrupted(study: optuna.Study) -> int:
+    """Enqueue the parameters of trials an interrupt cut short, once each, with what they were
+    enqueued with (a configuration, an ablation's grid point and seed, a preset's name), so an
+    ablation's point is run again instead of being lost."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    count = 0
+    for t in trials:
+        if (
+            t.state == TrialState.FAIL
+            and t.user_attrs.get("fail_reason", "").startswith("interrupted")
+            and t.number not in retried
+        ):
+            attrs = {"retry_of": t.number}
+            attrs.update({k: t.user_attrs[k] for k in ENQUEUED_ATTRS if k in t.user_attrs})
+            study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
+            count += 1
+    return count
+
+
+def enqueue_presets(study: optuna.Study, names: tuple[str, ...]) -> None:
+    """Reference points: each preset is evaluated once per study, as its own trial."""
+    from search_space.canonical import canonicalize
+    from search_space.presets import preset
+
+    seen = {t.user_attrs.get("enqueued_preset") for t in study.get_trials(deepcopy=False)}
+    for name in names:
+        if name in seen:
+            continue
+        config = canonicalize(preset(name))
+        study.enqueue_trial(
+            {}, user_attrs={"enqueued_preset": name, "enqueued_config": config.to_json()}
+        )
+
+
+def _reusable_finder(study: optuna.Study) -> Callable[[str, str], FrozenTrial | None]:
+    """``(digest, signature) ->`` an earlier trial of the same network and training: a
+    complete one (reused), else the latest one a pruner stopped with a curve (judged again on
+    that curve before training, see :func:`studies.run.pruning.stop_again`), else None."""
+    from optuna.trial import TrialState
+
+    def find(digest: str, signature: str) -> FrozenTrial | None:
+        stopped = None
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        for t in study.get_trials(deepcopy=False, states=states):
+            attrs = t.user_attrs
+            if attrs.get("digest") != digest or attrs.get("signature") != signature:
+                continue
+            if t.state == TrialState.COMPLETE:
+                return t
+            if attrs.get("state") == "pruned" and attrs.get("history"):
+                stopped = t
+        return stopped
+
+    return find
+
+
+def make_objective(
+    study: optuna.Study,
+    runner: TrialRunner,
+    *,
+    n_trials: int,
+    config_for: Callable[[optuna.Trial], ResNet3dConfig] | None = None,
+) -> Objective:
+    """The Optuna objective: budget check, enqueued configs, then the runner."""
+    from search_space.config import ResNet3dConfig
+
+    find = _reusable_finder(study)
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        if not _within_budget(study, trial.number, n_trials):
+            trial.set_user_attr("about", "over budget: other workers filled it")
+            trial.set_user_attr("state", "over_budget")
+            trial.set_user_attr("fail_reason", "over_budget: other workers filled the budget")
+            raise TrialFailure("over_budget")
+        config = None
+        enqueued = trial.user_attrs.get("enqueued_config")
+        if enqueued:
+            config = ResNet3dConfig.from_json(enqueued)
+        elif config_for is not None:
+            config = config_for(trial)
+        seed = trial.user_attrs.get("train_seed")
+        return runner.run(trial, config=config, seed=seed, find_reusable=find)
+
+    return objective
+
+
+# ---------------------------------------------------------------------- the loop
+def run_trials(
+    study: optuna.Study,
+    objective: Objective,
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+    progress: bool,
+    label: str,
+    reap: Callable[[], object] | None = None,
+    runner: TrialRunner | None = None,
+    stall_s: float | None = None,
+) -> StopReason:
+    """Run trials until ``n_trials`` are complete; returns why it stopped.
+
+    Args:
+        reap: called before each trial and while waiting, to fail trials of dead workers
+            (default: the stale-trial check with the default grace period).
+        runner: shows its one-line status on the progress bar.
+        stall_s: while waiting for other workers' trials, give up ("gave_up") when nothing in
+            the study has changed for this long (default: :func:`stall_limit` of the default
+            grace period). A storage file that is gone also ends the loop.
+    """
+    from studies.study.storage import StorageSettings
+
+    grace = StorageSettings().grace_period
+    if reap is None:
+
+        def reap() -> list[int]:
+            from studies.run.heartbeat import reap_stale_trials
+
+            return reap_stale_trials(study, grace_s=grace)
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        complete, _ = count_trials(study)
+        bar = tqdm(total=n_trials, initial=min(complete, n_trials), desc=label, unit="trial")
+        if runner is not None:
+            runner.status = bar.set_postfix_str
+    try:
+        from studies.run.trial_log import trial_warnings_to_file
+
+        with quiet_optuna(), interrupts_as_keyboard_interrupt():
+            stall = stall_limit(grace) if stall_s is None else stall_s
+            with trial_warnings_to_file(study) as log:
+                return _loop(study, objective, n_trials, timeout_s, label, reap, bar, stall, log)
+    finally:
+        if bar is not None:
+            bar.close()
+        if runner is not None:
+            runner.status = None
+
+
+def _loop(
+    study: optuna.Study,
+    objective: Objective,
+    n_trials: int,
+    timeout_s: float | None,
+    label: str,
+    reap: Callable[[], object],
+    bar: object | None,
+    stall_s: float,
+    log: Path | None = None,
+) -> StopReason:
+    """One trial at a time while the budget has room; see :func:`run_trials`."""
+    from studies.run.heartbeat import Stall, storage_file
+
+    started = time.monotonic()
+    path = storage_file(study)
+    stall = Stall()
+    attempts = 0
+    current: list[optuna.Trial] = []  # the trial the last optimize() ran
+
+    def tracked(trial: optuna.Trial) -> tuple[float, ...]:
+        current.append(trial)
+        return objective(trial)
+
+    max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
+    reused_in_a_row = 0
+    while True:
+        if path is not None and not path.exists():
+            print(f"{label}: the study's storage file {path} is gone; stopping", file=sys.stderr)
+            return "gave_up"
+        reap()
+        complete, running = count_trials(study)
+        if bar is not None:
+            bar.n = min(complete, n_trials)  # type: ignore[attr-defined]
+            bar.refresh()  # type: ignore[attr-defined]
+        if complete >= n_trials:
+            return "done"
+        if timeout_s is not None and time.monotonic() - started > timeout_s:
+            print(f"{label}: timeout after {timeout_s:g} s with {complete} complete")
+            return "timeout"
+        if attempts >= max_attempts:
+            print(
+                f"{label}: stopping after {attempts} attempts with only {complete} "
+                "complete trials; see the failed trials' fail_reason"
+            )
+            return "gave_up"
+        if complete + running >= n_trials:
+            # Others hold the rest of the budget: wait (reap() above frees the slot of a dead
+            # worker's trial).
+            still = stall.still_for(study)
+            if still >= stall_s:
+                print(f"{label}: nothing in the study changed for {still:.0f} s while waiting "
+                      f"for {running} running trial(s) of other workers (no heartbeat, epoch "
+                      "or result); stopping", file=sys.stderr)  # fmt: skip
+                return "gave_up"
+            time.sleep(POLL_S)
+            continue
+        stall.reset()
+        attempts += 1
+        current.clear()
+        try:
+            study.optimize(tracked, n_trials=1, catch=(TrialFailure,))
+        except KeyboardInterrupt:
+            return "interrupted"
+        except Exception as exc:
+            # Another worker may have declared this worker's trial stale (its heartbeat was
+            # late, e.g. on an overloaded machine) and re-enqueued it. Optuna then fails to
+            # tell the result, in one of several ways (UpdateFinishedTrialError, "Cannot tell a
+            # FAIL trial", an internal assertion): what counts is the trial's state in storage.
+            if not (current and _finished_elsewhere(current[0])):
+                raise
+            print(f"{label}: trial {current[0].number} was declared stale elsewhere ({exc!r}); "
+                  "its retry re-runs it")  # fmt: skip
+        log = _say_why_not_complete(current, label, bar, log)
+        if interrupt_requested():  # a library swallowed it: stop after this trial anyway
+            return "interrupted"
+        reused_in_a_row = reused_in_a_row + 1 if _was_reused(current) else 0
+        if reused_in_a_row == REUSE_STREAK:
+            print(f"{label}: the last {REUSE_STREAK} trials proposed networks already trained "
+                  f"(reused, nothing trained): the {type(study.sampler).__name__} is stuck or "
+                  "the space is nearly exhausted. GPSampler learns from complete trials only "
+                  'and stalls this way; sampler = "tpe" goes on exploring')  # fmt: skip
+
+
+def _say_why_not_complete(
+    current: list[optuna.Trial], label: str, bar: object | None, log: Path | None
+) -> Path | None:
+    """One line for a trial that did not complete (its ``about``: why), the first one naming
+    the log file that holds the tracebacks; returns the log path still to be named."""
+    if not current or current[0].user_attrs.get("state") not in QUIET_STATES:
+        return log
+    trial = current[0]
+    line = f"{label}: trial {trial.number} {trial.user_attrs.get('about', '')}"
+    if log is not None:
+        line += f" (tracebacks: {log})"
+    if bar is not None:
+        bar.write(line)  # type: ignore[attr-defined]
+    else:
+        print(line)
+    return None
+
+
+def _was_reused(current: list[optuna.Trial]) -> bool:
+    """Whether the trial the last ``optimize()`` ran was a reuse (see :func:`is_completed`)."""
+    return bool(current) and current[0].user_attrs.get("state") == "reused"
+
+
+def _finished_elsewhere(trial: optuna.Trial) -> bool:
+    """Whether storage holds ``trial`` as finished (failed by another worker's reaper)."""
+    storage = trial.storage
+    study_id = storage.get_study_id_from_name(trial.study.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    return storage.get_trial(trial_id).state.is_finished()
+
+
+def run_local(
+    study: optuna.Study,
+    runner: TrialRunner,
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+    settings: StorageSettings,
+    progress: bool,
+    label: str,
+) -> StopReason:
+    """Run trials in this process with heartbeats and stale-trial reaping; why it stopped."""
+    from studies.run.heartbeat import reap_stale_trials, with_heartbeat
+
+    objective = with_heartbeat(
+        study, make_objective(study, runner, n_trials=n_trials), settings.heartbeat_interval
+    )
+    return run_trials(
+        study,
+        objective,
+        n_trials=n_trials,
+        timeout_s=timeout_s,
+        progress=progress,
+        label=label,
+        reap=lambda: reap_stale_trials(study, grace_s=settings.grace_period),
+        runner=runner,
+        stall_s=settings.stall_s or stall_limit(settings.grace_period),
+    )
+
+
+def stall_limit(grace_s: float) -> float:
+    """How long a waiting worker tolerates a study in which nothing changes: ten grace periods
+    (a live trial beats every interval, a dead one is reaped after one grace period), at least
+    a minute."""
+    return max(60.0, 10.0 * grace_s)
+
+
+# ---------------------------------------------------------------------- local worker processes
+def _devices(n_workers: int) -> list[str | None]:
+    """One device per worker: GPUs round-robin when there are any, else the spec's own."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return [None] * n_workers
+    return [f"cuda:{i % count}" for i in range(n_workers)]
+
+
+def spawn_workers(
+    n_workers: int,
+    *,
+    study_name: str,
+    storage_url: str,
+    wandb_mode: str | None = None,
+    heartbeat_s: int | None = None,
+    grace_s: int | None = None,
+) -> list[int]:
+    """Start ``n_workers`` ``r3dnas worker`` processes on this machine and wait for them."""
+    procs = []
+    for device in _devices(n_workers):
+        cmd = [sys.executable, "-m", "studies.cli", "worker", "--study", study_name,
+               "--storage", storage_url, "--quiet"]  # fmt: skip
+        if device is not None:
+            cmd += ["--device", device]
+        if wandb_mode is not None:
+            cmd += ["--wandb", wandb_mode]
+        if heartbeat_s is not None:
+            cmd += ["--heartbeat", str(heartbeat_s)]
+        if grace_s is not None:
+            cmd += ["--grace", str(grace_s)]
+        procs.append(subprocess.Popen(cmd))
+    codes = []
+    try:
+        for proc in procs:
+            codes.append(proc.wait())
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+        raise
+    return codes

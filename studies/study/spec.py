@@ -1,0 +1,606 @@
+"""Study specs: one TOML file describes a whole study.
+
+Sections (each optional but ``[study]``; every key is checked, an unknown one is an error that
+names the key and its section)::
+
+    [study]        name, objectives, sampler, seed, n_trials, timeout_s, enqueue_presets
+    [space]        a search space (see search_space.space), or base = preset | file.json
+    [data]         runners.data.datasets.DataConfig fields
+    [train]        runners.training.accuracy.TrainConfig fields, and keep_checkpoints (the study's)
+    [measure]      input_shape, device, latency_mode, latency_warmup, latency_repeats, ...
+    [constraints]  max_gflops, max_params_m, max_latency_ms
+    [wandb]        mode, project, entity
+
+Every key, its default and meaning: ``docs/spec.md`` (a test keeps it complete). Shipped specs
+live in ``studies/presets/``; :func:`load_spec` takes their name or a path.
+The raw TOML tables are kept (``spec.raw``) so they can be logged beside each trial.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from search_space.errors import ConfigError
+from studies.tracking.tracker import TrackingConfig
+
+if TYPE_CHECKING:
+    from runners.data.datasets import DataConfig
+    from runners.latency.measure import LatencyConfig
+    from runners.training.accuracy import TrainConfig
+    from search_space.latency_model import LatencyTable
+    from search_space.space import SearchSpace
+
+__all__ = [
+    "KEEP_CHECKPOINTS",
+    "LATENCY_SOURCES",
+    "OBJECTIVES",
+    "Constraints",
+    "MeasureSpec",
+    "Objective",
+    "StudySection",
+    "StudySpec",
+    "apply_overrides",
+    "load_spec",
+    "spec_names",
+]
+
+Direction = Literal["maximize", "minimize"]
+
+# objective name -> its natural direction; these are the metrics a trial records.
+OBJECTIVES: dict[str, Direction] = {
+    "top1": "maximize",
+    "top5": "maximize",
+    "gflops": "minimize",
+    "params_m": "minimize",
+    "latency_ms": "minimize",
+    "throughput_clips_s": "maximize",
+}
+# [measure] latency: where a trial's latency_ms comes from. "measured": timed on this machine;
+# "predicted": from a latency table (any device it was built on, nothing is timed); "both":
+# predicted (checked against max_latency_ms before anything is built) and measured.
+LATENCY_SOURCES = ("measured", "predicted", "both")
+SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
+PRUNERS = ("none", "median", "pareto", "moasha")
+# Metrics a measure knows before the first epoch: what "pareto" and "moasha" compare beside top1.
+COSTS_BEFORE_TRAINING = ("gflops", "params_m", "latency_ms", "throughput_clips_s")
+DEFAULT_SPEC = "cpu_default"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Objective:
+    name: str
+    direction: Direction
+
+    def __str__(self) -> str:
+        return f"{self.name}:{'max' if self.direction == 'maximize' else 'min'}"
+
+
+def parse_objective(text: str) -> Objective:
+    """``"top1"``, ``"top1:max"`` or ``"latency_ms:min"`` -> :class:`Objective`."""
+    name, _, direction = str(text).partition(":")
+    name = name.strip()
+    if name not in OBJECTIVES:
+        raise ConfigError(
+            f"objective {name!r} is not a metric; choose from {', '.join(OBJECTIVES)}"
+        )
+    direction = direction.strip().lower()
+    if not direction:
+        return Objective(name=name, direction=OBJECTIVES[name])
+    aliases = {
+        "max": "maximize",
+        "maximize": "maximize",
+        "min": "minimize",
+        "minimize": "minimize",
+    }
+    if direction not in aliases:
+        raise ConfigError(f"objective {text!r}: direction must be 'max' or 'min'")
+    return Objective(name=name, direction=aliases[direction])  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StudySection:
+    name: str
+    objectives: tuple[Objective, ...]
+    sampler: str = "tpe"
+    seed: int = 0
+    n_trials: int = 8
+    timeout_s: float | None = None
+    enqueue_presets: tuple[str, ...] = ()
+    n_startup_trials: int = 4
+    # "median": Optuna's, single-objective studies only; "pareto" (studies.run.pruning) and its
+    # baseline "moasha": multi-objective studies of top1 and costs known before training.
+    pruner: str = "none"
+    pruner_margin: float = 2.0  # top-1 points added to the "pareto" pruner's optimistic bound
+    # NOTE: tabular mode: trials read their measurements from this benchmark table (a CSV of
+    # r3dnas table export) instead of training; None trains for real.
+    table: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MeasureSpec:
+    """How FLOPs and latency are measured for each trial."""
+
+    input_shape: tuple[int, int, int, int, int] = (1, 3, 8, 224, 224)
+    device: str = "auto"
+    latency_mode: str = "eager"
+    latency_warmup: int = 3
+    latency_repeats: int = 40
+    latency_threads: int | None = None
+    throughput_batch: int = 1
+    include_head: bool = False
+    measure_latency: bool = True
+    # NOTE: see LATENCY_SOURCES; a table is needed for "predicted" and "both".
+    latency: str = "measured"
+    latency_table: str | None = None
+    latency_isolation: str = "pause"
+    # NOTE: time a fixed reference network beside each one, so that the machine's drift
+    # cancels (retest within ±10% went from 31% to 94% of 100 networks here: benchmarks/README).
+    latency_reference: bool = True
+
+    def latency_config(self) -> LatencyConfig:
+        """The :class:`runners.latency.measure.LatencyConfig` these settings describe."""
+        from runners.latency.measure import LatencyConfig, default_blocks
+
+        return LatencyConfig(
+            device=self.device,
+            mode=self.latency_mode,
+            warmup=self.latency_warmup,
+            repeats=self.latency_repeats,
+            blocks=default_blocks(self.latency_repeats),
+            threads=self.latency_threads,
+            batch_size=self.throughput_batch,
+            isolation=self.latency_isolation,
+            reference=self.latency_reference,
+        )
+
+    def load_latency_table(self) -> LatencyTable | None:
+        """The :class:`~search_space.latency_model.LatencyTable` at ``latency_table`` (read once
+        per process), or ``None`` when there is none."""
+        if self.latency_table is None:
+            return None
+        return _load_table(self.latency_table)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Constraints:
+    """Budgets checked analytically before a trial is trained (``None`` = unconstrained)."""
+
+    max_gflops: float | None = None
+    max_params_m: float | None = None
+    max_latency_ms: float | None = None
+
+    def any(self) -> bool:
+        return any(
+            v is not None for v in (self.max_gflops, self.max_params_m, self.max_latency_ms)
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StudySpec:
+    study: StudySection
+    space: SearchSpace
+    data: DataConfig
+    train: TrainConfig
+    measure: MeasureSpec
+    constraints: Constraints
+    wandb: TrackingConfig
+    source: str
+    raw: dict[str, Any] = field(default_factory=dict)
+    keep_checkpoints: str = "front"  # [train] keep_checkpoints: see KEEP_CHECKPOINTS
+
+    @property
+    def objective_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.study.objectives)
+
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        return tuple(o.direction for o in self.study.objectives)
+
+
+# ---------------------------------------------------------------------- parsing helpers
+_SECTIONS = ("study", "space", "data", "train", "measure", "constraints", "wandb")
+
+
+def _check_keys(section: str, table: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"unknown key {key!r} in [{section}]; allowed: {', '.join(allowed)}")
+
+
+def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    ok = isinstance(value, kind) and not (isinstance(value, bool) and kind in (int, float))
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"[{section}] {key} must be {names}; got {value!r}")
+    return value
+
+
+def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
+    _check_keys("study", table, tuple(StudySection.__dataclass_fields__))
+    objectives_raw = table.get("objectives", ["top1:max", "gflops:min", "latency_ms:min"])
+    if isinstance(objectives_raw, str) or not isinstance(objectives_raw, list):
+        raise ConfigError(
+            f'[study] objectives must be a list like ["top1:max", "gflops:min"]; '
+            f"got {objectives_raw!r}"
+        )
+    objectives = tuple(parse_objective(o) for o in objectives_raw)
+    if not objectives:
+        raise ConfigError("[study] objectives must name at least one metric")
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"[study] objectives repeat a metric: {names}")
+    sampler = table.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"[study] sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
+    n_trials = _typed("study", "n_trials", table.get("n_trials", 8), int)
+    if n_trials < 1:
+        raise ConfigError(f"[study] n_trials must be a positive int; got {n_trials}")
+    timeout = table.get("timeout_s")
+    presets = tuple(table.get("enqueue_presets", ()))
+    if presets:
+        from search_space.presets import preset
+
+        for name in presets:
+            preset(name)  # raises with the valid names
+    pruner = table.get("pruner", "none")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"[study] pruner must be one of {', '.join(PRUNERS)}; got {pruner!r}")
+    if pruner in ("pareto", "moasha"):
+        _check_multi_objective_pruner(pruner, names)
+    elif pruner != "none" and len(objectives) > 1:
+        raise ConfigError(
+            f"[study] pruner {pruner!r} needs a single objective (Optuna cannot prune "
+            f"multi-objective trials); got {len(objectives)} objectives"
+        )
+    if pruner != "none" and objectives[0].name not in ("top1", "top5"):
+        raise ConfigError(
+            f"[study] pruner {pruner!r} prunes on per-epoch accuracy; the objective must be top1 "
+            f"or top5, got {objectives[0].name!r}"
+        )
+    margin = _typed("study", "pruner_margin", table.get("pruner_margin", 2.0), float)
+    if not 0 <= margin <= 100:
+        raise ConfigError(f"[study] pruner_margin must be top-1 points in [0, 100]; got {margin}")
+    table_path = table.get("table")
+    if table_path is not None:
+        table_path = _typed("study", "table", table_path, str)
+        if not Path(table_path).is_file():
+            raise ConfigError(
+                f"[study] table: {table_path} does not exist (a CSV of r3dnas table export)"
+            )
+    return StudySection(
+        table=table_path,
+        pruner=pruner,
+        pruner_margin=margin,
+        name=_typed("study", "name", table.get("name", fallback_name), str),
+        objectives=objectives,
+        sampler=sampler,
+        seed=_typed("study", "seed", table.get("seed", 0), int),
+        n_trials=n_trials,
+        timeout_s=None if timeout is None else _typed("study", "timeout_s", timeout, float),
+        enqueue_presets=presets,
+        n_startup_trials=_typed(
+            "study", "n_startup_trials", table.get("n_startup_trials", 4), int
+        ),
+    )
+
+
+def _check_multi_objective_pruner(pruner: str, names: list[str]) -> None:
+    """``pareto`` / ``moasha`` compare a per-epoch top1 beside costs known before training."""
+    costs = [n for n in names if n != "top1"]
+    if "top1" not in names or not costs:
+        raise ConfigError(
+            f"[study] pruner {pruner!r} needs top1 and at least one cost among the objectives "
+            f'(e.g. ["top1:max", "gflops:min"]); got {names}'
+        )
+    late = [n for n in costs if n not in COSTS_BEFORE_TRAINING]
+    if late:
+        raise ConfigError(
+            f"[study] pruner {pruner!r}: every objective besides top1 must be known before "
+            f"training ({', '.join(COSTS_BEFORE_TRAINING)}); got {', '.join(late)}"
+        )
+
+
+def _parse_measure(
+    table: Mapping[str, Any], space_input: Any, base_dir: Path = Path(".")
+) -> MeasureSpec:
+    from search_space.shapes import parse_input_shape
+
+    allowed = tuple(MeasureSpec.__dataclass_fields__)
+    _check_keys("measure", table, allowed)
+    values = dict(table)
+    shape = values.pop("input_shape", None)
+    if shape is None:
+        shape = space_input if space_input is not None else MeasureSpec().input_shape
+    for key in ("latency_warmup", "latency_repeats", "throughput_batch"):
+        if key in values and (_typed("measure", key, values[key], int) < 1):
+            raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
+    if values.get("latency_repeats", 2) < 2:
+        raise ConfigError("[measure] latency_repeats must be at least 2 (for the run-to-run CV)")
+    source = values.get("latency", "measured")
+    if source not in LATENCY_SOURCES:
+        raise ConfigError(
+            f"[measure] latency must be one of {', '.join(map(repr, LATENCY_SOURCES))}; "
+            f"got {source!r}"
+        )
+    table_path = values.get("latency_table")
+    if table_path is not None:
+        table_path = _typed("measure", "latency_table", table_path, str)
+        if not Path(table_path).is_absolute():
+            values["latency_table"] = str(base_dir / table_path)
+    measure = MeasureSpec(input_shape=parse_input_shape(shape), **values)
+    _check_latency_config(measure)
+    if source != "measured":
+        _check_latency_table(measure)
+    return measure
+
+
+# [measure] keys named by the LatencyConfig field they set (which validates them).
+_LATENCY_KEYS = {
+    "mode": "latency_mode",
+    "warmup": "latency_warmup",
+    "repeats": "latency_repeats",
+    "threads": "latency_threads",
+    "batch_size": "throughput_batch",
+    "isolation": "latency_isolation",
+    "reference": "latency_reference",
+}
+
+
+def _check_latency_config(measure: MeasureSpec) -> None:
+    """Validate the latency settings once, by :class:`~runners.latency.measure.LatencyConfig`; its
+    error is given back under the spec's key (``mode`` -> ``[measure] latency_mode``)."""
+    try:
+        measure.latency_config()
+    except ConfigError as exc:
+        field_name, _, rest = str(exc).partition(" ")
+        key = _LATENCY_KEYS.get(field_name, field_name)
+        raise ConfigError(f"[measure] {key} {rest}") from exc
+
+
+def _load_table(path: str) -> LatencyTable:
+    from search_space.latency_model import LatencyTable
+
+    key = (path, Path(path).stat().st_mtime_ns if Path(path).is_file() else 0)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _TABLES[key] = LatencyTable.load(path)
+    return table
+
+
+_TABLES: dict[tuple[str, int], LatencyTable] = {}
+
+
+def _check_latency_table(measure: MeasureSpec) -> None:
+    """A predicted latency needs a table for this clip (and, for "both", this mode)."""
+    if measure.latency_table is None:
+        raise ConfigError(
+            f'[measure] latency = {measure.latency!r} needs latency_table = "FILE.json" '
+            "(build one with `r3dnas latency-table --space SPACE --out FILE.json`)"
+        )
+    table = _with_section("measure", lambda _: _load_table(str(measure.latency_table)), {})
+    if tuple(table.input_shape[1:]) != tuple(measure.input_shape[1:]):
+        raise ConfigError(
+            f"[measure] latency_table was built for clips {list(table.input_shape[1:])} "
+            f"(C, T, H, W) but the study measures {list(measure.input_shape[1:])}; build one "
+            "with `r3dnas latency-table --input N,C,T,H,W`"
+        )
+    if measure.latency == "both" and table.mode != measure.latency_mode:
+        raise ConfigError(
+            f"[measure] latency = 'both' compares like with like: latency_table was measured "
+            f"in mode {table.mode!r} but latency_mode is {measure.latency_mode!r}"
+        )
+
+
+def _parse_constraints(table: Mapping[str, Any]) -> Constraints:
+    allowed = tuple(Constraints.__dataclass_fields__)
+    _check_keys("constraints", table, allowed)
+    values = {}
+    for key, value in table.items():
+        number = _typed("constraints", key, value, float)
+        if number <= 0:
+            raise ConfigError(f"[constraints] {key} must be positive; got {value}")
+        values[key] = number
+    return Constraints(**values)
+
+
+WANDB_KEYS = ("mode", "project", "entity")
+
+# [train] keys that are the study's, not the runner's (TrainConfig has the others): which trained
+# weights a study keeps under <runs_dir>/<study>/checkpoints.
+STUDY_TRAIN_KEYS = ("keep_checkpoints",)
+KEEP_CHECKPOINTS = ("none", "front", "all")
+
+
+def _pop_keep_checkpoints(table: dict[str, Any]) -> str:
+    value = table.pop("keep_checkpoints", "front")
+    if value not in KEEP_CHECKPOINTS:
+        raise ConfigError(
+            f"[train] keep_checkpoints must be one of {', '.join(map(repr, KEEP_CHECKPOINTS))}; "
+            f"got {value!r}"
+        )
+    return str(value)
+
+
+def _parse_wandb(table: Mapping[str, Any]) -> TrackingConfig:
+    """The ``[wandb]`` table (its values are checked by :class:`TrackingConfig`)."""
+    _check_keys("wandb", table, WANDB_KEYS)
+    config: TrackingConfig = _with_section("wandb", TrackingConfig.from_dict, table)
+    return config
+
+
+def _with_section(section: str, build: Any, table: Mapping[str, Any]) -> Any:
+    """Call a ``from_dict`` and make sure its error names the section."""
+    try:
+        return build(dict(table))
+    except ConfigError as exc:
+        message = str(exc)
+        if f"[{section}]" in message:
+            raise
+        raise ConfigError(f"[{section}] {message}") from exc
+
+
+def _parse_space(table: dict[str, Any], base_dir: Path) -> SearchSpace:
+    """``name = "default"`` (a shipped space or a space TOML), else an inline space table."""
+    import dataclasses
+
+    from search_space.shapes import parse_input_shape
+    from search_space.space import SearchSpace, load_space
+
+    if "name" in table and set(table) <= {"name", "input_shape"}:
+        name = str(table["name"])
+        candidate = base_dir / name
+        space = load_space(candidate if candidate.suffix == ".toml" else name)
+        if "input_shape" in table:
+            space = dataclasses.replace(space, input_shape=parse_input_shape(table["input_shape"]))
+        return space
+    if not table:
+        return load_space("default")
+    return SearchSpace.from_dict(table, root=base_dir)
+
+
+def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> StudySpec:
+    """Build a :class:`StudySpec` from parsed TOML (``base_dir`` resolves relative paths)."""
+    for key in data:
+        if key not in _SECTIONS:
+            raise ConfigError(
+                f"unknown section [{key}] in {source}; allowed: "
+                + ", ".join(f"[{s}]" for s in _SECTIONS)
+            )
+    if "study" not in data:
+        raise ConfigError(f"{source} has no [study] section (it needs at least a name)")
+    from runners.data.datasets import DataConfig
+    from runners.training.accuracy import TrainConfig
+
+    study_table = dict(data["study"])
+    if isinstance(study_table.get("table"), str) and not Path(study_table["table"]).is_absolute():
+        study_table["table"] = str(base_dir / study_table["table"])
+    study = _parse_study(study_table, fallback_name=Path(source).stem)
+    space = _with_section("space", lambda d: _parse_space(d, base_dir), data.get("space", {}))
+    data_table = dict(data.get("data", {"kind": "motion"}))
+    for key in ("root", "train_list", "val_list"):
+        if isinstance(data_table.get(key), str) and not Path(data_table[key]).is_absolute():
+            data_table[key] = str(base_dir / data_table[key])
+    data_cfg = _with_section("data", DataConfig.from_dict, data_table)
+    train_table = dict(data.get("train", {}))
+    keep_checkpoints = _pop_keep_checkpoints(train_table)
+    train_cfg = _with_section("train", TrainConfig.from_dict, train_table)
+    measure = _parse_measure(
+        data.get("measure", {}), getattr(space, "input_shape", None), base_dir
+    )
+    spec = StudySpec(
+        study=study,
+        space=space,
+        data=data_cfg,
+        train=train_cfg,
+        measure=measure,
+        constraints=_parse_constraints(data.get("constraints", {})),
+        wandb=_parse_wandb(data.get("wandb", {})),
+        source=source,
+        raw=_raw_with_resolved_paths(data, data_table, base_dir),
+        keep_checkpoints=keep_checkpoints,
+    )
+    return spec
+
+
+def _raw_with_resolved_paths(
+    data: Mapping[str, Any], data_table: dict[str, Any], base_dir: Path
+) -> dict[str, Any]:
+    """The TOML tables as given, but with relative file paths made absolute.
+
+    Why: studies store this copy and ``reproduce``/``export`` parse it again later, from any
+    working directory; paths relative to the spec file would then point elsewhere.
+    """
+    raw = {k: v for k, v in data.items()}
+    if "data" in raw:
+        raw["data"] = data_table
+    study = dict(raw.get("study", {}))
+    if isinstance(study.get("table"), str) and not Path(study["table"]).is_absolute():
+        study["table"] = str(base_dir / study["table"])
+        raw["study"] = study
+    space = dict(raw.get("space", {}))
+    for key, suffix in (("name", ".toml"), ("base", ".json")):
+        value = space.get(key)
+        if isinstance(value, str) and value.endswith(suffix) and not Path(value).is_absolute():
+            space[key] = str(base_dir / value)
+    if space:
+        raw["space"] = space
+    measure = dict(raw.get("measure", {}))
+    table = measure.get("latency_table")
+    if isinstance(table, str) and not Path(table).is_absolute():
+        measure["latency_table"] = str(base_dir / table)
+        raw["measure"] = measure
+    return raw
+
+
+def spec_names() -> tuple[str, ...]:
+    """Names of the specs shipped in ``studies/presets``."""
+    folder = resources.files("studies") / "presets"
+    return tuple(
+        sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
+    )
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """The TOML tables with ``SECTION.KEY=VALUE`` overrides (the CLI's ``--set``) applied.
+
+    ``VALUE`` is read as a TOML value (``1``, ``0.5``, ``true``, ``[1, 3, 8, 64, 64]``,
+    ``"sgd"``); anything that is not one is taken as a string. Keys are checked afterwards by
+    :func:`parse_spec`, like the file's own.
+    """
+    tables = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    for item in overrides:
+        path, sep, text = item.partition("=")
+        section, dot, key = path.strip().partition(".")
+        if not (sep and dot and section and key):
+            raise ConfigError(
+                f"--set expects SECTION.KEY=VALUE (e.g. train.epochs=1); got {item!r}"
+            )
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        table = tables.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"--set {item!r}: {section} is not a section")
+        table[key.strip()] = value
+    return tables
+
+
+def load_spec(
+    name_or_path: str | Path | None = None, *, overrides: Sequence[str] = ()
+) -> StudySpec:
+    """A shipped spec by name (default ``cpu_default``) or a TOML file by path.
+
+    Args:
+        overrides: ``SECTION.KEY=VALUE`` items applied on top (see :func:`apply_overrides`).
+    """
+    target = DEFAULT_SPEC if name_or_path is None else str(name_or_path)
+    path = Path(target)
+    if not (path.suffix == ".toml" or path.exists()):
+        shipped = resources.files("studies") / "presets" / f"{target}.toml"
+        if not shipped.is_file():
+            raise ConfigError(
+                f"unknown study spec {target!r}: not a file, and not one of the shipped specs "
+                f"({', '.join(spec_names())})"
+            )
+        text = shipped.read_text()
+        source, base_dir = f"{target}.toml", Path.cwd()
+    else:
+        if not path.is_file():
+            raise ConfigError(f"study spec file {target!r} not found")
+        text = path.read_text()
+        source, base_dir = str(path), path.parent.resolve()
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from exc
+    if overrides:
+        data = apply_overrides(data, overrides)
+    return parse_spec(data, source=source, base_dir=base_dir)

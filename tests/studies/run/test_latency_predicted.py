@@ -1,0 +1,122 @@
+"""[measure] latency = "predicted" | "both": the table's prediction is the objective or sits
+beside the measurement, and max_latency_ms rejects a network before anything is built."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import optuna
+import pytest
+
+from runners.latency.measure import LatencyConfig
+from runners.latency.table import build_latency_table
+from search_space import ConfigError
+from search_space.latency_model import predict_latency
+from studies.run.launch import launch
+from studies.study.spec import parse_spec
+
+TINY = Path(__file__).parents[1] / "specs" / "tiny.toml"
+
+
+def _spec(tmp_path: Path, **sections: dict) -> object:  # type: ignore[type-arg]
+    data = tomllib.loads(TINY.read_text())
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return parse_spec(data, source="tiny-variant", base_dir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("table")
+    spec = _spec(tmp)
+    cfg = LatencyConfig(device="cpu", warmup=0, repeats=2, blocks=2, threads=1, isolation="lock")
+    build_latency_table(spec.space, cfg, calibrate=0, out=tmp / "tiny.json")  # type: ignore[attr-defined]
+    return tmp / "tiny.json"
+
+
+def test_predicted_latency_is_the_objective_and_nothing_is_timed(
+    tmp_path: Path, table_path: Path
+) -> None:
+    spec = _spec(tmp_path, study={"n_trials": 2},
+                 measure={"latency": "predicted", "latency_table": str(table_path)})  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    launch(spec, study_name="pred", storage=url, runs_dir=tmp_path, progress=False,
+           wandb_mode="disabled", print_pareto=False)  # fmt: skip
+    study = optuna.load_study(study_name="pred", storage=url)
+    from search_space import ResNet3dConfig
+    from search_space.latency_model import LatencyTable
+
+    table = LatencyTable.load(table_path)
+    for t in study.trials:
+        assert t.user_attrs["state"] == "complete"
+        assert "latency_s" not in t.user_attrs["timings"]  # not measured
+        config = ResNet3dConfig.from_dict(t.user_attrs["config"])
+        expected = predict_latency(config, table, spec.measure.input_shape).latency_ms  # type: ignore[attr-defined]
+        assert t.user_attrs["latency_ms"] == t.user_attrs["latency_pred_ms"] == expected
+        assert t.user_attrs["latency_table"]["device"] == table.device
+
+
+def test_both_checks_the_budget_from_the_prediction_before_building(
+    tmp_path: Path, table_path: Path
+) -> None:
+    spec = _spec(tmp_path, study={"n_trials": 1},
+                 measure={"latency": "both", "latency_table": str(table_path)},
+                 constraints={"max_latency_ms": 1e-6})  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'b.db'}"
+    launch(spec, study_name="both", storage=url, runs_dir=tmp_path, progress=False,
+           wandb_mode="disabled", print_pareto=False)  # fmt: skip
+    study = optuna.load_study(study_name="both", storage=url)
+    assert study.trials
+    for t in study.trials:
+        assert t.user_attrs["state"] == "infeasible"
+        assert "before building (predicted)" in t.user_attrs["fail_reason"]
+        assert (
+            "latency_s" not in t.user_attrs["timings"] and "train_s" not in t.user_attrs["timings"]
+        )
+
+
+def test_spec_errors_name_the_key(tmp_path: Path, table_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"\[measure\] latency = 'predicted' needs latency_table"
+    ):
+        _spec(tmp_path, measure={"latency": "predicted"})
+    with pytest.raises(ConfigError, match=r"\[measure\] latency must be one of"):
+        _spec(tmp_path, measure={"latency": "guessed"})
+    with pytest.raises(ConfigError, match="latency_isolation must be one of"):
+        _spec(tmp_path, measure={"latency_isolation": "quiet"})
+    with pytest.raises(ConfigError, match="latency_table was built for clips"):
+        _spec(tmp_path, measure={"latency": "predicted", "latency_table": str(table_path),
+                                 "input_shape": [1, 3, 8, 32, 32]})  # fmt: skip
+    with pytest.raises(ConfigError, match="latency_table was measured in mode 'eager'"):
+        _spec(tmp_path, measure={"latency": "both", "latency_table": str(table_path),
+                                 "latency_mode": "channels_last"})  # fmt: skip
+    with pytest.raises(ConfigError, match="cannot be read"):
+        _spec(tmp_path, measure={"latency": "predicted", "latency_table": "absent.json"})
+
+
+@pytest.mark.parametrize("isolation", ["pause", "lock"])
+def test_a_trial_can_be_paused_while_it_trains_and_only_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> None:
+    """With isolation "pause" a process is registered as pausable while a trial trains, never
+    while idle (a notebook between trials must not freeze when a worker times a network)."""
+    import os
+
+    from runners.latency.quiet import registered_workers
+    from studies.run.measure import TrainingMeasure
+
+    monkeypatch.setenv("R3DNAS_LOCK_DIR", str(tmp_path))
+    spec = _spec(tmp_path, train={"epochs": 2},
+                 measure={"latency_isolation": isolation, "measure_latency": False})  # fmt: skip
+    measure = TrainingMeasure(spec)  # type: ignore[arg-type]
+    assert os.getpid() not in registered_workers()
+    trial = optuna.create_study(directions=["maximize", "minimize", "minimize"]).ask()
+    config = spec.space.sample(trial)  # type: ignore[attr-defined]
+    seen: list[bool] = []
+    metrics = measure(trial, config, seed=0, timings={}, checkpoint=None,
+                      on_epoch=lambda epoch, values: seen.append(
+                          os.getpid() in registered_workers()))  # fmt: skip
+    assert seen == [isolation == "pause"] * 2
+    assert "top1" in metrics
+    assert os.getpid() not in registered_workers()

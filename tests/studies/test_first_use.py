@@ -1,0 +1,142 @@
+"""A new user's first hour (issue 20): bad input is one line and writes nothing, failures are
+quiet, numbers have the types a user expects. Everything through ``studies.cli.main``, the way
+a user types it, on real SQLite studies and real table files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from tables import synthetic_table
+
+from studies.cli import main
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's usage errors
+        return int(exc.code or 0)
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
+    return tmp_path
+
+
+def _break_table(table: Path, how: str) -> int:
+    """Damage the CSV as a hand edit or a full disk would; returns the damaged row (its line in
+    the file: the header is line 1)."""
+    if how == "abc":
+        with table.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        rows[2][rows[0].index("top1")] = "abc"
+        with table.open("w", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+        return 3
+    text = table.read_text()  # truncated: the last row cut short
+    table.write_text(text[: text.rstrip("\n").rindex("\n") + 30])
+    return len(text.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("how", "column", "what"),
+    [("abc", "top1", "'abc' is not a number"), ("truncated", "", "")],
+)
+def test_a_damaged_table_is_one_line_naming_file_row_and_column(
+    scratch: Path, capsys: pytest.CaptureFixture[str], how: str, column: str, what: str
+) -> None:
+    table = synthetic_table(scratch)
+    line = _break_table(table, how)
+    before = _files(scratch)
+    spec = str(scratch / "prune.toml")
+    argv = ["launch", spec, "--set", f'study.table="{table}"', "--wandb", "disabled", "--quiet"]
+    assert _run(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"r3dnas launch: error: table {table} row {line}, column ")
+    if how == "abc":
+        assert err.endswith(f"column {column}: {what}")
+    assert _files(scratch) == before  # no empty study in runs/prune.db
+
+    # table retrain reads the same file the same way
+    assert _run(["table", "retrain", "--table", str(table), "--digest", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"r3dnas table: error: table {table} row {line}, column ")
+    assert len(err.splitlines()) == 1 and _files(scratch) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "value"),
+    [
+        (["score", "SPEC", "--sample", "-5"], "--sample", -5),
+        (["score", "SPEC", "--threads", "0"], "--threads", 0),
+        (["score", "SPEC", "--top", "-2"], "--top", -2),
+        (["table", "build", "SPEC", "--limit", "-3"], "--limit", -3),
+    ],
+)
+def test_a_count_below_one_is_a_usage_error_before_any_work(
+    scratch: Path, capsys: pytest.CaptureFixture[str], argv: list[str], flag: str, value: int
+) -> None:
+    synthetic_table(scratch)
+    argv = [str(scratch / "prune.toml") if a == "SPEC" else a for a in argv]
+    before = _files(scratch)
+    assert _run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"r3dnas {argv[0]}: error: {flag} must be a positive int; got {value}"
+    assert _files(scratch) == before
+
+
+@pytest.mark.parametrize("content", ["digest,seed\nabc,0\n", '{"format": "r3dnas-latency', ""])
+def test_latency_table_refuses_to_overwrite_a_file_that_is_not_one(
+    scratch: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    out = scratch / "mine.json"
+    out.write_text(content)
+    argv = ["latency-table", "--space", "default", "--out", str(out), "--repeats", "2", "-q"]
+    assert _run(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"r3dnas latency-table: error: --out {out} exists and is not a latency")
+    assert err.endswith("refusing to overwrite it: give another path or remove the file")
+    assert out.read_text() == content
+
+
+def test_an_infeasible_trial_is_one_line_and_its_traceback_goes_to_a_log(
+    scratch: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A constraint that rules out most of the space: one line per trial that did not complete
+    (its ``about``), Optuna's tracebacks in runs/<study>/trials.log; ``--debug`` shows them."""
+    import optuna
+
+    table = synthetic_table(scratch)
+    argv = ["launch", str(scratch / "prune.toml"), "--set", f'study.table="{table}"',
+            "--set", "constraints.max_gflops=0.0009", "--set", 'study.pruner="none"',
+            "--n-trials", "2", "--wandb", "disabled", "--quiet"]  # fmt: skip
+    assert _run(argv) == 0
+    out, err = capfd.readouterr()
+    study = optuna.load_study(study_name="prune", storage=f"sqlite:///{scratch}/runs/prune.db")
+    infeasible = [t for t in study.trials if t.user_attrs.get("state") == "infeasible"]
+    assert len(infeasible) >= 2  # most of this space is over the budget
+    lines = [line for line in out.splitlines() if ": trial " in line]
+    assert len(lines) == len(infeasible)
+    first = infeasible[0]
+    assert lines[0] == (f"prune: trial {first.number} {first.user_attrs['about']} "
+                        "(tracebacks: runs/prune/trials.log)")  # fmt: skip
+    assert "Traceback" not in out + err and "failed with" not in out + err
+    # header + one line per infeasible trial + the Pareto table and the summary
+    assert len(out.splitlines()) <= len(infeasible) + 12, out
+    log = (scratch / "runs" / "prune" / "trials.log").read_text()
+    assert log.count("Traceback (most recent call last)") == len(infeasible)
+
+    monkeypatch.setenv("R3DNAS_DEBUG", "0")  # restored after the test: --debug sets it to 1
+    assert _run(["--debug", *argv, "--study", "prune-debug"]) == 0
+    _, err = capfd.readouterr()
+    assert "Traceback (most recent call last)" in err
