@@ -184,7 +184,7 @@ def test_a_table_exported_before_train_top1_existed_still_loads(
 def test_committed_tables_name_one_spelling_per_network_and_no_trivial_top5() -> None:
     """Issue 23 item 4, in the files users read: a network with nothing inflated has one
     inflate style in all its rows, and a 4-class table has no top-5 (100 by construction)."""
-    root = Path(__file__).resolve().parents[2] / "benchmarks" / "tables"
+    root = Path(__file__).resolve().parents[3] / "benchmarks" / "tables"
     table = BenchmarkTable.load(root / "bench_table.csv")
     styles: dict[str, set[str]] = {}
     for row in table.rows:
