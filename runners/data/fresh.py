@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from runners.generated import CHUNK, GeneratedClips
+from runners.data.generated import CHUNK, GeneratedClips
 
 __all__ = ["FreshClips", "FreshEpochSampler"]
 

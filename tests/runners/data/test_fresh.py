@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from runners.data import DataConfig, build_datasets, build_loader
-from runners.fresh import FreshClips
-from runners.motion_events import MotionEventsDataset
+from runners.data.datasets import DataConfig, build_datasets, build_loader
+from runners.data.fresh import FreshClips
+from runners.data.motion_events import MotionEventsDataset
 from search_space.errors import ConfigError
 
 N = 24  # not a multiple of the generation chunk (16), so chunks straddle epochs

@@ -10,9 +10,9 @@ import optuna
 import pytest
 
 from search_space.errors import ConfigError
-from studies.objective import TrialRunner
-from studies.spec import parse_spec
-from studies.toml_text import dumps_toml
+from studies.run.objective import TrialRunner
+from studies.study.spec import parse_spec
+from studies.study.toml_text import dumps_toml
 
 SPEC = """
 [study]
