@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             repeats=args.repeats,
             blocks=args.blocks,
             threads=args.threads,
+            isolation="none",
+            reference=False,
         )
         load_before = _load_average()
         results[mode] = measure_latency(config, shape, cfg)

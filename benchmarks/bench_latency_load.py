@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = parse_input_shape(args.input) if args.input else space.input_shape
     cfg = LatencyConfig(device="cpu", warmup=args.warmup, repeats=args.repeats,
                         blocks=max(2, min(5, args.repeats)), threads=args.threads,
-                        reference=not args.no_reference)  # fmt: skip
+                        isolation="none", reference=not args.no_reference)  # fmt: skip
     print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}

@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--blocks", type=int,
         help="blocks per whole network, alternating with the reference's "
-        "(default: runners.latency.measure.default_blocks)",
+        "(default: runners.latency.stats.default_blocks)",
     )  # fmt: skip
     parser.add_argument("--layer-repeats", type=int, default=30, help="timed runs per layer")
     parser.add_argument("--seed", type=int, default=1000, help="seed of the evaluated networks")
@@ -199,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         _speed(args.space, shape, args.speed_configs)
         return 0
 
-    from runners.latency.measure import LatencyConfig, default_blocks, measure_latency
+    from runners.latency.measure import LatencyConfig, measure_latency
+    from runners.latency.stats import default_blocks
     from runners.latency.table import build_latency_table, sample_configs
     from search_space.cost import cost
     from search_space.latency_model import LatencyTable, predict_latency
@@ -217,7 +218,6 @@ def main(argv: list[str] | None = None) -> int:
     for mode in [m.strip() for m in args.mode.split(",") if m.strip()]:
         layer_cfg = LatencyConfig(
             device=args.device, mode=mode, warmup=5, repeats=args.layer_repeats,
-            blocks=default_blocks(args.layer_repeats),
             threads=args.threads, isolation=args.isolation, reference=args.reference,
         )  # fmt: skip
         t0 = time.perf_counter()

@@ -52,6 +52,7 @@ __all__ = [
     "InflateStyle",
     "ResNet3dConfig",
     "Style",
+    "readable_architecture",
 ]
 
 PerBlock: TypeAlias = tuple[int, ...]
@@ -411,3 +412,21 @@ def _validate_temporal_downsample(c: ResNet3dConfig) -> None:
                 f"temporal_strides[{i}] to 1 or spatial_strides[{i}] above 1"
             )
         inplanes = out_channels
+
+
+def readable_architecture(config: ResNet3dConfig) -> str:
+    """One line a person can read, e.g. ``R50 inflate 111-1010-101010-010 3x1x1 pool2 ...``."""
+    inflate = "-".join("".join(str(b) for b in stage) for stage in config.inflate)
+    parts = [f"R{config.depth}", f"inflate {inflate}"]
+    if any(any(stage) for stage in config.inflate) and config.block_type == "bottleneck":
+        parts.append(config.inflate_style)
+    parts.append("pool2" if config.with_pool2 else "no-pool2")
+    parts.append(f"conv1 {'x'.join(map(str, config.conv1_kernel))}/t{config.conv1_stride_t}")
+    parts.append("d" + "".join(map(str, config.dilations)))
+    parts.append("s" + "".join(map(str, config.spatial_strides)))
+    parts.append("t" + "".join(map(str, config.temporal_strides)))
+    if any(any(stage) for stage in config.non_local):
+        parts.append("nl " + "-".join("".join(str(b) for b in s) for s in config.non_local))
+    if config.base_channels != 64:
+        parts.append(f"w{config.base_channels}")
+    return " ".join(parts)

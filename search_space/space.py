@@ -344,13 +344,18 @@ class SearchSpace:
         levels = [by_name[name].values for name in factors]
         return [dict(zip(factors, row, strict=True)) for row in itertools.product(*levels)]
 
-    def size(self, *, limit: int = _SIZE_LIMIT) -> int:
-        """The number of distinct feasible architectures (canonical digests) in the space.
+    def architectures(
+        self, *, limit: int = _SIZE_LIMIT
+    ) -> dict[str, tuple[dict[str, Value], ResNet3dConfig]]:
+        """Every distinct feasible network of the space: ``digest -> (params, config)``.
 
-        Exact: it builds every combination of choices as a config (no module), drops the
-        invalid ones, and checks shapes once per digest (through the cached analytic cost).
-        Building and canonicalising the configs dominates, roughly 0.2-0.4 ms per combination
-        on one CPU core, so spaces with more than ``limit`` combinations are refused with a
+        ``params`` are those of the first combination of choices (in :meth:`grid` order: the
+        last parameter varies fastest) that builds the network, and ``config`` is what
+        :meth:`config_from_params` returns for them. Invalid combinations and networks too small
+        for ``input_shape`` are left out. Exact: every combination is built as a config (no
+        module) and shapes are checked once per digest, through the cached analytic cost;
+        building and canonicalising dominates, roughly 0.2-0.4 ms per combination on one CPU
+        core, so spaces with more than ``limit`` combinations are refused with a
         :class:`ConfigError` giving the count.
         """
         combinations = 1
@@ -362,12 +367,13 @@ class SearchSpace:
                 f"{limit}; pass a larger limit or fix some dimensions"
             )
         names = self.param_names()
-        feasible: set[str] = set()
+        feasible: dict[str, tuple[dict[str, Value], ResNet3dConfig]] = {}
         infeasible: set[str] = set()
         invalid = 0
         for row in itertools.product(*(d.values for d in self.choices)):
+            params = dict(zip(names, row, strict=True))
             try:
-                config = self._build(dict(zip(names, row, strict=True)) | self._fixed_values())
+                config = self._build({**self._fixed_values(), **params})
             except ConfigError:  # an invalid combination of choices: not an architecture
                 invalid += 1
                 continue
@@ -377,7 +383,7 @@ class SearchSpace:
             if self._collapses(config):
                 infeasible.add(digest)
             else:
-                feasible.add(digest)
+                feasible[digest] = (params, config)
         _LOG.debug(
             "space %r: %d combinations, %d invalid, %d architectures too small for %s, "
             "%d feasible",
@@ -388,7 +394,11 @@ class SearchSpace:
             list(self.input_shape),
             len(feasible),
         )
-        return len(feasible)
+        return feasible
+
+    def size(self, *, limit: int = _SIZE_LIMIT) -> int:
+        """The number of distinct feasible architectures (see :meth:`architectures`)."""
+        return len(self.architectures(limit=limit))
 
     def _collapses(self, config: ResNet3dConfig) -> bool:
         """Whether some layer of a valid ``config`` has an empty output for ``input_shape``."""

@@ -18,7 +18,8 @@ from studies.run.heartbeat import reap_stale_trials
 from studies.run.launch import LaunchResult, launch, prepare_study
 from studies.run.loop import spawn_workers
 from studies.run.workers import worker
-from studies.study.spec import StudySpec, load_spec, spec_names
+from studies.study.sections import StudySpec
+from studies.study.spec import load_spec, spec_names
 from studies.study.storage import stored_spec
 from studies.tracking.offline import OfflineRun, find_offline_runs, read_offline_run
 from studies.tracking.tracker import StudyTracker, TrackingConfig, TrialRun

@@ -16,6 +16,18 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from studies.core.defaults import RUNS_DIR
+from studies.run.worker_args import (
+    add_heartbeat_args,
+    add_run_args,
+    add_study_args,
+    add_worker_args,
+)
+
+if TYPE_CHECKING:
+    from runners.latency.measure import LatencyConfig
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = (
@@ -107,13 +119,15 @@ def _launch(args: argparse.Namespace) -> int:
         f"{result.completed} complete, {result.failed} failed, {result.infeasible} infeasible "
         f"in {result.wall_s:.1f} s"
     )
-    if result.exit_code == 1:
-        print(
-            f"r3dnas launch: {result.completed} of {result.n_trials} trials complete "
-            f"({result.stopped.replace('_', ' ')})",
-            file=sys.stderr,
-        )
-    return result.exit_code
+    return _exit("launch", result.exit_code, result.completed, result.n_trials, result.stopped)
+
+
+def _exit(command: str, code: int, completed: int, n_trials: int, stopped: str) -> int:
+    """The exit code of a command that runs trials; a failed run says how far it got."""
+    if code == 1:
+        print(f"r3dnas {command}: {completed} of {n_trials} trials complete "
+              f"({stopped.replace('_', ' ')})", file=sys.stderr)  # fmt: skip
+    return code
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -133,19 +147,10 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from studies.run.workers import worker
+    from studies.run.worker_args import WorkerArgs
+    from studies.run.workers import run_worker
 
-    result = worker(
-        args.study,
-        storage=args.storage,
-        device=args.device,
-        wandb_mode=args.wandb,
-        progress=not args.quiet,
-        heartbeat_s=args.heartbeat,
-        grace_s=args.grace,
-        runs_dir=args.runs_dir,
-        stall_s=args.stall,
-    )
+    result = run_worker(WorkerArgs.from_namespace(args))
     print(f"worker done: the study has {result.completed} of {result.n_trials} completed trials")
     return result.exit_code
 
@@ -167,13 +172,7 @@ def _ablate(args: argparse.Namespace) -> int:
         workers=args.workers,
     )
     print(result.format())
-    if result.exit_code == 1:
-        print(
-            f"r3dnas ablate: {len(result.trials)} of {result.n_trials} trials complete "
-            f"({result.stopped.replace('_', ' ')})",
-            file=sys.stderr,
-        )
-    return result.exit_code
+    return _exit("ablate", result.exit_code, len(result.trials), result.n_trials, result.stopped)
 
 
 def _pareto(args: argparse.Namespace) -> int:
@@ -238,14 +237,8 @@ def _latency_table(args: argparse.Namespace) -> int:
     table = latency_table(
         args.space,
         out=args.out,
+        latency=_latency_config(args, device=args.device, mode=args.mode),
         input_shape=args.input,
-        device=args.device,
-        mode=args.mode,
-        threads=args.threads,
-        warmup=args.warmup,
-        repeats=args.repeats,
-        isolation=args.isolation,
-        reference=not args.no_reference,
         calibrate=args.calibrate,
         seed=args.seed,
         include_head=args.head,
@@ -254,6 +247,21 @@ def _latency_table(args: argparse.Namespace) -> int:
     )
     print(format_table_summary(table, args.out))
     return 0
+
+
+def _latency_config(args: argparse.Namespace, *, device: str, mode: str) -> LatencyConfig:
+    """The timing protocol the latency flags ask for (``latency-table`` and ``table latency``)."""
+    from runners.latency.measure import LatencyConfig
+
+    return LatencyConfig(
+        device=device,
+        mode=mode,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        threads=args.threads,
+        isolation=args.isolation,
+        reference=not args.no_reference,
+    )
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -292,11 +300,7 @@ def _table(args: argparse.Namespace) -> int:
     if args.action == "latency":
         timed = table.measure_table_latency(
             study,
-            threads=1 if args.threads is None else args.threads,
-            warmup=args.warmup,
-            repeats=args.repeats,
-            isolation=args.isolation,
-            reference=not args.no_reference,
+            latency=_latency_config(args, device="cpu", mode="eager"),
             limit=args.limit,
             on_progress=None if args.quiet else table.print_progress,
         )
@@ -365,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_network_commands(sub)
     _add_study_commands(sub)
     _add_result_commands(sub)
+    _add_benchmark_commands(sub)
     return parser
 
 
@@ -390,12 +395,12 @@ def _add_study_commands(sub: Subparsers) -> None:
     """Commands that run trials or check what they need: launch, data, worker, ablate."""
     p = sub.add_parser("launch", help="run or resume a study (default: the CPU default study)")
     p.add_argument("spec", nargs="?", help="a shipped spec name or a TOML file")
-    _add_study_args(p)
+    add_study_args(p)
     p.add_argument("--n-trials", type=int, help="completed trials wanted (overrides the spec)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     _add_set_arg(p)
-    _add_run_args(p)
-    _add_heartbeat_args(p)
+    add_run_args(p)
+    add_heartbeat_args(p)
     p.set_defaults(handler=_launch)
 
     p = sub.add_parser(
@@ -409,12 +414,7 @@ def _add_study_commands(sub: Subparsers) -> None:
     p.set_defaults(handler=_data)
 
     p = sub.add_parser("worker", help="join an existing study and run trials until it is done")
-    _add_study_args(p)
-    p.add_argument("--device", help="device for this worker, e.g. cuda:1 (default: the spec's)")
-    _add_run_args(p)
-    _add_heartbeat_args(p)
-    p.add_argument("--stall", type=int, help="give up waiting on a study where nothing changes "
-                   "for this many s (default: 10 grace periods, at least 60)")  # fmt: skip
+    add_worker_args(p)
     p.set_defaults(handler=_worker)
 
     p = sub.add_parser("ablate", help="full factorial over named factors, K seeds each")
@@ -424,8 +424,8 @@ def _add_study_commands(sub: Subparsers) -> None:
     p.add_argument("--out", help="folder for the CSV and PNG (default runs/<study>)")
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
     _add_set_arg(p)
-    _add_study_args(p)
-    _add_run_args(p)
+    add_study_args(p)
+    add_run_args(p)
     p.set_defaults(handler=_ablate)
 
 
@@ -436,11 +436,27 @@ def _add_reference_arg(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_latency_args(
+    p: argparse.ArgumentParser, *, threads: int | None, warmup: int, repeats: int, what: str
+) -> None:
+    """The timing protocol's flags (see :func:`_latency_config`), with this command's defaults."""
+    p.add_argument(
+        "--threads", type=int, default=threads,
+        help=f"{what}CPU threads (default {threads or 'all this process may use'})",
+    )  # fmt: skip
+    p.add_argument("--warmup", type=int, default=warmup, help=f"{what}untimed runs ({warmup})")
+    p.add_argument("--repeats", type=int, default=repeats, help=f"{what}timed runs ({repeats})")
+    p.add_argument(
+        "--isolation", default="pause", choices=("none", "lock", "pause"),
+        help=f"{what}pause (default): registered study workers stop while timing",
+    )  # fmt: skip
+    _add_reference_arg(p)
+
+
 def _add_result_commands(sub: Subparsers) -> None:
-    """Commands over a study's results and the latency model: pareto, latency-table, export,
-    reproduce."""
+    """Commands over a study's results: pareto, export, reproduce."""
     p = sub.add_parser("pareto", help="the Pareto front of a study")
-    _add_study_args(p)
+    add_study_args(p)
     p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     p.add_argument("--plot", help="also write a PNG plot of the front")
@@ -448,6 +464,32 @@ def _add_result_commands(sub: Subparsers) -> None:
                    help="table: architecture, digest and state as columns")  # fmt: skip
     p.set_defaults(handler=_pareto)
 
+    for name, handler, text in (
+        ("export", _export, "export a trial's network (JSON, mmaction2 config) or its weights"),
+        ("reproduce", _reproduce, "rebuild a trial's network and re-measure it"),
+    ):
+        p = sub.add_parser(name, help=text)
+        add_study_args(p)
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--trial", type=int, help="trial number")
+        which.add_argument("--pick", choices=("top1", "knee", "min-latency"),
+                           help="pick from the Pareto front (default knee)")  # fmt: skip
+        if name == "export":
+            p.add_argument("--format", default="json", choices=("json", "mmaction2", "checkpoint"))
+            p.add_argument("--out", help="write to this file instead of stdout")
+            p.add_argument(
+                "--decoder", default="auto", choices=("auto", "pyav", "decord"),
+                help="mmaction2 format: video decoder of the pipelines (auto: PyAV, as r3dnas; "
+                "Decord when target_fps needs the frame rate)",
+            )  # fmt: skip
+        else:
+            p.add_argument("--retrain", action="store_true", help="train again with the seed")
+            p.add_argument("--no-latency", action="store_true", help="skip re-measuring latency")
+        p.set_defaults(handler=handler)
+
+
+def _add_benchmark_commands(sub: Subparsers) -> None:
+    """Tools for judging search methods: latency-table, table, score."""
     p = sub.add_parser(
         "latency-table",
         help="measure every distinct layer of a space once, for predicted latency",
@@ -457,12 +499,8 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument("--input", help="clip N,C,T,H,W (default: the space's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--mode", default="eager", choices=("eager", "channels_last", "compile"))
-    p.add_argument("--threads", type=int, help="CPU threads (default: all this process may use)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed runs per layer (default 5)")
-    p.add_argument("--repeats", type=int, default=30, help="timed runs per layer (default 30)")
-    p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
-                   help="pause: registered study workers stop while timing (default)")  # fmt: skip
-    _add_reference_arg(p)
+    # NOTE: per layer: a layer is short, so fewer runs than a whole network's table latency.
+    _add_latency_args(p, threads=None, warmup=5, repeats=30, what="per layer: ")
     p.add_argument(
         "--calibrate", type=int, default=10,
         help="whole networks measured to fit the per-network term (default 10)",
@@ -485,17 +523,8 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument(
         "--limit", type=int, help="build: only this many architectures (a pilot); latency: as many"
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        help="latency: CPU threads (default 1); retrain: train with this many instead of the "
-        "spec's (the cheap proxy of another CPU type)",
-    )
-    p.add_argument("--warmup", type=int, default=5, help="latency: untimed runs (default 5)")
-    p.add_argument("--repeats", type=int, default=100, help="latency: timed runs (default 100)")
-    p.add_argument("--isolation", default="pause", choices=("none", "lock", "pause"),
-                   help="latency: pause registered workers while timing")  # fmt: skip
-    _add_reference_arg(p)
+    # NOTE: retrain takes --threads too: a count other than the table's is another setup.
+    _add_latency_args(p, threads=1, warmup=5, repeats=100, what="latency, retrain: ")
     p.add_argument("--out", help="export: the table CSV (its spec goes beside it as .toml)")
     p.add_argument("--with", dest="with_studies", action="append", default=[], metavar="STUDY",
                    help="export: also the rows of this study (more seeds of the same networks, "
@@ -505,7 +534,7 @@ def _add_result_commands(sub: Subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="retrain: the row's seed (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress")
     _add_set_arg(p)
-    _add_study_args(p)
+    add_study_args(p)
     p.set_defaults(handler=_table)
 
     p = sub.add_parser("score", help="rank a space's architectures by training-free scores")
@@ -522,46 +551,9 @@ def _add_result_commands(sub: Subparsers) -> None:
     _add_set_arg(p)
     p.set_defaults(handler=_score)
 
-    for name, handler, text in (
-        ("export", _export, "export a trial's network (JSON, mmaction2 config) or its weights"),
-        ("reproduce", _reproduce, "rebuild a trial's network and re-measure it"),
-    ):
-        p = sub.add_parser(name, help=text)
-        _add_study_args(p)
-        which = p.add_mutually_exclusive_group()
-        which.add_argument("--trial", type=int, help="trial number")
-        which.add_argument("--pick", choices=("top1", "knee", "min-latency"),
-                           help="pick from the Pareto front (default knee)")  # fmt: skip
-        if name == "export":
-            p.add_argument("--format", default="json", choices=("json", "mmaction2", "checkpoint"))
-            p.add_argument("--out", help="write to this file instead of stdout")
-            p.add_argument(
-                "--decoder", default="auto", choices=("auto", "pyav", "decord"),
-                help="mmaction2 format: video decoder of the pipelines (auto: PyAV, as r3dnas; "
-                "Decord when target_fps needs the frame rate)",
-            )  # fmt: skip
-        else:
-            p.add_argument("--retrain", action="store_true", help="train again with the seed")
-            p.add_argument("--no-latency", action="store_true", help="skip re-measuring latency")
-        p.set_defaults(handler=handler)
-
-
-def _add_study_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--study", help="study name (default: the spec's; to query, the storage's only study)"
-    )
-    parser.add_argument(
-        "--storage",
-        help="Optuna storage URL: sqlite:///F.db, postgresql://..., journal:///F.log "
-        "(default $R3DNAS_STORAGE, else RUNS_DIR/<study>.db)",
-    )
-    parser.add_argument(
-        "--runs-dir", help="folder of the default storages and of wandb runs (default runs)"
-    )
-
 
 def _runs_dir(args: argparse.Namespace) -> str:
-    return str(args.runs_dir or "runs")
+    return str(args.runs_dir or RUNS_DIR)
 
 
 def _add_set_arg(parser: argparse.ArgumentParser) -> None:
@@ -569,18 +561,6 @@ def _add_set_arg(parser: argparse.ArgumentParser) -> None:
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override a spec key, e.g. --set train.epochs=1 (repeat; values are TOML)",
     )  # fmt: skip
-
-
-def _add_heartbeat_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--heartbeat", type=int, help="heartbeat interval in s (default 10)")
-    parser.add_argument("--grace", type=int, help="stale-trial grace period in s (default 30)")
-
-
-def _add_run_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--wandb", choices=("offline", "online", "disabled"), help="wandb mode (default offline)"
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -104,6 +104,9 @@ class MotionEventsDataset(GeneratedClips):
         labels = self._labels_of_chunk(chunk)
         direction, pattern = labels % DIRECTIONS, labels // DIRECTIONS
         # Per-clip nuisances, all independent of the label.
+        # NOTE: the same draws as MotionDataset's scene, kept written out: the order of the draws
+        # from one generator *is* the dataset (``change`` sits between them here), so a shared
+        # helper would either reorder them (another dataset) or need a hook in the middle.
         background = texture(rng, (n, 3), size, exponent=1.5)
         speed = self.speed * rng.uniform(1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=n)
         change = (t - 1) * rng.uniform(*_CHANGE_RANGE, size=n)

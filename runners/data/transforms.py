@@ -51,7 +51,6 @@ __all__ = [
     "resize",
     "three_crop_offsets",
     "to_clips",
-    "transform_frames",
     "transform_frames_flip",
 ]
 
@@ -137,34 +136,6 @@ def to_clips(x: torch.Tensor, num_clips: int) -> torch.Tensor:
     if n % num_clips:
         raise ValueError(f"{n} frames do not split into {num_clips} clips")
     return x.view(num_clips, n // num_clips, c, h, w).permute(0, 2, 1, 3, 4).contiguous()
-
-
-def transform_frames(
-    frames: np.ndarray,
-    *,
-    num_clips: int,
-    short_side: int,
-    crop_size: int,
-    test_mode: bool,
-    flip: bool,
-    mean: Sequence[float],
-    std: Sequence[float],
-    rng: np.random.Generator | None = None,
-    test_crop: str = "center",
-) -> torch.Tensor:
-    """Decoded frames of one sample -> normalised clips (see :func:`transform_frames_flip`)."""
-    return transform_frames_flip(
-        frames,
-        num_clips=num_clips,
-        short_side=short_side,
-        crop_size=crop_size,
-        test_mode=test_mode,
-        flip=flip,
-        mean=mean,
-        std=std,
-        rng=rng,
-        test_crop=test_crop,
-    )[0]
 
 
 def transform_frames_flip(

@@ -45,12 +45,11 @@ from search_space.errors import ConfigError
 from search_space.latency_model import (
     LatencyTable,
     Layer,
-    NetworkTerm,
-    fit_network_term,
     layer_keys,
     network_layers,
     predict_latency,
 )
+from search_space.network_term import NetworkTerm, fit_network_term
 from search_space.shapes import parse_input_shape
 from search_space.space import InfeasibleConfig, SearchSpace
 
@@ -238,7 +237,7 @@ def _conditions(cfg: LatencyConfig, shape: Sequence[int], space: SearchSpace) ->
     return {
         "warmup": cfg.warmup,
         "repeats": cfg.repeats,
-        "blocks": cfg.blocks,
+        "blocks": cfg.block_count,
         "isolation": cfg.isolation,
         "reference": cfg.reference,
         "device": cfg.device,
@@ -282,7 +281,6 @@ def build_latency_table(
         latency = latency.replace(batch_size=1)
     say = progress or (lambda _line: None)
     conditions = _conditions(latency, shape, space)
-    earlier = _resumable(out, conditions, latency)
     t0 = time.perf_counter()
     layers, coverage = space_layers(
         space, shape, include_head=include_head, num_classes=num_classes,
@@ -298,56 +296,101 @@ def build_latency_table(
         for layer in network_layers(config, shape):
             layers.setdefault(layer.key, layer)
     say(f"{len(layers)} distinct layers ({coverage}) in {time.perf_counter() - t0:.1f} s")
-    layers_ms = dict(earlier.layers_ms) if earlier is not None else {}
-    details = dict(earlier.details) if earlier is not None else {}
-    device, threads = (earlier.device, earlier.threads) if earlier is not None else ("", 0)
-    protocol = {**conditions, "coverage": coverage, "include_head": include_head}
-    calibration: list[dict[str, Any]] = list(
-        earlier.network_term.calibration if earlier is not None else ()
+    build = _TableBuild(
+        space=space, shape=shape, latency=latency, layers=layers, out=out, say=say,
+        protocol={**conditions, "coverage": coverage, "include_head": include_head},
+    )  # fmt: skip
+    build.resume(_resumable(out, conditions, latency))
+    build.measure_layers()
+    build.measure_networks(configs)
+    term = fit_network_term(
+        [(c["layers_ms"], int(c["n_layers"]), c["measured_ms"]) for c in build.calibration],
+        calibration=build.calibration,
     )
+    final = build.table(term)
+    if out is not None:
+        final.save(out)
+    return final
 
-    def table(term: NetworkTerm | None = None) -> LatencyTable:
+
+class _TableBuild:
+    """A table being measured: what is known so far, saved after every measurement."""
+
+    def __init__(
+        self,
+        *,
+        space: SearchSpace,
+        shape: Sequence[int],
+        latency: LatencyConfig,
+        layers: dict[str, Layer],
+        protocol: dict[str, Any],
+        out: str | Path | None,
+        say: Progress,
+    ) -> None:
+        self.space, self.shape, self.latency = space, shape, latency
+        self.layers, self.protocol, self.out, self.say = layers, protocol, out, say
+        self.layers_ms: dict[str, float] = {}
+        self.details: dict[str, dict[str, float]] = {}
+        self.device, self.threads = "", 0
+        self.calibration: list[dict[str, Any]] = []
+
+    def resume(self, earlier: LatencyTable | None) -> None:
+        """Start from a partial table measured under the same conditions."""
+        if earlier is None:
+            return
+        self.layers_ms = dict(earlier.layers_ms)
+        self.details = dict(earlier.details)
+        self.device, self.threads = earlier.device, earlier.threads
+        self.calibration = list(earlier.network_term.calibration)
+
+    def table(self, term: NetworkTerm | None = None) -> LatencyTable:
         return LatencyTable(
-            layers_ms=dict(layers_ms),
-            device=device,
-            threads=threads,
-            mode=latency.mode,
-            input_shape=(1, *shape[1:]),  # type: ignore[arg-type]
+            layers_ms=dict(self.layers_ms),
+            device=self.device,
+            threads=self.threads,
+            mode=self.latency.mode,
+            input_shape=(1, *self.shape[1:]),  # type: ignore[arg-type]
             versions=library_versions(),
-            network_term=term or NetworkTerm(calibration=tuple(calibration)),
-            layers={k: v for k, v in layers.items() if k in layers_ms},
-            details=details,
-            protocol=protocol,
-            space=space.name,
+            network_term=term or NetworkTerm(calibration=tuple(self.calibration)),
+            layers={k: v for k, v in self.layers.items() if k in self.layers_ms},
+            details=self.details,
+            protocol=self.protocol,
+            space=self.space.name,
             created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         )
 
-    todo = [layer for key, layer in layers.items() if key not in layers_ms]
-    for i, layer in enumerate(todo, start=1):
-        result = measure_layer(layer, latency)
-        layers_ms[layer.key] = result.latency_ms
-        details[layer.key] = {
-            "iqr_ms": result.iqr_ms,
-            "cv_of_median": result.cv_of_median,
-            **({"compile_s": result.compile_s} if result.compile_s is not None else {}),
-        }
-        device, threads = result.device, result.threads
-        say(f"layer {i}/{len(todo)} {result.latency_ms:9.4f} ms  {layer.key}")
-        if out is not None:
-            table().save(out)
+    def _save(self) -> None:
+        if self.out is not None:
+            self.table().save(self.out)
 
-    if configs:
+    def measure_layers(self) -> None:
+        """Every layer not measured yet, alone."""
+        todo = [layer for key, layer in self.layers.items() if key not in self.layers_ms]
+        for i, layer in enumerate(todo, start=1):
+            result = measure_layer(layer, self.latency)
+            self.layers_ms[layer.key] = result.latency_ms
+            self.details[layer.key] = {
+                "iqr_ms": result.iqr_ms,
+                "cv_of_median": result.cv_of_median,
+                **({"compile_s": result.compile_s} if result.compile_s is not None else {}),
+            }
+            self.device, self.threads = result.device, result.threads
+            self.say(f"layer {i}/{len(todo)} {result.latency_ms:9.4f} ms  {layer.key}")
+            self._save()
+
+    def measure_networks(self, configs: Sequence[ResNet3dConfig]) -> None:
+        """The calibration networks not measured yet, whole, beside their layer sums."""
         from runners.latency.measure import measure_latency
 
-        done = {c["digest"] for c in calibration}
+        done = {c["digest"] for c in self.calibration}
         for i, config in enumerate(configs, start=1):
             digest = config.digest()
             if digest in done:
                 continue
-            plain = predict_latency(config, table(NetworkTerm()), shape)
-            result = measure_latency(config, shape, latency)
-            device, threads = result.device, result.threads
-            calibration.append(
+            plain = predict_latency(config, self.table(NetworkTerm()), self.shape)
+            result = measure_latency(config, self.shape, self.latency)
+            self.device, self.threads = result.device, result.threads
+            self.calibration.append(
                 {
                     "digest": digest,
                     "config": config.to_dict(),
@@ -356,20 +399,11 @@ def build_latency_table(
                     "n_layers": plain.n_layers,
                 }
             )
-            say(
+            self.say(
                 f"network {i}/{len(configs)} measured {result.latency_ms:9.4f} ms, "
                 f"layer sum {plain.layers_ms:9.4f} ms ({plain.n_layers} layers)"
             )
-            if out is not None:
-                table().save(out)
-    term = fit_network_term(
-        [(c["layers_ms"], int(c["n_layers"]), c["measured_ms"]) for c in calibration],
-        calibration=calibration,
-    )
-    final = table(term)
-    if out is not None:
-        final.save(out)
-    return final
+            self._save()
 
 
 def _resumable(

@@ -173,24 +173,11 @@ def train_and_evaluate(
         ConfigError: When the device, AMP setting or a dataset cannot be used.
     """
     start = time.perf_counter()
-    check_int("num_workers", num_workers, minimum=0)
-    device = resolve_device(train_cfg.device)
-    amp = resolve_flag("amp", train_cfg.amp, device)
-    channels_last = resolve_flag("channels_last", train_cfg.channels_last, device)
+    run = _training_run(config, train_cfg, num_classes, num_workers, on_epoch, progress)
     for name, dataset in (("train_set", train_set), ("val_set", val_set)):
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError(f"{name} is empty; a trial needs at least one clip in each split")
-    run = TrainingRun(
-        config=config,
-        train_cfg=train_cfg,
-        num_classes=num_classes,
-        num_workers=num_workers,
-        device=device,
-        amp=amp,
-        channels_last=channels_last,
-        on_epoch=on_epoch,
-        progress=progress,
-    )
+    device = run.device
     source = reset_peak_memory(device)
     model = _fit(run, train_set, val_set)
     if checkpoint_path is not None:
@@ -209,7 +196,7 @@ def train_and_evaluate(
         peak_memory_mb=peak_mb,
         peak_memory_source=source,
         device=str(device),
-        amp=amp,
+        amp=run.amp,
         seed=train_cfg.seed,
         num_params=sum(p.numel() for p in model.parameters()),
     )
@@ -242,6 +229,31 @@ def _fit(run: TrainingRun, train_set: Dataset, val_set: Dataset) -> Recognizer3D
     raise TrialFailure(failure_reason)
 
 
+def _training_run(
+    config: ResNet3dConfig,
+    train_cfg: TrainConfig,
+    num_classes: int,
+    num_workers: int,
+    on_epoch: EpochCallback | None,
+    progress: bool,
+) -> TrainingRun:
+    """The run's settings, resolved alike for training and for evaluating saved weights: the
+    device, AMP and ``channels_last_3d`` (so an evaluation repeats the training run's numbers)."""
+    check_int("num_workers", num_workers, minimum=0)
+    device = resolve_device(train_cfg.device)
+    return TrainingRun(
+        config=config,
+        train_cfg=train_cfg,
+        num_classes=num_classes,
+        num_workers=num_workers,
+        device=device,
+        amp=resolve_flag("amp", train_cfg.amp, device),
+        channels_last=resolve_flag("channels_last", train_cfg.channels_last, device),
+        on_epoch=on_epoch,
+        progress=progress,
+    )
+
+
 def evaluate_checkpoint(
     config: ResNet3dConfig,
     val_set: Dataset,
@@ -262,24 +274,11 @@ def evaluate_checkpoint(
         ConfigError: When the file is missing or unreadable, holds the weights of another
             configuration or number of classes, or its keys do not fit the network.
     """
-    check_int("num_workers", num_workers, minimum=0)
-    device = resolve_device(train_cfg.device)
-    amp = resolve_flag("amp", train_cfg.amp, device)
-    channels_last = resolve_flag("channels_last", train_cfg.channels_last, device)
+    run = _training_run(config, train_cfg, num_classes, num_workers, None, False)
+    device = run.device
     if len(val_set) == 0:  # type: ignore[arg-type]
         raise ConfigError("val_set is empty; evaluation needs at least one clip")
     state = load_weights(checkpoint_path, config, num_classes)
-    run = TrainingRun(
-        config=config,
-        train_cfg=train_cfg,
-        num_classes=num_classes,
-        num_workers=num_workers,
-        device=device,
-        amp=amp,
-        channels_last=channels_last,
-        on_epoch=None,
-        progress=False,
-    )
     start = time.perf_counter()
     with seeded(train_cfg.seed, device), torch_threads(train_cfg.num_threads):
         model = build_recognizer(config, num_classes=num_classes, dropout=train_cfg.dropout)
@@ -290,7 +289,7 @@ def evaluate_checkpoint(
                 f"checkpoint {str(checkpoint_path)!r} does not fit the network: {first_line(exc)}"
             ) from exc
         model.to(device)
-        if channels_last:
+        if run.channels_last:
             model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         top1, top5 = run.evaluate(model, run.loader(val_set, train=False))
     return EvaluationResult(

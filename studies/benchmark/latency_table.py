@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from runners.latency.measure import LatencyConfig
     from search_space.latency_model import LatencyTable
 
 __all__ = ["format_table_summary", "latency_table"]
@@ -21,39 +22,23 @@ def latency_table(
     space: str,
     *,
     out: str | Path,
+    latency: LatencyConfig,
     input_shape: str | None = None,
-    device: str = "auto",
-    mode: str = "eager",
-    threads: int | None = None,
-    warmup: int = 5,
-    repeats: int = 30,
-    isolation: str = "pause",
-    reference: bool = True,
     calibrate: int = 10,
     seed: int = 0,
     include_head: bool = False,
     num_classes: int = 400,
     progress: bool = True,
 ) -> LatencyTable:
-    """Measure every distinct layer of ``space`` (a shipped name or a TOML path) and write
-    the table to ``out`` (resuming a partial one measured under the same conditions)."""
-    from runners.latency.measure import LatencyConfig, default_blocks
+    """Measure every distinct layer of ``space`` (a shipped name or a TOML path) with
+    ``latency``'s protocol and write the table to ``out`` (resuming a partial one measured under
+    the same conditions)."""
     from runners.latency.table import build_latency_table
     from search_space.space import load_space
 
-    cfg = LatencyConfig(
-        device=device,
-        mode=mode,
-        warmup=warmup,
-        repeats=repeats,
-        blocks=default_blocks(repeats),
-        threads=threads,
-        isolation=isolation,
-        reference=reference,
-    )
     return build_latency_table(
         load_space(space),
-        cfg,
+        latency,
         input_shape=input_shape,
         calibrate=calibrate,
         seed=seed,

@@ -14,7 +14,6 @@ The scores themselves are :mod:`runners.scores.training_free`.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
 import random
@@ -30,7 +29,7 @@ from studies.core.dominance import non_dominated
 if TYPE_CHECKING:
     from search_space.config import ResNet3dConfig
     from search_space.space import SearchSpace
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = [
     "ScoreResult",
@@ -184,16 +183,7 @@ def enumerate_architectures(
             if len(found) == sample:
                 break
         return list(found.values()), -1
-    names = space.param_names()
-    distinct: dict[str, tuple[dict[str, Any], ResNet3dConfig]] = {}
-    for row in itertools.product(*(d.values for d in space.choices)):
-        params = dict(zip(names, row, strict=True))
-        try:
-            config = space.config_from_params(params)
-        except InfeasibleConfig:
-            continue
-        distinct.setdefault(config.digest(), (params, config))
-    configs = list(distinct.values())
+    configs = list(space.architectures(limit=_ENUMERATION_LIMIT).values())
     total = len(configs)
     if sample is not None and sample < total:
         configs = rng.sample(configs, sample)
@@ -239,8 +229,8 @@ def score_space(
     from tqdm import tqdm
 
     from runners.scores.training_free import build_scoring_model, get_score, parse_score_names
+    from search_space.config import readable_architecture
     from search_space.cost import cost
-    from studies.run.objective import readable_architecture
 
     names = parse_score_names(scores)
     functions = {name: get_score(name) for name in names}

@@ -23,15 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError, R3dnasError
+from studies.core.defaults import RUNS_DIR
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
+    from runners.latency.measure import LatencyConfig
     from runners.scores.tabular import BenchmarkTable, TableRow
     from search_space.config import ResNet3dConfig
     from studies.core.reproducibility import Verdict
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = [
-    "LATENCY_ATTR",
     "RetrainResult",
     "build_table",
     "export_table",
@@ -42,8 +44,6 @@ __all__ = [
     "table_rows",
 ]
 
-LATENCY_ATTR = "table_latency"  # study user attr: {digest: latency record}
-
 
 def build_table(
     spec: StudySpec,
@@ -52,7 +52,7 @@ def build_table(
     workers: int = 1,
     study_name: str | None = None,
     storage: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     progress: bool = True,
     limit: int | None = None,
 ) -> Any:
@@ -98,88 +98,70 @@ def _measured_trials(study: Any) -> dict[tuple[str, int], Any]:
 
 
 def space_architectures(spec: StudySpec) -> dict[str, ResNet3dConfig]:
-    """Every distinct network of the spec's space: ``digest -> canonical config``.
+    """Every distinct network of the spec's space that the study can measure: ``digest ->
+    canonical config`` (:meth:`~search_space.space.SearchSpace.architectures`, less those too
+    small for ``[measure] input_shape``), sorted by digest.
 
     Latency depends on the network alone, so the latency pass can time all of them without
     waiting for training.
     """
     from search_space.canonical import canonicalize
     from search_space.cost import cost
-    from search_space.space import InfeasibleConfig
 
-    space = spec.space
     found: dict[str, ResNet3dConfig] = {}
-    for point in space.grid(space.param_names()):
-        try:
-            config = canonicalize(space.config_from_params(point))
-        except InfeasibleConfig:
-            continue
-        digest = config.digest()
-        if digest in found:
-            continue
+    for digest, (_, config) in spec.space.architectures().items():
         try:
             cost(config, spec.measure.input_shape)
         except ConfigError:
             continue
-        found[digest] = config
+        found[digest] = canonicalize(config)
     return dict(sorted(found.items()))
 
 
 def measure_table_latency(
     study: Any,
     *,
-    threads: int = 1,
-    warmup: int = 5,
-    repeats: int = 100,
-    isolation: str = "pause",
-    reference: bool = True,
+    latency: LatencyConfig,
     limit: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Time every distinct network of a table study's space on this CPU (eager mode).
+    """Time every distinct network of a table study's space with ``latency``'s protocol (the
+    CLI's: this CPU, eager mode, 100 runs; a table's latency is its one number per network).
 
     Each result is stored in the study (user attr ``table_latency``) as soon as it is measured,
     so an interrupted pass resumes where it stopped. With ``isolation = "pause"`` the study's
     registered workers on this machine are stopped while each network is timed (see
     :mod:`runners.latency.quiet`); anything else running distorts the numbers. ``limit``: time at
-    most that many more networks in this call. ``reference``: time each beside the drift reference
-    (:mod:`runners.latency.reference`); entries timed with the other setting are timed again.
+    most that many more networks in this call. With ``latency.reference`` each is timed beside the
+    drift reference (:mod:`runners.latency.reference`); entries timed with the other setting are
+    timed again.
     """
-    from runners.latency.measure import LatencyConfig, default_blocks, measure_latency
+    from runners.latency.measure import measure_latency
     from studies.study.storage import study_spec
 
     spec = study_spec(study)
     shape = spec.measure.input_shape
-    done: dict[str, dict[str, Any]] = dict(study.user_attrs.get(LATENCY_ATTR, {}))
+    record = StudyRecord(study)
+    done = record.table_latency
     configs = space_architectures(spec)
     # NOTE: an entry timed with the other reference setting is timed again, not mixed in.
-    stale = {d for d, entry in done.items() if entry.get("reference", False) != reference}
+    stale = {d for d, entry in done.items() if entry.get("reference", False) != latency.reference}
     todo = [d for d in configs if d not in done or d in stale][:limit]
-    cfg = LatencyConfig(
-        device="cpu",
-        mode="eager",
-        warmup=warmup,
-        repeats=repeats,
-        blocks=default_blocks(repeats),
-        threads=threads,
-        isolation=isolation,
-        reference=reference,
-    )
     from runners.latency.quiet import pause_scope
 
     for index, digest in enumerate(todo):
         with pause_scope(study.study_name):  # NOTE: pauses this table build's workers only
-            result = measure_latency(configs[digest], shape, cfg)
+            result = measure_latency(configs[digest], shape, latency)
         done[digest] = {
             "latency_ms": result.latency_ms,
             "latency_cv": result.cv_of_median,
-            "reference": reference,
+            "reference": latency.reference,
             "threads": result.threads,
             "mode": result.mode,
             "device": result.device,
             "machine": _machine(),
         }
-        study.set_user_attr(LATENCY_ATTR, done)
+        record.record_table_latency(done)
         if on_progress is not None:
             on_progress(index + 1, len(todo))
     return done
@@ -203,7 +185,7 @@ def table_rows(study: Any, *, latency_of: Any = None) -> list[TableRow]:
     from runners.scores.tabular import TableRow
     from studies.study.storage import stored_spec
 
-    latency = (latency_of or study).user_attrs.get(LATENCY_ATTR, {})
+    latency = StudyRecord(latency_of or study).table_latency
     spec = stored_spec(study)
     grid_factors = _canonical_factors(study, spec)
     top5_trivial = spec is not None and spec.data.num_classes <= 5
@@ -294,13 +276,13 @@ def export_table(study: Any, out: str | Path, *, extra: Sequence[Any] = ()) -> t
         f"The spec that built the benchmark table {csv_path.name} (study {study.study_name!r}).\n"
         "r3dnas table retrain reads it; r3dnas launch can run it again."
     )
-    spec_path.write_text(dumps_toml(study.user_attrs["spec"], header=header))
+    spec_path.write_text(dumps_toml(StudyRecord(study).spec or {}, header=header))
     return csv_path, spec_path
 
 
 def _check_same_recipe(study: Any, other: Any) -> None:
     """Refuse rows of ``other`` unless its spec differs from ``study``'s only in the seed."""
-    mine, theirs = study.user_attrs.get("spec") or {}, other.user_attrs.get("spec") or {}
+    mine, theirs = StudyRecord(study).spec or {}, StudyRecord(other).spec or {}
 
     def recipe(raw: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in raw.items() if k not in ("study", "wandb")}

@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-__all__ = ["dominates", "hypervolume", "is_feasible", "non_dominated"]
+__all__ = ["dominates", "hypervolume", "is_feasible", "minimised", "non_dominated", "sign"]
+
+
+def sign(direction: str) -> float:
+    """The factor that turns an objective into one to minimise: 1 for ``"minimize"``, -1 for
+    ``"maximize"`` (any case, so an Optuna ``StudyDirection``'s name works too)."""
+    return 1.0 if direction.lower() == "minimize" else -1.0
+
+
+def minimised(values: Sequence[float], directions: Sequence[str]) -> list[float]:
+    """``values`` as a point to minimise: each maximised objective negated."""
+    return [sign(d) * float(v) for v, d in zip(values, directions, strict=True)]
 
 
 def dominates(q: Sequence[float], p: Sequence[float]) -> bool:

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
-from studies.core.dominance import is_feasible, non_dominated
+from studies.core.defaults import RUNS_DIR
+from studies.core.dominance import is_feasible, minimised, non_dominated
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -58,7 +60,7 @@ def checkpoint_relpath(study_name: str, digest: str, signature: str) -> str:
 
 def keep_policy(study: optuna.Study) -> str:
     """The study's ``[train] keep_checkpoints`` as stored at launch (default ``"front"``)."""
-    raw = study.user_attrs.get("spec") or {}
+    raw = StudyRecord(study).spec or {}
     return str((raw.get("train") or {}).get("keep_checkpoints", "front"))
 
 
@@ -71,9 +73,9 @@ class _Member:
 
 def _front_of(members: list[_Member], directions: list[StudyDirection]) -> set[int]:
     """Trial numbers of the non-dominated feasible members."""
-    signs = [1.0 if d.name.lower() == "minimize" else -1.0 for d in directions]
+    names = [d.name for d in directions]
     feasible = [m for m in members if m.values is not None]
-    points = [[s * v for s, v in zip(signs, m.values or (), strict=True)] for m in feasible]
+    points = [minimised(m.values or (), names) for m in feasible]
     return {feasible[i].number for i in non_dominated(points)}
 
 
@@ -139,7 +141,7 @@ def prune_off_front(
 
 def _runs_dirs(study: optuna.Study, runs_dir: str | Path | None) -> list[Path]:
     """Where to look, in order: the folder asked for, the study's own, then ``runs``."""
-    candidates = [runs_dir, study.user_attrs.get("runs_dir"), "runs"]
+    candidates = [runs_dir, StudyRecord(study).runs_dir, RUNS_DIR]
     out: list[Path] = []
     for c in candidates:
         if c is not None and Path(c) not in out:

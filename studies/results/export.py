@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
+from studies.core.defaults import RUNS_DIR
 from studies.results.mmaction2_config import TrainedWith, mmaction2_config_text
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -43,7 +45,7 @@ def _recipe(study: optuna.Study) -> tuple[int, DataConfig | None, TrainConfig | 
         spec = None
     if spec is not None:
         return spec.data.num_classes, spec.data, spec.train
-    raw_data = (study.user_attrs.get("spec") or {}).get("data", {})
+    raw_data = (StudyRecord(study).spec or {}).get("data", {})
     return int(raw_data.get("num_classes", 400)), None, None
 
 
@@ -80,7 +82,7 @@ def export(
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
     if fmt == "checkpoint" and out is None:
         raise ConfigError("--format checkpoint needs --out FILE (e.g. --out best.pth)")
-    where = runs_dir if runs_dir is not None else "runs"
+    where = runs_dir if runs_dir is not None else RUNS_DIR
     study = resolve_study(study, storage=storage, runs_dir=where)
     chosen = selected_trial(study, trial=trial, pick=pick)
     config = chosen.user_attrs["config"]

@@ -20,21 +20,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from studies.core.defaults import RUNS_DIR
+from studies.study.record import StudyRecord
+
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
     from optuna.trial import FrozenTrial
 
-__all__ = ["METRIC_COLUMNS", "trial_row", "trials"]
+__all__ = ["METRIC_COLUMNS", "front_columns", "front_row", "trial_row", "trials"]
 
 # Measured metrics shown after the objectives (objectives themselves are not repeated).
 METRIC_COLUMNS = ("top1", "gflops", "params_m", "latency_ms", "throughput_clips_s")
-
-
-def objective_names(study: optuna.Study) -> list[str]:
-    """The study's objective names (``value0``, ... for a study r3dnas did not make)."""
-    recorded = study.user_attrs.get("objectives")
-    return list(recorded or [f"value{i}" for i in range(len(study.directions))])
 
 
 def trial_row(trial: FrozenTrial, objectives: list[str]) -> dict[str, Any]:
@@ -68,11 +65,34 @@ def trial_row(trial: FrozenTrial, objectives: list[str]) -> dict[str, Any]:
     return row
 
 
+def front_row(trial: FrozenTrial, objectives: list[str], chosen: list[str]) -> dict[str, Any]:
+    """One trial as a row of :func:`studies.pareto`: the ``chosen`` objectives' values, the
+    other metrics it recorded, its architecture and config (see :func:`front_columns`)."""
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {"trial": trial.number}
+    for name in chosen:
+        row[name] = trial.values[objectives.index(name)]
+    for metric in METRIC_COLUMNS:
+        if metric not in row and metric in attrs:
+            row[metric] = attrs[metric]
+    row["arch"] = attrs.get("arch", "")
+    row["digest"] = attrs.get("digest", "")
+    row["state"] = attrs.get("state", "complete")
+    row["config"] = attrs.get("config", {})
+    return row
+
+
+def front_columns(rows: list[dict[str, Any]], chosen: list[str]) -> list[str]:
+    """The columns of :func:`studies.pareto`: only the metrics some front trial recorded."""
+    extra = [m for m in METRIC_COLUMNS if m not in chosen and any(m in r for r in rows)]
+    return ["trial", *chosen, *extra, "arch", "digest", "state", "config"]
+
+
 def trials(
     study: optuna.Study | str | None = None,
     *,
     storage: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
 ) -> pd.DataFrame:
     """Every trial of the study as a DataFrame (see the module docstring).
 
@@ -86,7 +106,7 @@ def trials(
     from studies.study.storage import resolve_study
 
     study = resolve_study(study, storage=storage, runs_dir=runs_dir)
-    objectives = objective_names(study)
+    objectives = StudyRecord(study).objectives
     rows = [trial_row(t, objectives) for t in study.get_trials(deepcopy=False)]
     columns = ["trial", "state", "optuna_state", *objectives,
                *(m for m in METRIC_COLUMNS if m not in objectives), "reason", "reused_from",

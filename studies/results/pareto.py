@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError
-from studies.core.dominance import hypervolume, is_feasible, non_dominated
+from studies.core.defaults import RUNS_DIR
+from studies.core.dominance import hypervolume, is_feasible, minimised, non_dominated
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -37,7 +39,6 @@ __all__ = [
     "selected_trial",
 ]
 
-METRIC_COLUMNS = ("top1", "gflops", "params_m", "latency_ms", "throughput_clips_s")
 FORMATS = ("table", "csv", "json", "markdown")
 PICKS = ("top1", "knee", "min-latency")
 
@@ -47,7 +48,7 @@ def pareto(
     *,
     storage: str | None = None,
     objectives: Sequence[str] | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
 ) -> pd.DataFrame:
     """The front as a DataFrame (see module docstring).
 
@@ -59,12 +60,11 @@ def pareto(
     import pandas as pd
     from optuna.trial import TrialState
 
+    from studies.results.frames import front_columns, front_row
     from studies.study.storage import resolve_study
 
     study = resolve_study(study, storage=storage, runs_dir=runs_dir)
-    names = list(
-        study.user_attrs.get("objectives") or [f"value{i}" for i in range(len(study.directions))]
-    )
+    names = StudyRecord(study).objectives
     directions = [d.name.lower() for d in study.directions]
     chosen = list(objectives) if objectives else names
     for name in chosen:
@@ -78,13 +78,7 @@ def pareto(
         if is_feasible(t)
     ]
 
-    def minimised(t: FrozenTrial) -> list[float]:
-        return [
-            t.values[i] if d == "minimize" else -t.values[i]
-            for i, d in zip(idx, dirs, strict=True)
-        ]
-
-    points = [minimised(t) for t in trials]
+    points = [minimised([t.values[i] for i in idx], dirs) for t in trials]
     front_ids = non_dominated(points)
     # NOTE: several trials can share one architecture (reuse); keep the earliest of each digest.
     seen: set[tuple[Any, ...]] = set()
@@ -95,36 +89,19 @@ def pareto(
         if key in seen:
             continue
         seen.add(key)
-        row: dict[str, Any] = {"trial": t.number}
-        for n in chosen:
-            row[n] = t.values[names.index(n)]
-        for m in METRIC_COLUMNS:
-            if m not in row and m in t.user_attrs:
-                row[m] = t.user_attrs[m]
-        row["arch"] = t.user_attrs.get("arch", "")
-        row["digest"] = t.user_attrs.get("digest", "")
-        row["state"] = t.user_attrs.get("state", "complete")
-        row["config"] = t.user_attrs.get("config", {})
-        rows.append(row)
-    frame = pd.DataFrame(rows, columns=_columns(rows, chosen))
+        rows.append(front_row(t, names, chosen))
+    frame = pd.DataFrame(rows, columns=front_columns(rows, chosen))
     reference = _reference_point(points) or [math.nan] * len(chosen)
     front_points = [points[i] for i in front_ids]
     frame.attrs.update(
         study=study.study_name,
         objectives=chosen,
         directions=dirs,
-        reference_point=[
-            r if d == "minimize" else -r for r, d in zip(reference, dirs, strict=True)
-        ],
+        reference_point=minimised(reference, dirs),
         hypervolume=hypervolume(front_points, reference) if front_points else 0.0,
         n_complete_feasible=len(trials),
     )
     return frame
-
-
-def _columns(rows: list[dict[str, Any]], chosen: list[str]) -> list[str]:
-    extra = [m for m in METRIC_COLUMNS if m not in chosen and any(m in r for r in rows)]
-    return ["trial", *chosen, *extra, "arch", "digest", "state", "config"]
 
 
 def _reference_point(points: list[list[float]]) -> list[float]:
@@ -231,7 +208,7 @@ def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> P
     from optuna.trial import TrialState
 
     objectives = frame.attrs["objectives"]
-    names = list(study.user_attrs.get("objectives", objectives))
+    names = StudyRecord(study).recorded_objectives or list(objectives)
     x_name = objectives[1] if len(objectives) > 1 else objectives[0]
     y_name = objectives[0]
     trials = [
@@ -318,7 +295,7 @@ def select_trial(
     storage: str | None = None,
     trial: int | None = None,
     pick: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
 ) -> pd.Series:
     """The trial asked for by number, or picked from the front, as a row of
     :func:`studies.trials` (the same columns; ``row["trial"]`` is its number).
@@ -328,12 +305,12 @@ def select_trial(
     """
     import pandas as pd
 
-    from studies.results.frames import objective_names, trial_row
+    from studies.results.frames import trial_row
     from studies.study.storage import resolve_study
 
     study = resolve_study(study, storage=storage, runs_dir=runs_dir)
     chosen = selected_trial(study, trial=trial, pick=pick)
-    return pd.Series(trial_row(chosen, objective_names(study)), name=chosen.number)
+    return pd.Series(trial_row(chosen, StudyRecord(study).objectives), name=chosen.number)
 
 
 def selected_trial(
@@ -342,7 +319,7 @@ def selected_trial(
     storage: str | None = None,
     trial: int | None = None,
     pick: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
 ) -> FrozenTrial:
     """The Optuna trial asked for by number, or picked from the Pareto front (for ``export``
     and ``reproduce``, which read its attributes). A reused trial resolves to the trial whose

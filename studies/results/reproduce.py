@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import R3dnasError
+from studies.core.defaults import RUNS_DIR
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
     from search_space.config import ResNet3dConfig
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = ["ReproduceResult", "ReproductionMismatch", "reproduce"]
 
@@ -81,7 +82,7 @@ def reproduce(
     from studies.results.pareto import selected_trial
     from studies.study.storage import resolve_study, study_spec
 
-    where = runs_dir if runs_dir is not None else "runs"
+    where = runs_dir if runs_dir is not None else RUNS_DIR
     study = resolve_study(study, storage=storage, runs_dir=where)
     chosen = selected_trial(study, trial=trial, pick=pick)
     spec = study_spec(study)

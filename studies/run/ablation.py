@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
+from studies.core.defaults import RUNS_DIR
 from studies.run.loop import StopReason, exit_status, is_completed, requeue_interrupted
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
     from search_space.space import SearchSpace
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = ["AblationResult", "ablate", "plot_ablation", "prepare_ablation", "summarize"]
 
@@ -175,12 +177,13 @@ def _enqueue_grid(
     from search_space.canonical import canonicalize
 
     key = json.dumps({"factors": list(factors), "seeds": list(seeds)})
-    if study.user_attrs.get("ablation_grid") == key:
+    record = StudyRecord(study)
+    if record.ablation_grid == key:
         return 0
-    if "ablation_grid" in study.user_attrs:
+    if record.ablation_grid is not None:
         raise ConfigError(
             f"study {study.study_name!r} already holds another ablation grid "
-            f"({study.user_attrs['ablation_grid']}); use another --study name"
+            f"({record.ablation_grid}); use another --study name"
         )
     count = 0
     points = space.grid(factors)
@@ -199,7 +202,7 @@ def _enqueue_grid(
                 skip_if_exists=False,
             )
             count += 1
-    study.set_user_attr("ablation_grid", key)
+    record.record_ablation_grid(key)
     return count
 
 
@@ -210,7 +213,7 @@ def prepare_ablation(
     seeds: int,
     study_name: str,
     storage_url: str,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     order_seed: int | None = None,
     limit: int | None = None,
 ) -> tuple[optuna.Study, int]:
@@ -233,8 +236,7 @@ def prepare_ablation(
     # NOTE: trials the sampler added beyond the grid (before interrupted points were requeued,
     # a resumed ablation ran out of queue and sampled) are not grid points: they do not count.
     total += sum(is_completed(t) and "factors" not in t.user_attrs for t in study.trials)
-    study.set_user_attr("n_trials", total)
-    study.set_user_attr("runs_dir", str(runs_dir))
+    StudyRecord(study).record_budget(n_trials=total, runs_dir=runs_dir)
     return study, total
 
 
@@ -246,7 +248,7 @@ def ablate(
     study_name: str | None = None,
     storage: str | None = None,
     wandb_mode: str | None = None,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     out_dir: str | Path | None = None,
     progress: bool = True,
     workers: int = 1,
@@ -259,8 +261,11 @@ def ablate(
     (one per GPU where there are GPUs); each grid point x seed is still run exactly once.
     """
     from studies.run.loop import check_data
-    from studies.study.spec import StudySpec, load_spec
-    from studies.study.storage import display_url, resolve_storage_url
+    from studies.run.run_study import run_study
+    from studies.run.worker_args import WorkerArgs
+    from studies.study.sections import StudySpec
+    from studies.study.spec import load_spec
+    from studies.study.storage import display_url, resolve_storage_url, storage_settings
     from studies.tracking.tracker import open_tracker
 
     if not isinstance(spec, StudySpec):
@@ -291,43 +296,21 @@ def ablate(
     )
     tracker = open_tracker(spec.wandb, study_name=name, mode=wandb_mode,
                            run_dir=Path(runs_dir) / name)  # fmt: skip
-    if workers > 1:
-        stopped = _run_workers(study, workers, total=total, url=url, wandb_mode=wandb_mode)
-    else:
-        from studies.run.loop import run_local
-        from studies.run.objective import TrialRunner
-        from studies.study.storage import storage_settings
-
-        runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
-        stopped = run_local(
-            study, runner, n_trials=total, timeout_s=spec.study.timeout_s,
-            settings=storage_settings(), progress=progress, label=name,
-        )  # fmt: skip
+    outcome = run_study(
+        study, spec, n_trials=total, tracker=tracker, datasets=datasets,
+        settings=storage_settings(), progress=progress, label=name, workers=workers,
+        worker_args=WorkerArgs(study_name=name, storage=url, wandb_mode=wandb_mode),
+    )  # fmt: skip
     tracker.close()
+    stopped = outcome.stopped
+    if any(outcome.worker_exit_codes):
+        print(f"worker exit codes: {', '.join(map(str, outcome.worker_exit_codes))}")
+        stopped = "gave_up"  # NOTE: a failed worker fails the ablation, even with a full grid
     trials = _trial_table(study)
     return _summarize_to(
         trials, factors, out=Path(out_dir) if out_dir is not None else Path(runs_dir) / name,
         study_name=name, n_trials=total, stopped=stopped,
     )  # fmt: skip
-
-
-def _run_workers(
-    study: optuna.Study, workers: int, *, total: int, url: str, wandb_mode: str | None
-) -> StopReason:
-    """Run the grid in ``workers`` local ``r3dnas worker`` processes; why they stopped."""
-
-    from studies.run.loop import spawn_workers
-
-    try:
-        codes = spawn_workers(
-            workers, study_name=study.study_name, storage_url=url, wandb_mode=wandb_mode
-        )
-    except KeyboardInterrupt:
-        return "interrupted"
-    complete = [t for t in study.get_trials(deepcopy=False) if is_completed(t)]
-    if any(codes):
-        print(f"worker exit codes: {', '.join(map(str, codes))}")
-    return "done" if len(complete) >= total and not any(codes) else "gave_up"
 
 
 def _trial_table(study: optuna.Study) -> pd.DataFrame:

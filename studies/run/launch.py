@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
+from studies.core.defaults import RUNS_DIR
 from studies.run.loop import StopReason, exit_status
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
 
-    from studies.study.spec import StudySpec
+    from studies.run.run_study import RunOutcome
+    from studies.study.sections import StudySpec
     from studies.study.storage import StorageSettings
     from studies.tracking.tracker import StudyTracker
 
@@ -57,7 +60,7 @@ def prepare_study(
     study_name: str,
     storage_url: str,
     n_trials: int,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     settings: StorageSettings | None = None,
 ) -> optuna.Study:
     """Create or resume a study ready for workers: budget recorded, interrupted trials and
@@ -66,8 +69,7 @@ def prepare_study(
     from studies.study.storage import open_study
 
     study = open_study(spec, study_name=study_name, storage_url=storage_url, settings=settings)
-    study.set_user_attr("n_trials", n_trials)
-    study.set_user_attr("runs_dir", str(runs_dir))
+    StudyRecord(study).record_budget(n_trials=n_trials, runs_dir=runs_dir)
     requeue_interrupted(study)
     enqueue_presets(study, spec.study.enqueue_presets)
     return study
@@ -81,7 +83,7 @@ def launch(
     n_trials: int | None = None,
     wandb_mode: str | None = None,
     progress: bool = True,
-    runs_dir: str | Path = "runs",
+    runs_dir: str | Path = RUNS_DIR,
     print_pareto: bool = True,
     workers: int = 1,
     heartbeat_s: int | None = None,
@@ -90,7 +92,7 @@ def launch(
     """Run or resume a study (``r3dnas launch``).
 
     Args:
-        spec: a :class:`~studies.study.spec.StudySpec`, a shipped spec name or a TOML path
+        spec: a :class:`~studies.study.sections.StudySpec`, a shipped spec name or a TOML path
             (default: the CPU default study).
         study_name: overrides ``[study] name``.
         storage: an Optuna storage URL (default ``$R3DNAS_STORAGE`` or ``runs/<study>.db``).
@@ -101,7 +103,10 @@ def launch(
         heartbeat_s, grace_s: heartbeat interval and stale-trial grace period (RDB storages).
     """
     from studies.run.loop import check_data, quiet_optuna
-    from studies.study.spec import StudySpec, load_spec
+    from studies.run.run_study import run_study
+    from studies.run.worker_args import WorkerArgs
+    from studies.study.sections import StudySpec
+    from studies.study.spec import load_spec
     from studies.study.storage import display_url, resolve_storage_url, storage_settings
     from studies.tracking.tracker import open_tracker
 
@@ -125,56 +130,22 @@ def launch(
         tracker = open_tracker(spec.wandb, study_name=name, mode=wandb_mode,
                                run_dir=Path(runs_dir) / name)  # fmt: skip
         print(f"study {name!r} on {display_url(url)}: {budget} trials of {spec.source}")
-        codes: tuple[int, ...] = ()
-        stopped: StopReason
-        if workers > 1:
-            stopped, codes = _run_workers(
-                study, workers, budget=budget, url=url, wandb_mode=wandb_mode,
-                heartbeat_s=heartbeat_s, grace_s=grace_s,
-            )  # fmt: skip
-        else:
-            from studies.run.loop import run_local
-            from studies.run.objective import TrialRunner
-
-            runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
-            stopped = run_local(
-                study, runner, n_trials=budget, timeout_s=spec.study.timeout_s,
-                settings=settings, progress=progress, label=name,
-            )  # fmt: skip
-        result = _result(study, url, budget, stopped, codes, wall_s=time.perf_counter() - t0)
+        outcome = run_study(
+            study, spec, n_trials=budget, tracker=tracker, datasets=datasets, settings=settings,
+            progress=progress, label=name, workers=workers,
+            worker_args=WorkerArgs(study_name=name, storage=url, wandb_mode=wandb_mode,
+                                   heartbeat_s=heartbeat_s, grace_s=grace_s),
+        )  # fmt: skip
+        result = _result(study, url, budget, outcome, wall_s=time.perf_counter() - t0)
         _report(result, study, tracker, print_pareto=print_pareto)
     return result
-
-
-def _run_workers(
-    study: optuna.Study,
-    workers: int,
-    *,
-    budget: int,
-    url: str,
-    wandb_mode: str | None,
-    heartbeat_s: int | None,
-    grace_s: int | None,
-) -> tuple[StopReason, tuple[int, ...]]:
-    """Run the study in ``workers`` local ``r3dnas worker`` processes; why they stopped."""
-    from studies.run.loop import count_trials, spawn_workers
-
-    try:
-        codes = tuple(spawn_workers(
-            workers, study_name=study.study_name, storage_url=url, wandb_mode=wandb_mode,
-            heartbeat_s=heartbeat_s, grace_s=grace_s,
-        ))  # fmt: skip
-    except KeyboardInterrupt:
-        return "interrupted", ()
-    return ("done" if count_trials(study)[0] >= budget else "gave_up"), codes
 
 
 def _result(
     study: optuna.Study,
     url: str,
     budget: int,
-    stopped: StopReason,
-    codes: tuple[int, ...],
+    outcome: RunOutcome,
     *,
     wall_s: float,
 ) -> LaunchResult:
@@ -190,9 +161,9 @@ def _result(
         completed=sum(is_completed(t) for t in trials),
         failed=sum(s == "failed" for s in states),
         infeasible=sum(s == "infeasible" for s in states),
-        stopped=stopped,
+        stopped=outcome.stopped,
         wall_s=wall_s,
-        worker_exit_codes=codes,
+        worker_exit_codes=outcome.worker_exit_codes,
     )
 
 
@@ -221,7 +192,7 @@ def _report(
             ),
         }
         config = {
-            "spec": study.user_attrs.get("spec", {}),
+            "spec": StudyRecord(study).spec or {},
             "objectives": front.attrs["objectives"],
             "directions": front.attrs["directions"],
         }

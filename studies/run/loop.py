@@ -22,6 +22,7 @@ Guarantees:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import subprocess
 import sys
 import time
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 
     from search_space.config import ResNet3dConfig
     from studies.run.objective import TrialRunner
-    from studies.study.spec import StudySpec
+    from studies.run.worker_args import WorkerArgs
+    from studies.study.sections import StudySpec
     from studies.study.storage import StorageSettings
 
 __all__ = [
@@ -467,26 +469,30 @@ def _devices(n_workers: int) -> list[str | None]:
 def spawn_workers(
     n_workers: int,
     *,
-    study_name: str,
-    storage_url: str,
+    args: WorkerArgs | None = None,
+    study_name: str | None = None,
+    storage_url: str | None = None,
     wandb_mode: str | None = None,
     heartbeat_s: int | None = None,
     grace_s: int | None = None,
 ) -> list[int]:
-    """Start ``n_workers`` ``r3dnas worker`` processes on this machine and wait for them."""
+    """Start ``n_workers`` ``r3dnas worker`` processes on this machine and wait for them.
+
+    ``args`` is their command line (:class:`~studies.run.worker_args.WorkerArgs`); the keyword
+    arguments build one when it is not given. Each worker gets its own GPU where there are
+    GPUs, and runs quietly (their progress bars would interleave).
+    """
+    from studies.run.worker_args import WorkerArgs
+
+    if args is None:
+        args = WorkerArgs(
+            study_name=study_name, storage=storage_url, wandb_mode=wandb_mode,
+            heartbeat_s=heartbeat_s, grace_s=grace_s,
+        )  # fmt: skip
     procs = []
     for device in _devices(n_workers):
-        cmd = [sys.executable, "-m", "studies.cli", "worker", "--study", study_name,
-               "--storage", storage_url, "--quiet"]  # fmt: skip
-        if device is not None:
-            cmd += ["--device", device]
-        if wandb_mode is not None:
-            cmd += ["--wandb", wandb_mode]
-        if heartbeat_s is not None:
-            cmd += ["--heartbeat", str(heartbeat_s)]
-        if grace_s is not None:
-            cmd += ["--grace", str(grace_s)]
-        procs.append(subprocess.Popen(cmd))
+        one = dataclasses.replace(args, device=device or args.device, quiet=True)
+        procs.append(subprocess.Popen(one.command()))
     codes = []
     try:
         for proc in procs:

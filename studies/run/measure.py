@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from runners.training.accuracy import AccuracyResult
     from search_space.config import ResNet3dConfig
-    from studies.study.spec import Constraints, StudySpec
+    from studies.study.sections import Constraints, StudySpec
 
 __all__ = [
     "EpochHook",
@@ -126,6 +126,7 @@ class TrainingMeasure:
             self._datasets = build_datasets(self.spec.data)
         return self._datasets
 
+    # NOTE: the Measure protocol's signature, written again as Python's typing requires.
     def __call__(
         self,
         trial: optuna.Trial,

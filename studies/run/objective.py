@@ -38,11 +38,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search_space.config import readable_architecture
 from search_space.errors import R3dnasError, TrialFailure
 from search_space.space import InfeasibleConfig
 from studies.run.interrupts import raise_if_interrupted
 from studies.run.measure import EpochHook, Infeasible, Measure, TrainingMeasure, check_constraints
 from studies.run.pruning import build_stopper, stop_again
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -50,11 +52,11 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from search_space.config import ResNet3dConfig
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
     from studies.tracking.tracker import StudyTracker, TrialRun
     from studies.tracking.tracker import TrialState as RunState
 
-__all__ = ["SUMMARY_KEYS", "TrialRunner", "library_versions", "readable_architecture"]
+__all__ = ["SUMMARY_KEYS", "TrialRunner", "library_versions"]
 
 _log = logging.getLogger(__name__)
 
@@ -65,24 +67,6 @@ REUSED_ATTRS = ("gflops", "params", "params_m", "latency_ms", "top1", "top5", "a
 # measured, reused and infeasible runs line up in one table.
 SUMMARY_KEYS = ("top1", "top5", "gflops", "params", "params_m", "latency_ms", "latency_p90_ms",
                 "throughput_clips_s", "latency_pred_ms")  # fmt: skip
-
-
-def readable_architecture(config: ResNet3dConfig) -> str:
-    """One line a person can read, e.g. ``R50 inflate 111-1010-101010-010 3x1x1 pool2 ...``."""
-    inflate = "-".join("".join(str(b) for b in stage) for stage in config.inflate)
-    parts = [f"R{config.depth}", f"inflate {inflate}"]
-    if any(any(stage) for stage in config.inflate) and config.block_type == "bottleneck":
-        parts.append(config.inflate_style)
-    parts.append("pool2" if config.with_pool2 else "no-pool2")
-    parts.append(f"conv1 {'x'.join(map(str, config.conv1_kernel))}/t{config.conv1_stride_t}")
-    parts.append("d" + "".join(map(str, config.dilations)))
-    parts.append("s" + "".join(map(str, config.spatial_strides)))
-    parts.append("t" + "".join(map(str, config.temporal_strides)))
-    if any(any(stage) for stage in config.non_local):
-        parts.append("nl " + "-".join("".join(str(b) for b in s) for s in config.non_local))
-    if config.base_channels != 64:
-        parts.append(f"w{config.base_channels}")
-    return " ".join(parts)
 
 
 def library_versions() -> dict[str, str]:
@@ -357,9 +341,7 @@ class TrialRunner:
         return on_epoch
 
     def _runs_dir(self, trial: optuna.Trial) -> Path:
-        if self.runs_dir is not None:
-            return Path(self.runs_dir)
-        return Path(trial.study.user_attrs.get("runs_dir", "runs"))
+        return StudyRecord(trial.study).runs_dir_or(self.runs_dir)
 
     def _keep_front(
         self, trial: optuna.Trial, values: tuple[float, ...], weights: str | None
@@ -401,7 +383,7 @@ def _finish(
     if timings is not None:
         trial.set_user_attr("timings", timings)
     if run is not None:
-        names = tuple(trial.study.user_attrs.get("objectives", ()))
+        names = tuple(StudyRecord(trial.study).recorded_objectives or ())
         summary = _summary(names, trial.user_attrs)
         run.finish(
             state=state, summary=summary, reason=reason if run_reason is None else run_reason

@@ -38,13 +38,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from studies.core.dominance import dominates
+from studies.core.dominance import dominates, sign
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = [
     "EpochStopper",
@@ -248,18 +248,18 @@ class _CostReader:
         self.names = spec.objective_names
         self.top1_index = self.names.index("top1")
         self.cost_names = tuple(n for n in self.names if n != "top1")
-        signs = {o.name: 1.0 if o.direction == "minimize" else -1.0 for o in spec.study.objectives}
+        signs = {o.name: sign(o.direction) for o in spec.study.objectives}
         self.signs = tuple(signs[n] for n in self.cost_names)
         self.epochs = spec.train.epochs
 
     def costs(self, attrs: dict[str, Any]) -> tuple[float, ...] | None:
         """The costs recorded on a trial (minimised), or None while one is unknown."""
         out = []
-        for name, sign in zip(self.cost_names, self.signs, strict=True):
+        for name, factor in zip(self.cost_names, self.signs, strict=True):
             value = attrs.get(name)
             if value is None:
                 return None
-            out.append(sign * float(value))
+            out.append(factor * float(value))
         return tuple(out)
 
 

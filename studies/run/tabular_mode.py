@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from runners.scores.tabular import BenchmarkTable, TableRow
     from search_space.config import ResNet3dConfig
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = ["TableMeasure", "load_table"]
 
@@ -53,6 +53,7 @@ class TableMeasure:
         self.spec = spec
         self.table = load_table(spec.study.table)
 
+    # NOTE: the Measure protocol's signature, written again as Python's typing requires.
     def __call__(
         self,
         trial: optuna.Trial,

@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from studies.study.record import StudyRecord
+
 if TYPE_CHECKING:
     import optuna
 
@@ -37,8 +39,7 @@ def verbose() -> bool:
 
 def log_path(study: optuna.Study) -> Path:
     """Where a study's trial tracebacks go: ``<runs dir>/<study>/trials.log``."""
-    runs_dir = Path(study.user_attrs.get("runs_dir", "runs"))
-    return runs_dir / study.study_name / "trials.log"
+    return StudyRecord(study).runs_dir_or(None) / study.study_name / "trials.log"
 
 
 class _ToFile(logging.Filter):

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
+from studies.core.defaults import RUNS_DIR
 from studies.run.loop import StopReason, exit_status, is_completed
 
 if TYPE_CHECKING:
-    from studies.study.spec import StudySpec
+    from studies.run.worker_args import WorkerArgs
 
-__all__ = ["WorkerResult", "worker"]
+__all__ = ["WorkerResult", "run_worker", "worker"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -33,14 +34,6 @@ class WorkerResult:
     @property
     def exit_code(self) -> int:
         return exit_status(self.stopped, completed=self.completed)
-
-
-def _spec_for_device(spec: StudySpec, device: str | None) -> StudySpec:
-    if device is None:
-        return spec
-    measure = dataclasses.replace(spec.measure, device=device)
-    train = dataclasses.replace(spec.train, device=device)
-    return dataclasses.replace(spec, measure=measure, train=train)
 
 
 def worker(
@@ -64,47 +57,61 @@ def worker(
         stall_s: while waiting for other workers, give up when nothing in the study changes
             for this long (default: ten grace periods, at least a minute).
     """
+    from studies.run.worker_args import WorkerArgs
+
+    return run_worker(
+        WorkerArgs(
+            study_name=study_name, storage=storage, device=device, wandb_mode=wandb_mode,
+            quiet=not progress, heartbeat_s=heartbeat_s, grace_s=grace_s, stall_s=stall_s,
+            runs_dir=None if runs_dir is None else str(runs_dir),
+        )
+    )  # fmt: skip
+
+
+def run_worker(args: WorkerArgs) -> WorkerResult:
+    """:func:`worker` with the settings of an ``r3dnas worker`` command line."""
     import optuna
 
-    from studies.run.loop import check_data, quiet_optuna, run_local
-    from studies.run.objective import TrialRunner
-    from studies.study.samplers import build_pruner, build_sampler
-    from studies.study.storage import locate_study, open_storage, storage_settings, study_spec
+    from studies.run.loop import check_data, quiet_optuna
+    from studies.run.run_study import run_study, with_device
+    from studies.study.record import StudyRecord
+    from studies.study.storage import (
+        locate_study,
+        open_storage,
+        open_study,
+        storage_settings,
+        study_spec,
+    )
     from studies.tracking.tracker import open_tracker
 
-    settings = storage_settings(heartbeat_s, grace_s, stall_s)
-    study_name, url = locate_study(study_name, storage=storage, runs_dir=runs_dir or "runs")
-    backend = open_storage(url, settings)
+    settings = storage_settings(args.heartbeat_s, args.grace_s, args.stall_s)
+    study_name, url = locate_study(
+        args.study_name, storage=args.storage, runs_dir=args.runs_dir or RUNS_DIR
+    )
     with quiet_optuna():
-        probe = optuna.load_study(study_name=study_name, storage=backend)
-        budget = probe.user_attrs.get("n_trials")
+        recorded = optuna.load_study(study_name=study_name, storage=open_storage(url, settings))
+        budget = StudyRecord(recorded).n_trials
         if budget is None:
             raise ConfigError(
                 f"study {study_name!r} records no n_trials; start it with r3dnas launch"
             )
-        spec = _spec_for_device(study_spec(probe), device)
+        spec = with_device(study_spec(recorded), args.device)
         datasets = check_data(spec)  # a missing file is one error now, not a failure per trial
         # NOTE: each worker gets its own sampler seed (the spec's + pid), or workers started
         # together would all propose the same first parameters.
         worker_spec = dataclasses.replace(
             spec, study=dataclasses.replace(spec.study, seed=spec.study.seed + os.getpid())
         )
-        study = optuna.load_study(
-            study_name=study_name,
-            storage=backend,
-            sampler=build_sampler(worker_spec),
-            pruner=build_pruner(spec),
-        )
-    wandb_dir = Path(runs_dir or study.user_attrs.get("runs_dir", "runs"))
-    tracker = open_tracker(spec.wandb, study_name=study_name, mode=wandb_mode,
+        study = open_study(worker_spec, study_name=study_name, storage_url=url, settings=settings)
+    wandb_dir = StudyRecord(study).runs_dir_or(args.runs_dir)
+    tracker = open_tracker(spec.wandb, study_name=study_name, mode=args.wandb_mode,
                            run_dir=wandb_dir / study_name)  # fmt: skip
-    runner = TrialRunner(spec, tracker=tracker, datasets=datasets)
-    stopped = run_local(
-        study, runner, n_trials=int(budget), timeout_s=spec.study.timeout_s, settings=settings,
-        progress=progress, label=f"{study_name} worker {os.getpid()}",
+    outcome = run_study(
+        study, spec, n_trials=budget, tracker=tracker, datasets=datasets, settings=settings,
+        progress=not args.quiet, label=f"{study_name} worker {os.getpid()}",
     )  # fmt: skip
     tracker.close()
     completed = sum(is_completed(t) for t in study.get_trials(deepcopy=False))
     return WorkerResult(
-        study_name=study_name, n_trials=int(budget), completed=completed, stopped=stopped
+        study_name=study_name, n_trials=budget, completed=completed, stopped=outcome.stopped
     )

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from optuna.pruners import BasePruner
     from optuna.samplers import BaseSampler
 
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = ["build_pruner", "build_sampler"]
 

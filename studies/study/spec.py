@@ -3,7 +3,8 @@
 Sections (each optional but ``[study]``; every key is checked, an unknown one is an error that
 names the key and its section)::
 
-    [study]        name, objectives, sampler, seed, n_trials, timeout_s, enqueue_presets
+    [study]        name, objectives, sampler, seed, n_trials, timeout_s, enqueue_presets,
+                   n_startup_trials, pruner, pruner_margin, table
     [space]        a search space (see search_space.space), or base = preset | file.json
     [data]         runners.data.datasets.DataConfig fields
     [train]        runners.training.accuracy.TrainConfig fields, and keep_checkpoints (the study's)
@@ -20,186 +21,41 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError
+from studies.study.sections import (
+    COSTS_BEFORE_TRAINING,
+    KEEP_CHECKPOINTS,
+    LATENCY_SETTINGS,
+    LATENCY_SOURCES,
+    PRUNERS,
+    SAMPLERS,
+    Constraints,
+    MeasureSpec,
+    StudySection,
+    StudySpec,
+    load_latency_table,
+    parse_objective,
+)
 from studies.tracking.tracker import TrackingConfig
 
 if TYPE_CHECKING:
-    from runners.data.datasets import DataConfig
-    from runners.latency.measure import LatencyConfig
-    from runners.training.accuracy import TrainConfig
-    from search_space.latency_model import LatencyTable
     from search_space.space import SearchSpace
 
 __all__ = [
-    "KEEP_CHECKPOINTS",
-    "LATENCY_SOURCES",
-    "OBJECTIVES",
-    "Constraints",
-    "MeasureSpec",
-    "Objective",
-    "StudySection",
-    "StudySpec",
+    "STUDY_TRAIN_KEYS",
+    "WANDB_KEYS",
     "apply_overrides",
     "load_spec",
+    "parse_spec",
     "spec_names",
 ]
 
-Direction = Literal["maximize", "minimize"]
-
-# objective name -> its natural direction; these are the metrics a trial records.
-OBJECTIVES: dict[str, Direction] = {
-    "top1": "maximize",
-    "top5": "maximize",
-    "gflops": "minimize",
-    "params_m": "minimize",
-    "latency_ms": "minimize",
-    "throughput_clips_s": "maximize",
-}
-# [measure] latency: where a trial's latency_ms comes from. "measured": timed on this machine;
-# "predicted": from a latency table (any device it was built on, nothing is timed); "both":
-# predicted (checked against max_latency_ms before anything is built) and measured.
-LATENCY_SOURCES = ("measured", "predicted", "both")
-SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
-PRUNERS = ("none", "median", "pareto", "moasha")
-# Metrics a measure knows before the first epoch: what "pareto" and "moasha" compare beside top1.
-COSTS_BEFORE_TRAINING = ("gflops", "params_m", "latency_ms", "throughput_clips_s")
 DEFAULT_SPEC = "cpu_default"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Objective:
-    name: str
-    direction: Direction
-
-    def __str__(self) -> str:
-        return f"{self.name}:{'max' if self.direction == 'maximize' else 'min'}"
-
-
-def parse_objective(text: str) -> Objective:
-    """``"top1"``, ``"top1:max"`` or ``"latency_ms:min"`` -> :class:`Objective`."""
-    name, _, direction = str(text).partition(":")
-    name = name.strip()
-    if name not in OBJECTIVES:
-        raise ConfigError(
-            f"objective {name!r} is not a metric; choose from {', '.join(OBJECTIVES)}"
-        )
-    direction = direction.strip().lower()
-    if not direction:
-        return Objective(name=name, direction=OBJECTIVES[name])
-    aliases = {
-        "max": "maximize",
-        "maximize": "maximize",
-        "min": "minimize",
-        "minimize": "minimize",
-    }
-    if direction not in aliases:
-        raise ConfigError(f"objective {text!r}: direction must be 'max' or 'min'")
-    return Objective(name=name, direction=aliases[direction])  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StudySection:
-    name: str
-    objectives: tuple[Objective, ...]
-    sampler: str = "tpe"
-    seed: int = 0
-    n_trials: int = 8
-    timeout_s: float | None = None
-    enqueue_presets: tuple[str, ...] = ()
-    n_startup_trials: int = 4
-    # "median": Optuna's, single-objective studies only; "pareto" (studies.run.pruning) and its
-    # baseline "moasha": multi-objective studies of top1 and costs known before training.
-    pruner: str = "none"
-    pruner_margin: float = 2.0  # top-1 points added to the "pareto" pruner's optimistic bound
-    # NOTE: tabular mode: trials read their measurements from this benchmark table (a CSV of
-    # r3dnas table export) instead of training; None trains for real.
-    table: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class MeasureSpec:
-    """How FLOPs and latency are measured for each trial."""
-
-    input_shape: tuple[int, int, int, int, int] = (1, 3, 8, 224, 224)
-    device: str = "auto"
-    latency_mode: str = "eager"
-    latency_warmup: int = 3
-    latency_repeats: int = 40
-    latency_threads: int | None = None
-    throughput_batch: int = 1
-    include_head: bool = False
-    measure_latency: bool = True
-    # NOTE: see LATENCY_SOURCES; a table is needed for "predicted" and "both".
-    latency: str = "measured"
-    latency_table: str | None = None
-    latency_isolation: str = "pause"
-    # NOTE: time a fixed reference network beside each one, so that the machine's drift
-    # cancels (retest within ±10% went from 31% to 94% of 100 networks here: benchmarks/README).
-    latency_reference: bool = True
-
-    def latency_config(self) -> LatencyConfig:
-        """The :class:`runners.latency.measure.LatencyConfig` these settings describe."""
-        from runners.latency.measure import LatencyConfig, default_blocks
-
-        return LatencyConfig(
-            device=self.device,
-            mode=self.latency_mode,
-            warmup=self.latency_warmup,
-            repeats=self.latency_repeats,
-            blocks=default_blocks(self.latency_repeats),
-            threads=self.latency_threads,
-            batch_size=self.throughput_batch,
-            isolation=self.latency_isolation,
-            reference=self.latency_reference,
-        )
-
-    def load_latency_table(self) -> LatencyTable | None:
-        """The :class:`~search_space.latency_model.LatencyTable` at ``latency_table`` (read once
-        per process), or ``None`` when there is none."""
-        if self.latency_table is None:
-            return None
-        return _load_table(self.latency_table)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Constraints:
-    """Budgets checked analytically before a trial is trained (``None`` = unconstrained)."""
-
-    max_gflops: float | None = None
-    max_params_m: float | None = None
-    max_latency_ms: float | None = None
-
-    def any(self) -> bool:
-        return any(
-            v is not None for v in (self.max_gflops, self.max_params_m, self.max_latency_ms)
-        )
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StudySpec:
-    study: StudySection
-    space: SearchSpace
-    data: DataConfig
-    train: TrainConfig
-    measure: MeasureSpec
-    constraints: Constraints
-    wandb: TrackingConfig
-    source: str
-    raw: dict[str, Any] = field(default_factory=dict)
-    keep_checkpoints: str = "front"  # [train] keep_checkpoints: see KEEP_CHECKPOINTS
-
-    @property
-    def objective_names(self) -> tuple[str, ...]:
-        return tuple(o.name for o in self.study.objectives)
-
-    @property
-    def directions(self) -> tuple[Direction, ...]:
-        return tuple(o.direction for o in self.study.objectives)
 
 
 # ---------------------------------------------------------------------- parsing helpers
@@ -222,9 +78,21 @@ def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) ->
     return value
 
 
+def _default(cls: type, key: str) -> Any:
+    """The default of a spec dataclass's field: every section's defaults live in its class."""
+    found = cls.__dataclass_fields__[key]  # type: ignore[attr-defined]
+    return found.default_factory() if found.default is MISSING else found.default
+
+
 def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     _check_keys("study", table, tuple(StudySection.__dataclass_fields__))
-    objectives_raw = table.get("objectives", ["top1:max", "gflops:min", "latency_ms:min"])
+
+    def get(key: str) -> Any:
+        return table.get(key, _default(StudySection, key))
+
+    objectives_raw = table.get(
+        "objectives", [str(o) for o in _default(StudySection, "objectives")]
+    )
     if isinstance(objectives_raw, str) or not isinstance(objectives_raw, list):
         raise ConfigError(
             f'[study] objectives must be a list like ["top1:max", "gflops:min"]; '
@@ -236,20 +104,20 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     names = [o.name for o in objectives]
     if len(set(names)) != len(names):
         raise ConfigError(f"[study] objectives repeat a metric: {names}")
-    sampler = table.get("sampler", "tpe")
+    sampler = get("sampler")
     if sampler not in SAMPLERS:
         raise ConfigError(f"[study] sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}")
-    n_trials = _typed("study", "n_trials", table.get("n_trials", 8), int)
+    n_trials = _typed("study", "n_trials", get("n_trials"), int)
     if n_trials < 1:
         raise ConfigError(f"[study] n_trials must be a positive int; got {n_trials}")
-    timeout = table.get("timeout_s")
-    presets = tuple(table.get("enqueue_presets", ()))
+    timeout = get("timeout_s")
+    presets = tuple(get("enqueue_presets"))
     if presets:
         from search_space.presets import preset
 
         for name in presets:
             preset(name)  # raises with the valid names
-    pruner = table.get("pruner", "none")
+    pruner = get("pruner")
     if pruner not in PRUNERS:
         raise ConfigError(f"[study] pruner must be one of {', '.join(PRUNERS)}; got {pruner!r}")
     if pruner in ("pareto", "moasha"):
@@ -264,10 +132,10 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
             f"[study] pruner {pruner!r} prunes on per-epoch accuracy; the objective must be top1 "
             f"or top5, got {objectives[0].name!r}"
         )
-    margin = _typed("study", "pruner_margin", table.get("pruner_margin", 2.0), float)
+    margin = _typed("study", "pruner_margin", get("pruner_margin"), float)
     if not 0 <= margin <= 100:
         raise ConfigError(f"[study] pruner_margin must be top-1 points in [0, 100]; got {margin}")
-    table_path = table.get("table")
+    table_path = get("table")
     if table_path is not None:
         table_path = _typed("study", "table", table_path, str)
         if not Path(table_path).is_file():
@@ -281,13 +149,11 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
         name=_typed("study", "name", table.get("name", fallback_name), str),
         objectives=objectives,
         sampler=sampler,
-        seed=_typed("study", "seed", table.get("seed", 0), int),
+        seed=_typed("study", "seed", get("seed"), int),
         n_trials=n_trials,
         timeout_s=None if timeout is None else _typed("study", "timeout_s", timeout, float),
         enqueue_presets=presets,
-        n_startup_trials=_typed(
-            "study", "n_startup_trials", table.get("n_startup_trials", 4), int
-        ),
+        n_startup_trials=_typed("study", "n_startup_trials", get("n_startup_trials"), int),
     )
 
 
@@ -323,7 +189,7 @@ def _parse_measure(
             raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
     if values.get("latency_repeats", 2) < 2:
         raise ConfigError("[measure] latency_repeats must be at least 2 (for the run-to-run CV)")
-    source = values.get("latency", "measured")
+    source = values.get("latency", _default(MeasureSpec, "latency"))
     if source not in LATENCY_SOURCES:
         raise ConfigError(
             f"[measure] latency must be one of {', '.join(map(repr, LATENCY_SOURCES))}; "
@@ -341,40 +207,17 @@ def _parse_measure(
     return measure
 
 
-# [measure] keys named by the LatencyConfig field they set (which validates them).
-_LATENCY_KEYS = {
-    "mode": "latency_mode",
-    "warmup": "latency_warmup",
-    "repeats": "latency_repeats",
-    "threads": "latency_threads",
-    "batch_size": "throughput_batch",
-    "isolation": "latency_isolation",
-    "reference": "latency_reference",
-}
-
-
 def _check_latency_config(measure: MeasureSpec) -> None:
-    """Validate the latency settings once, by :class:`~runners.latency.measure.LatencyConfig`; its
-    error is given back under the spec's key (``mode`` -> ``[measure] latency_mode``)."""
-    try:
-        measure.latency_config()
-    except ConfigError as exc:
-        field_name, _, rest = str(exc).partition(" ")
-        key = _LATENCY_KEYS.get(field_name, field_name)
-        raise ConfigError(f"[measure] {key} {rest}") from exc
+    """Validate each latency setting by :class:`~runners.latency.measure.LatencyConfig`, alone,
+    so its error is given back under the spec's key (``mode`` -> ``[measure] latency_mode``)."""
+    from runners.latency.measure import LatencyConfig
 
-
-def _load_table(path: str) -> LatencyTable:
-    from search_space.latency_model import LatencyTable
-
-    key = (path, Path(path).stat().st_mtime_ns if Path(path).is_file() else 0)
-    table = _TABLES.get(key)
-    if table is None:
-        table = _TABLES[key] = LatencyTable.load(path)
-    return table
-
-
-_TABLES: dict[tuple[str, int], LatencyTable] = {}
+    for key, name in LATENCY_SETTINGS.items():
+        try:
+            LatencyConfig(**{name: getattr(measure, key)})
+        except ConfigError as exc:
+            raise ConfigError(f"[measure] {key} {str(exc).removeprefix(name + ' ')}") from exc
+    measure.latency_config()  # and together (no rule spans two settings today)
 
 
 def _check_latency_table(measure: MeasureSpec) -> None:
@@ -384,7 +227,7 @@ def _check_latency_table(measure: MeasureSpec) -> None:
             f'[measure] latency = {measure.latency!r} needs latency_table = "FILE.json" '
             "(build one with `r3dnas latency-table --space SPACE --out FILE.json`)"
         )
-    table = _with_section("measure", lambda _: _load_table(str(measure.latency_table)), {})
+    table = _with_section("measure", lambda _: load_latency_table(str(measure.latency_table)), {})
     if tuple(table.input_shape[1:]) != tuple(measure.input_shape[1:]):
         raise ConfigError(
             f"[measure] latency_table was built for clips {list(table.input_shape[1:])} "
@@ -415,11 +258,10 @@ WANDB_KEYS = ("mode", "project", "entity")
 # [train] keys that are the study's, not the runner's (TrainConfig has the others): which trained
 # weights a study keeps under <runs_dir>/<study>/checkpoints.
 STUDY_TRAIN_KEYS = ("keep_checkpoints",)
-KEEP_CHECKPOINTS = ("none", "front", "all")
 
 
 def _pop_keep_checkpoints(table: dict[str, Any]) -> str:
-    value = table.pop("keep_checkpoints", "front")
+    value = table.pop("keep_checkpoints", _default(StudySpec, "keep_checkpoints"))
     if value not in KEEP_CHECKPOINTS:
         raise ConfigError(
             f"[train] keep_checkpoints must be one of {', '.join(map(repr, KEEP_CHECKPOINTS))}; "
@@ -483,7 +325,7 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
         study_table["table"] = str(base_dir / study_table["table"])
     study = _parse_study(study_table, fallback_name=Path(source).stem)
     space = _with_section("space", lambda d: _parse_space(d, base_dir), data.get("space", {}))
-    data_table = dict(data.get("data", {"kind": "motion"}))
+    data_table = dict(data.get("data", {}))
     for key in ("root", "train_list", "val_list"):
         if isinstance(data_table.get(key), str) and not Path(data_table[key]).is_absolute():
             data_table[key] = str(base_dir / data_table[key])

@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError, R3dnasError
+from studies.core.defaults import RUNS_DIR
+from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage
 
-    from studies.study.spec import StudySpec
+    from studies.study.sections import StudySpec
 
 __all__ = [
     "StorageSettings",
@@ -65,12 +67,14 @@ class StorageSettings:
     stall_s: int | None = None
 
 
-def default_url(study_name: str, runs_dir: Path | str = "runs") -> str:
+def default_url(study_name: str, runs_dir: Path | str = RUNS_DIR) -> str:
     path = Path(runs_dir) / f"{study_name}.db"
     return f"sqlite:///{path}"
 
 
-def resolve_storage_url(url: str | None, *, study_name: str, runs_dir: Path | str = "runs") -> str:
+def resolve_storage_url(
+    url: str | None, *, study_name: str, runs_dir: Path | str = RUNS_DIR
+) -> str:
     """The URL to use: the argument, else ``$R3DNAS_STORAGE``, else ``./runs/<name>.db``."""
     chosen = url or os.environ.get(ENV_VAR) or default_url(study_name, runs_dir)
     scheme = chosen.split(":", 1)[0].split("+", 1)[0]
@@ -102,7 +106,7 @@ def _study_names(url: str) -> list[str]:
 
 
 def locate_study(
-    study_name: str | None, *, storage: str | None, runs_dir: Path | str = "runs"
+    study_name: str | None, *, storage: str | None, runs_dir: Path | str = RUNS_DIR
 ) -> tuple[str, str]:
     """``(name, url)`` of an existing study, for the commands that only read one.
 
@@ -153,7 +157,7 @@ def _studies_in(runs_dir: Path | str) -> list[tuple[str, str]]:
 
 
 def resolve_study(
-    study: optuna.Study | str | None, *, storage: str | None, runs_dir: Path | str = "runs"
+    study: optuna.Study | str | None, *, storage: str | None, runs_dir: Path | str = RUNS_DIR
 ) -> optuna.Study:
     """``study`` itself, or the existing study :func:`locate_study` finds by that name (None:
     the storage's only study), loaded for reading (its sampler is irrelevant)."""
@@ -180,8 +184,8 @@ def name_objectives(study: optuna.Study) -> None:
     """
     import optuna
 
-    names = study.user_attrs.get("objectives")
-    if not names or study.metric_names == list(names):
+    names = StudyRecord(study).recorded_objectives
+    if not names or study.metric_names == names:
         return
     with warnings.catch_warnings():
         # NOTE: "experimental" since Optuna 3.2; it is what the dashboard and pandas read.
@@ -250,13 +254,14 @@ def open_study(
             f"study {study_name!r} in {display_url(storage_url)} has directions {stored}, but the "
             f"spec asks for {directions}; use another --study name"
         )
-    if "objectives" not in study.user_attrs:
-        study.set_user_attr("objectives", list(spec.objective_names))
-        study.set_user_attr("spec", _jsonable(spec.raw))
-        study.set_user_attr("spec_source", spec.source)
-    elif study.user_attrs["objectives"] != list(spec.objective_names):
+    record = StudyRecord(study)
+    if not record.made_by_r3dnas:
+        record.record_spec(
+            objectives=list(spec.objective_names), spec=_jsonable(spec.raw), source=spec.source
+        )
+    elif record.recorded_objectives != list(spec.objective_names):
         raise ConfigError(
-            f"study {study_name!r} records objectives {study.user_attrs['objectives']}, the spec "
+            f"study {study_name!r} records objectives {record.recorded_objectives}, the spec "
             f"asks for {list(spec.objective_names)}; use another --study name"
         )
     name_objectives(study)
@@ -275,7 +280,7 @@ def stored_spec(study: optuna.Study) -> StudySpec | None:
     """The study's spec as parsed at launch (None for a study r3dnas did not make)."""
     from studies.study.spec import parse_spec
 
-    raw = study.user_attrs.get("spec")
+    raw = StudyRecord(study).spec
     if raw is None:
         return None
     return parse_spec(raw, source=f"study {study.study_name!r}", base_dir=Path.cwd())

@@ -29,6 +29,7 @@ from typing import Any, Literal, TypeVar, get_args
 from search_space._imports import require
 from search_space.errors import ConfigError
 from search_space.strict import StrictConfig
+from studies.core.defaults import RUNS_DIR
 from studies.core.redact import redact
 
 __all__ = ["TRIAL_STATES", "StudyTracker", "TrackingConfig", "TrialRun", "open_tracker"]
@@ -138,7 +139,7 @@ class StudyTracker:
         """
         self.config = cfg
         self.study_name = study_name
-        self.dir = Path(cfg.dir if cfg.dir is not None else run_dir or Path("runs") / study_name)
+        self.dir = Path(cfg.dir if cfg.dir is not None else run_dir or Path(RUNS_DIR) / study_name)
         self.errors: list[str] = []
         self._wandb: ModuleType | None = None
         self._ready: bool | None = None  # None: not tried yet; False: gave up
@@ -361,6 +362,7 @@ class TrialRun:
             f"finish of trial {self.number}", lambda: self._run.finish(exit_code=exit_code)
         )
 
+    # NOTE: the context-manager protocol, written as StudyTracker's is (each closes its own).
     def __enter__(self) -> TrialRun:
         return self
 

@@ -14,14 +14,8 @@ import pytest
 from random_configs import random_kwargs
 
 from search_space import ConfigError, ResNet3dConfig, load_space, output_shapes, preset
-from search_space.latency_model import (
-    LatencyTable,
-    NetworkTerm,
-    fit_network_term,
-    layer_keys,
-    network_layers,
-    predict_latency,
-)
+from search_space.latency_model import LatencyTable, layer_keys, network_layers, predict_latency
+from search_space.network_term import NetworkTerm, fit_network_term
 
 ROOT = Path(__file__).resolve().parents[2]
 

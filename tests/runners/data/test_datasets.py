@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ from runners.data.transforms import (
     rescale_short_side,
     three_crop_offsets,
     to_clips,
-    transform_frames,
+    transform_frames_flip,
 )
 from runners.data.video import ClassFolderDataset, CorruptVideoWarning, VideoListDataset
 from runners.data.video_reader import VideoDecodeError, VideoReader, probe_video, read_frames
@@ -36,6 +37,11 @@ from search_space.errors import ConfigError
 av = pytest.importorskip("av")
 
 CLIP_LEN = 4
+
+
+def transform_frames(frames: np.ndarray, **settings: Any) -> torch.Tensor:
+    """The clips of :func:`transform_frames_flip`, without whether they were flipped."""
+    return transform_frames_flip(frames, **settings)[0]
 
 
 def ids_of(frames: np.ndarray, step: int) -> np.ndarray:

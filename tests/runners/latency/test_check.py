@@ -18,7 +18,9 @@ CLIP = (1, 3, 4, 32, 32)
 @pytest.fixture(scope="module")
 def measured() -> LatencyResult:
     """A real measurement of a tiny network (its numbers are then set to test the rules)."""
-    cfg = LatencyConfig(device="cpu", warmup=1, repeats=6, blocks=3, threads=1)
+    cfg = LatencyConfig(
+        device="cpu", warmup=1, repeats=6, blocks=3, threads=1, isolation="none", reference=False
+    )
     return measure_latency(TINY, CLIP, cfg)
 
 
@@ -51,7 +53,17 @@ def test_an_unreliable_measurement_is_timed_again(measured: LatencyResult) -> No
     # a real measurement on this machine goes through once when it is steady enough
     result, flag, attempts = measure_reliably(
         lambda: measure_latency(
-            TINY, CLIP, LatencyConfig(device="cpu", warmup=1, repeats=6, blocks=3, threads=1)
+            TINY,
+            CLIP,
+            LatencyConfig(
+                device="cpu",
+                warmup=1,
+                repeats=6,
+                blocks=3,
+                threads=1,
+                isolation="none",
+                reference=False,
+            ),
         )  # fmt: skip
     )
     assert attempts >= 1 and (flag is None) == (attempts < 3 or unreliable(result) is None)

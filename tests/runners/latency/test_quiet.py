@@ -150,7 +150,15 @@ def test_a_training_worker_is_stopped_while_another_process_times(
     result = measure_latency(
         ResNet3dConfig(depth=18, stage_blocks=(1, 1, 1, 1), base_channels=4),
         (1, 3, 4, 16, 16),
-        LatencyConfig(device="cpu", warmup=0, repeats=2, blocks=2, threads=1, isolation="pause"),
+        LatencyConfig(
+            device="cpu",
+            warmup=0,
+            repeats=2,
+            blocks=2,
+            threads=1,
+            isolation="pause",
+            reference=False,
+        ),
     )
     assert result.paused_workers == 1 and result.isolation == "pause"
     # "lock" serialises timers but leaves workers running

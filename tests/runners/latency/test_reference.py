@@ -30,7 +30,8 @@ TINY_SPEC = ROOT / "tests" / "studies" / "specs" / "tiny.toml"
 
 
 def _quick(**changes: object) -> LatencyConfig:
-    base = {"device": "cpu", "warmup": 1, "repeats": 6, "blocks": 3, "threads": 1}
+    base = {"device": "cpu", "warmup": 1, "repeats": 6, "blocks": 3, "threads": 1,
+            "isolation": "none", "reference": False}  # fmt: skip
     base.update(changes)
     return LatencyConfig.from_dict(base)
 
@@ -97,7 +98,8 @@ def test_baseline_is_measured_once_and_shared_by_processes() -> None:
         "from runners.latency.measure import LatencyConfig, measure_latency\n"
         "from search_space import ResNet3dConfig\n"
         "r = measure_latency(ResNet3dConfig(depth=18, base_channels=4), (1, 3, 4, 32, 32),\n"
-        "    LatencyConfig(device='cpu', repeats=4, blocks=2, threads=1, reference=True))\n"
+        "    LatencyConfig(device='cpu', repeats=4, blocks=2, threads=1, reference=True,\n"
+        "                  isolation='none'))\n"
         "print(repr(r.reference_baseline_ms))\n"
     )
     out = subprocess.run(

@@ -13,7 +13,9 @@ from search_space import Choice, ResNet3dConfig, SearchSpace
 from search_space.latency_model import LatencyTable, network_layers, predict_latency
 
 SHAPE = (1, 3, 4, 16, 16)
-FAST = LatencyConfig(device="cpu", warmup=0, repeats=2, blocks=2, threads=1, isolation="lock")
+FAST = LatencyConfig(
+    device="cpu", warmup=0, repeats=2, blocks=2, threads=1, isolation="lock", reference=False
+)
 
 
 def _space() -> SearchSpace:

@@ -17,10 +17,12 @@ import pytest
 
 from runners.scores.tabular import COLUMNS, BenchmarkTable
 from search_space.errors import ConfigError
-from studies.benchmark.table import LATENCY_ATTR, export_table
+from studies.benchmark.table import export_table
 from studies.cli import main
 from studies.run.launch import launch
-from studies.study.spec import StudySpec, load_spec
+from studies.study.record import StudyRecord
+from studies.study.sections import StudySpec
+from studies.study.spec import load_spec
 from studies.study.toml_text import dumps_toml
 
 TINY_TABLE = """
@@ -253,15 +255,15 @@ def test_latency_pass_times_again_what_another_protocol_timed(
 ) -> None:
     _, storage = exported
     study = optuna.load_study(study_name="tiny-table", storage=storage)
-    before = study.user_attrs[LATENCY_ATTR]
+    before = StudyRecord(study).table_latency
     assert {entry["reference"] for entry in before.values()} == {True}  # the default
     args = ["table", "latency", "--study", "tiny-table", "--storage", storage,
             "--repeats", "3", "--warmup", "1", "--isolation", "none", "-q"]  # fmt: skip
     assert main([*args, "--no-reference"]) == 0
-    raw = optuna.load_study(study_name="tiny-table", storage=storage).user_attrs[LATENCY_ATTR]
+    raw = StudyRecord(optuna.load_study(study_name="tiny-table", storage=storage)).table_latency
     assert set(raw) == set(before) and {e["reference"] for e in raw.values()} == {False}
     assert main([*args, "--no-reference"]) == 0  # nothing left to time: unchanged
-    again = optuna.load_study(study_name="tiny-table", storage=storage).user_attrs[LATENCY_ATTR]
+    again = StudyRecord(optuna.load_study(study_name="tiny-table", storage=storage)).table_latency
     assert again == raw
 
 

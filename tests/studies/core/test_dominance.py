@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from studies.core.dominance import dominates, hypervolume, non_dominated
+from studies.core.dominance import dominates, hypervolume, minimised, non_dominated, sign
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,12 @@ def test_hypervolume_matches_optunas_and_closed_forms() -> None:
         # duplicates and points beyond the reference add nothing
         extra = [*points, points[0], [1.5] * dims]
         assert hypervolume(extra, reference) == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_maximised_objective_is_negated_whatever_the_case_of_its_direction() -> None:
+    assert [sign("minimize"), sign("maximize"), sign("MAXIMIZE"), sign("MINIMIZE")] == [
+        1.0, -1.0, -1.0, 1.0
+    ]  # fmt: skip
+    assert minimised([80.0, 2.5], ["maximize", "minimize"]) == [-80.0, 2.5]
+    with pytest.raises(ValueError):
+        minimised([1.0], ["minimize", "maximize"])  # one direction per value

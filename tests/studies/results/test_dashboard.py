@@ -27,7 +27,8 @@ from studies import pareto, select_trial, stored_spec, trials
 from studies.run.loop import make_objective, run_trials
 from studies.run.measure import EpochHook, Infeasible, check_constraints
 from studies.run.objective import TrialRunner
-from studies.study.spec import StudySpec, parse_spec
+from studies.study.sections import StudySpec
+from studies.study.spec import parse_spec
 from studies.study.storage import open_study
 
 TINY = Path(__file__).parents[1] / "specs" / "tiny.toml"

@@ -14,10 +14,10 @@ import optuna
 import pytest
 
 from search_space import ConfigError, ResNet3dConfig
+from search_space.config import readable_architecture
 from studies.results.export import export
 from studies.results.mmaction2_config import mmaction2_config_text
 from studies.results.pareto import format_pareto, pareto, plot_pareto, select_trial
-from studies.run.objective import readable_architecture
 
 OBJECTIVES = ["top1", "gflops", "latency_ms"]
 DIRECTIONS = ["maximize", "minimize", "minimize"]

@@ -30,7 +30,9 @@ def _spec(tmp_path: Path, **sections: dict) -> object:  # type: ignore[type-arg]
 def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("table")
     spec = _spec(tmp)
-    cfg = LatencyConfig(device="cpu", warmup=0, repeats=2, blocks=2, threads=1, isolation="lock")
+    cfg = LatencyConfig(
+        device="cpu", warmup=0, repeats=2, blocks=2, threads=1, isolation="lock", reference=False
+    )
     build_latency_table(spec.space, cfg, calibrate=0, out=tmp / "tiny.json")  # type: ignore[attr-defined]
     return tmp / "tiny.json"
 

@@ -16,7 +16,8 @@ from search_space.config import ResNet3dConfig
 from studies.run.loop import make_objective, run_trials
 from studies.run.measure import EpochHook
 from studies.run.objective import TrialRunner
-from studies.study.spec import StudySpec, parse_spec
+from studies.study.sections import StudySpec
+from studies.study.spec import parse_spec
 
 TINY = Path(__file__).parents[1] / "specs" / "tiny.toml"
 

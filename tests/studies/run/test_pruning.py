@@ -23,7 +23,8 @@ from studies.run.pruning import (
     optimistic_top1,
     pareto_rule,
 )
-from studies.study.spec import StudySpec, load_spec
+from studies.study.sections import StudySpec
+from studies.study.spec import load_spec
 
 # ---------------------------------------------------------------------- the bound
 
