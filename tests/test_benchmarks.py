@@ -188,3 +188,13 @@ def test_table_benchmarks_refuse_bad_options_in_one_line(
     )  # fmt: skip
     assert proc.returncode == code and message in proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr
+
+
+def test_table_quality_refuses_a_table_of_too_few_networks(tmp_path: Path) -> None:
+    lines = (ROOT / "benchmarks/tables/bench_v2.csv").read_text().splitlines(keepends=True)
+    one = tmp_path / "one.csv"
+    one.write_text("".join(lines[:3]))  # header and one network's two seeds
+    proc = subprocess.run([sys.executable, "benchmarks/bench_table_quality.py", str(one)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith("1 architecture(s); the checks need >= 3")
