@@ -177,3 +177,11 @@ def test_table_benchmarks_refuse_bad_options_in_one_line(
     )  # fmt: skip
     assert proc.returncode == code and message in proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in proc.stderr
+
+
+def test_stress_worker_kill_runs_one_scenario() -> None:
+    """One run of the worker-kill stress (no busy loops): the kill lands, nothing hangs."""
+    out = _run("benchmarks/stress_worker_kill.py", "--runs", "1", "--kill-at", "digest",
+               "--deadline", "120")  # fmt: skip
+    assert "1 runs, 0 hangs, 0 with a problem (sqlite, 0 hogs, kill at digest)" in out
+    assert "6/6 complete" in out
