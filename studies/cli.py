@@ -341,10 +341,8 @@ def _check_positive(args: argparse.Namespace, *names: str) -> None:
     from search_space.errors import ConfigError
 
     for name in names:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag} must be a positive int; got {value}")
+        if (value := getattr(args, name)) is not None and value < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be a positive int; got {value}")
 
 
 def _add_config_args(parser: argparse.ArgumentParser, *, default_input: str) -> None:

@@ -198,3 +198,11 @@ def test_table_quality_refuses_a_table_of_too_few_networks(tmp_path: Path) -> No
                           cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith("1 architecture(s); the checks need >= 3")
+
+
+def test_stress_worker_kill_runs_one_scenario() -> None:
+    """One run of the worker-kill stress (no busy loops): the kill lands, nothing hangs."""
+    out = _run("benchmarks/stress_worker_kill.py", "--runs", "1", "--kill-at", "digest",
+               "--deadline", "120")  # fmt: skip
+    assert "1 runs, 0 hangs, 0 with a problem (sqlite, 0 hogs, kill at digest)" in out
+    assert "6/6 complete" in out

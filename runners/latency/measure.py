@@ -394,9 +394,7 @@ def measure_model_latency(
         freezing = prepared.inductor_freezing
     summary = summarize_ms(samples_ms)
     block_medians = tuple(statistics.median(b) for b in split_blocks(samples_ms, cfg.block_count))
-    # NOTE: throughput is corrected like latency (issue 20: 4.66 ms but 3.0 clips/s): with a
-    # reference, the batch's 10th percentile over the reference's, times its baseline.
-    throughput_ms = batch_median_ms
+    throughput_ms = batch_median_ms  # NOTE: corrected like latency_ms (module docs)
     if reference_ms is not None and baseline_ms is not None:
         throughput_ms = percentile(sorted(batch_samples), 10) / reference_ms * baseline_ms
     return LatencyResult(

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["DEBUG_ENV", "log_path", "trial_warnings_to_file", "verbose"]
 
 DEBUG_ENV = "R3DNAS_DEBUG"
-# Optuna's per-trial warnings (optuna/study/_optimize.py, _tell.py).
+# Optuna's per-trial warnings, and the logger that emits them (optuna/study/_optimize.py).
+_EMITTER = "optuna.study._optimize"
 _PER_TRIAL = re.compile(r"Trial \d+ failed (with parameters|with value|because)")
 
 
@@ -43,7 +44,7 @@ def log_path(study: optuna.Study) -> Path:
 
 
 class _ToFile(logging.Filter):
-    """Drops Optuna's per-trial warnings from a terminal handler, writing them to a file."""
+    """Drops Optuna's per-trial warnings from the terminal, writing them to a file."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -70,12 +71,12 @@ def trial_warnings_to_file(study: optuna.Study) -> Iterator[Path | None]:
         yield None
         return
     path = log_path(study)
-    handlers = logging.getLogger("optuna").handlers
+    # NOTE: on the logger that emits them, so each record is seen once, before any handler
+    # (Optuna's, or the root's that pytest or a notebook add).
+    logger = logging.getLogger(_EMITTER)
     filt = _ToFile(path)
-    for handler in handlers:
-        handler.addFilter(filt)
+    logger.addFilter(filt)
     try:
         yield path
     finally:
-        for handler in handlers:
-            handler.removeFilter(filt)
+        logger.removeFilter(filt)

@@ -241,7 +241,8 @@ def test_a_timer_pauses_only_its_own_studys_workers(
         with pause_scope("study-a"), quiet_machine("pause") as paused:
             states = {scope: _state(p.pid) for scope, p in procs.items()}
         assert paused == [procs["study-a"].pid]
-        assert states == {"study-a": "T", "study-b": "S", "-": "S"}
+        stopped = {scope for scope, state in states.items() if state in ("T", "t")}
+        assert stopped == {"study-a"}, states
         with quiet_machine("pause") as paused:  # a timer of no study: the no-study workers
             assert paused == [procs["-"].pid]
         monkeypatch.setenv("R3DNAS_PAUSE_SCOPE", "machine")
