@@ -21,7 +21,8 @@ Samplers: the spec's (``random``, ``tpe`` as shipped, ``nsga2``, ``gp``, ``grid`
 ``cost_aware``), and for comparison ``tpe_default`` (Optuna's ``TPESampler(seed=...)``),
 ``gp_distinct`` (Optuna's GP inside :class:`studies.cost_aware.DistinctNetworks`), ``botorch``
 (optuna-integration's ``BoTorchSampler``, qLogNEHVI, every objective a black box) and
-``oracle`` (the exact front's networks first, largest hypervolume gain first: the ceiling; no
+``cost_aware_nolat`` (``cost_aware`` blind to the table's latency until trials measure it, as
+in a study without a latency source) and ``oracle`` (the exact front's networks first, largest hypervolume gain first: the ceiling; no
 study is run).
 """
 
@@ -44,7 +45,7 @@ from runners.tabular import BenchmarkTable  # noqa: E402
 from studies.pareto import hypervolume, non_dominated  # noqa: E402
 
 SPEC_SAMPLERS = ("random", "tpe", "nsga2", "gp", "grid", "cost_aware")
-EXTRA_SAMPLERS = ("tpe_default", "gp_distinct", "botorch", "oracle")
+EXTRA_SAMPLERS = ("tpe_default", "gp_distinct", "botorch", "cost_aware_nolat", "oracle")
 SAMPLERS = ("cost_aware", "random", "tpe", "tpe_default", "gp_distinct", "nsga2", "botorch",
             "oracle")  # fmt: skip
 CHECKPOINTS = (10, 25, 50, 100)
@@ -128,6 +129,10 @@ def _extra_sampler(name: str, spec: Any) -> Any:
     if name == "gp_distinct":
         inner = optuna.samplers.GPSampler(seed=seed, n_startup_trials=spec.study.n_startup_trials)
         return DistinctNetworks(inner, spec)
+    if name == "cost_aware_nolat":
+        from studies.cost_aware import CostAwareSampler
+
+        return CostAwareSampler(spec, use_latency=False)
     if name == "botorch":
         from optuna_integration import BoTorchSampler
 

@@ -211,7 +211,7 @@ _ABSENT = "__absent__"
 _CACHE: dict[str, Candidates] = {}
 
 
-def _enumerate(spec: StudySpec) -> Candidates:
+def _enumerate(spec: StudySpec, use_latency: bool) -> Candidates:
     from search_space.cost import cost
 
     space = spec.space
@@ -240,7 +240,7 @@ def _enumerate(spec: StudySpec) -> Candidates:
             f"sampler 'cost_aware': the space {space.name!r} has no feasible network for input "
             f"{list(spec.measure.input_shape)}"
         )
-    latency = _latencies(spec, digests, configs)
+    latency = _latencies(spec, digests, configs) if use_latency else np.array([math.nan])
     source = _latency_source(spec) if np.isfinite(latency).all() else "none"
     if source == "none":
         latency = np.full(len(digests), math.nan)
@@ -263,8 +263,12 @@ def _enumerate(spec: StudySpec) -> Candidates:
     )
 
 
-def build_candidates(spec: StudySpec) -> Candidates:
-    """The candidates of ``spec`` (cached per process on what decides them)."""
+def build_candidates(spec: StudySpec, *, use_latency: bool = True) -> Candidates:
+    """The candidates of ``spec`` (cached per process on what decides them).
+
+    ``use_latency=False`` ignores the latency source, as for a study that has none (how
+    ``benchmarks/bench_search.py`` measures that case on a table).
+    """
     key = json.dumps(
         {
             "space": spec.space.to_dict(),
@@ -272,6 +276,7 @@ def build_candidates(spec: StudySpec) -> Candidates:
                         spec.measure.latency, spec.measure.latency_table],
             "classes": spec.data.num_classes,
             "table": spec.study.table,
+            "use_latency": use_latency,
             "seed": spec.study.seed,
         },
         sort_keys=True,
@@ -279,5 +284,5 @@ def build_candidates(spec: StudySpec) -> Candidates:
     )  # fmt: skip
     # NOTE: one enumeration per process and spec: the candidates depend on the spec alone.
     if key not in _CACHE:
-        _CACHE[key] = _enumerate(spec)
+        _CACHE[key] = _enumerate(spec, use_latency)
     return _CACHE[key]

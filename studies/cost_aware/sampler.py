@@ -78,22 +78,29 @@ def check_cost_aware(spec: StudySpec) -> None:
 
 class CostAwareSampler(BaseSampler):
     """See the module docstring. ``seed`` defaults to ``[study] seed``, ``n_startup`` to
-    ``[study] n_startup_trials``."""
+    ``[study] n_startup_trials``; ``use_latency=False`` ignores the latency source (the
+    benchmark of a study without one)."""
 
     def __init__(
-        self, spec: StudySpec, *, seed: int | None = None, n_startup: int | None = None
+        self,
+        spec: StudySpec,
+        *,
+        seed: int | None = None,
+        n_startup: int | None = None,
+        use_latency: bool = True,
     ) -> None:
         check_cost_aware(spec)
         self._spec = spec
         self._seed = spec.study.seed if seed is None else seed
         self._n_startup = max(1, spec.study.n_startup_trials if n_startup is None else n_startup)
         self._independent = RandomSampler(seed=self._seed)
+        self._use_latency = use_latency
         self._candidates: Candidates | None = None
 
     def candidates(self) -> Candidates:
         """The spec's networks (enumerated at the first use, once per process)."""
         if self._candidates is None:
-            self._candidates = build_candidates(self._spec)
+            self._candidates = build_candidates(self._spec, use_latency=self._use_latency)
         return self._candidates
 
     def _resolve(self, params: Mapping[str, Any]) -> str | None:

@@ -105,11 +105,14 @@ def test_two_workers_never_measure_one_network_twice(tmp_path: Path) -> None:
     url = f"journal://{tmp_path / 'ca.log'}"
     study = _launch(_v1_spec("study.n_trials=12"), url, tmp_path, workers=2)
     trials = study.get_trials(deepcopy=False)
-    assert len({t.user_attrs["worker"] for t in trials}) == 2
-    assert [t.state for t in trials] == [COMPLETE] * 12
+    assert len({t.user_attrs["worker"] for t in trials if "worker" in t.user_attrs}) == 2
+    # a trial either trained a network, or lost the last budget slot to the other worker
+    measured = [t for t in trials if t.state == COMPLETE]
+    others = [t.user_attrs.get("state") for t in trials if t.state != COMPLETE]
+    assert len(measured) == 12 and set(others) <= {"over_budget"}, others
     digests = _digests(study)
     assert len(digests) == len(set(digests)) == 12
-    phases = [t.system_attrs["cost_aware"]["phase"] for t in trials]
+    phases = [t.system_attrs["cost_aware"]["phase"] for t in measured]
     assert phases.count("start") >= 4 and phases[-1] == "model"
 
 
@@ -213,16 +216,18 @@ def test_the_wrapper_makes_every_trial_a_new_network(inner: str, tmp_path: Path)
 
 
 def test_an_exhausted_space_is_marked(tmp_path: Path) -> None:
-    """The synthetic space has 5 networks: trials 0-4 train them all, trial 5 is marked and
-    reuses one."""
+    """Every network of the synthetic space trained, one per trial; the next trial is marked
+    and reuses one."""
     from tables import synthetic_table
 
     table = synthetic_table(tmp_path)
     spec = load_spec(table.with_suffix(".toml"), overrides=[f'study.table="{table}"',
                                                              'study.pruner="none"'])  # fmt: skip
-    assert len(build_candidates(spec)) == 5
-    study = _wrapped_study(spec, optuna.samplers.RandomSampler(seed=0), tmp_path, n_trials=6)
+    size = len(build_candidates(spec))
+    assert size == 12
+    inner = optuna.samplers.RandomSampler(seed=0)
+    study = _wrapped_study(spec, inner, tmp_path, n_trials=size + 1)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    assert [space_exhausted(t) for t in trials] == [False] * 5 + [True]
-    assert len(set(_digests(study)[:5])) == 5
-    assert trials[5].user_attrs["state"] == "reused"
+    assert [space_exhausted(t) for t in trials] == [False] * size + [True]
+    assert len(set(_digests(study)[:size])) == size
+    assert trials[size].user_attrs["state"] == "reused"
