@@ -22,8 +22,8 @@ Samplers: the spec's (``random``, ``tpe`` as shipped, ``nsga2``, ``gp``, ``grid`
 ``gp_distinct`` (Optuna's GP inside :class:`studies.cost_aware.DistinctNetworks`), ``botorch``
 (optuna-integration's ``BoTorchSampler``, qLogNEHVI, every objective a black box) and
 ``cost_aware_nolat`` (``cost_aware`` blind to the table's latency until trials measure it, as
-in a study without a latency source) and ``oracle`` (the exact front's networks first, largest hypervolume gain first: the ceiling; no
-study is run).
+in a study without a latency source) and ``oracle`` (the exact front's networks first,
+largest hypervolume gain first: the ceiling; no study is run).
 """
 
 from __future__ import annotations
@@ -214,6 +214,9 @@ def main() -> int:
     if unknown:
         parser.error(f"--samplers: unknown {', '.join(unknown)}; choose from "
                      f"{', '.join(SPEC_SAMPLERS + EXTRA_SAMPLERS)}")  # fmt: skip
+    missing = [name for name in samplers if not (out / f"runs_{name}.json").is_file()]
+    if args.report and missing:
+        parser.error(f"--report: {out} has no saved runs of {', '.join(missing)}")
     for sampler in samplers:
         if args.report:
             continue
@@ -251,7 +254,8 @@ def _summarise(sampler: str, out: Path, points: dict[str, list[float]], exact: f
     """The numbers of one sampler's saved runs (and its curves as .npy for the plot)."""
     record = json.loads((out / f"runs_{sampler}.json").read_text())
     runs = record["runs"]
-    curves = [curve(r["digests"], points, exact) for r in runs]
+    # NOTE: runs of a longer study are read up to ``trials`` (one report over several runs)
+    curves = [curve(r["digests"][:trials], points, exact) for r in runs]
     np.save(out / f"curves_{sampler}.npy", np.array([c + [c[-1]] * (trials - len(c))
                                                      for c in curves]))  # fmt: skip
     reached = [next((i + 1 for i, v in enumerate(c) if v >= 0.95), None) for c in curves]

@@ -1,7 +1,9 @@
 """A made-up landscape over a real table's networks: same space, costs and latency, new top-1.
 
-    python benchmarks/synthetic_landscape.py benchmarks/tables/bench_table.csv --seed 1 --out runs/synth1/synth.csv
-    python benchmarks/bench_search.py runs/synth1/synth.csv --reps 10 --trials 50 --samplers cost_aware,tpe,random
+    python benchmarks/synthetic_landscape.py benchmarks/tables/bench_table.csv --seed 1 \
+        --out runs/synth1/synth.csv
+    python benchmarks/bench_search.py runs/synth1/synth.csv --reps 4 --trials 25 \
+        --samplers cost_aware,tpe,random
 
 Why: a sampler tuned to one table can fail on the next one. The landscape keeps the table's
 networks, GFLOPs and latency, and draws their top-1 anew: a random main effect per factor value

@@ -30,9 +30,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-__all__ = ["EXHAUSTED_ATTR", "Taken", "claim", "mark_exhausted", "space_exhausted", "taken"]
+__all__ = [
+    "EXHAUSTED_ATTR",
+    "Taken",
+    "claim",
+    "mark_exhausted",
+    "set_system_attr",
+    "space_exhausted",
+    "taken",
+]
 
 # Trial system attribute: the sampler found no network left to propose (the trial then samples
 # as its inner sampler would, and is reused); the run loop may stop the study on it.
@@ -88,15 +97,28 @@ def taken(study: optuna.Study, trial: FrozenTrial, resolve: Resolve) -> Taken:
     return Taken(measured=frozenset(measured), pending=frozenset(pending))
 
 
+def _storage(study: optuna.Study) -> BaseStorage:
+    """``study``'s storage.
+
+    NOTE: as :func:`studies.storage.study_storage` (Optuna has no public accessor), which this
+    package cannot import: ``studies.storage`` builds the samplers, this one among them.
+    """
+    storage: BaseStorage = study._storage
+    return storage
+
+
+def set_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    """Write a system attribute of the running ``trial`` (what a sampler records about it)."""
+    _storage(study).set_trial_system_attr(trial._trial_id, key, value)
+
+
 def _write_fixed(study: optuna.Study, trial: FrozenTrial, params: Mapping[str, Any]) -> None:
     """Set ``fixed_params`` in storage and on the frozen trial ``optuna.Trial`` reads it from.
 
     NOTE: Optuna 5.0's ``Trial.__init__`` calls ``sampler.before_trial(study, frozen)`` and then
     reads ``frozen.system_attrs["fixed_params"]`` from that same object, so both are written.
     """
-    from studies.storage import study_storage
-
-    study_storage(study).set_trial_system_attr(trial._trial_id, "fixed_params", dict(params))
+    _storage(study).set_trial_system_attr(trial._trial_id, "fixed_params", dict(params))
     trial.system_attrs["fixed_params"] = dict(params)
 
 
@@ -122,9 +144,7 @@ def claim(
 
 def mark_exhausted(study: optuna.Study, trial: FrozenTrial) -> None:
     """Record on ``trial`` that no network was left to propose."""
-    from studies.storage import study_storage
-
-    study_storage(study).set_trial_system_attr(trial._trial_id, EXHAUSTED_ATTR, True)
+    _storage(study).set_trial_system_attr(trial._trial_id, EXHAUSTED_ATTR, True)
     trial.system_attrs[EXHAUSTED_ATTR] = True
 
 

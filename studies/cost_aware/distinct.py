@@ -38,7 +38,7 @@ from optuna.samplers import BaseSampler
 
 from search_space.space import InfeasibleConfig
 from studies.cost_aware.candidates import Candidates, build_candidates
-from studies.cost_aware.claims import claim, mark_exhausted, taken
+from studies.cost_aware.claims import claim, mark_exhausted, set_system_attr, taken
 
 if TYPE_CHECKING:
     import optuna
@@ -144,15 +144,12 @@ class DistinctNetworks(BaseSampler):
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Ask the inner sampler until it proposes a new network (see the module docstring)."""
-        from studies.storage import study_storage
-
         self.inner.before_trial(study, trial)
         if self._fixed(trial):
             return
-        storage = study_storage(study)
         # NOTE: the inner sampler may have written system attributes (GridSampler's grid_id)
         # that its own sampling reads back from the frozen trial.
-        proposing = storage.get_trial(trial._trial_id)
+        proposing = study.get_trials(deepcopy=False)[trial.number]
         state = taken(study, trial, self._resolve)
         excluded = set(state.measured) | set(state.pending)
         feasible = self._feasible()
@@ -168,8 +165,7 @@ class DistinctNetworks(BaseSampler):
             fits = digest is not None and (row is None or bool(feasible[row]))
             if fits and digest not in excluded and claim(study, trial, last, str(digest),
                                                          self._resolve):  # fmt: skip
-                storage.set_trial_system_attr(trial._trial_id, INFO_ATTR,
-                                              {"asked": asked, "fallback": False})  # fmt: skip
+                set_system_attr(study, trial, INFO_ATTR, {"asked": asked, "fallback": False})
                 return
             if digest is not None:
                 excluded.add(digest)
@@ -181,7 +177,7 @@ class DistinctNetworks(BaseSampler):
             digest = self.candidates().digests[row]
             if claim(study, trial, self.candidates().params[row], digest, self._resolve):
                 info = {"asked": self._tries, "fallback": True}
-                storage.set_trial_system_attr(trial._trial_id, INFO_ATTR, info)
+                set_system_attr(study, trial, INFO_ATTR, info)
                 return
             excluded.add(digest)
 

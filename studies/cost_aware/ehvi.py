@@ -66,12 +66,14 @@ def uncovered_area(costs: np.ndarray, front: np.ndarray, reference: np.ndarray) 
         width = np.clip(np.maximum(right[None, :], a) - np.maximum(x[None, :], a), 0.0, None)
         height = np.clip(reference[1] - np.maximum(y[None, :], b), 0.0, None)
         return box - (width * height).sum(axis=1)
-    from studies.pareto import hypervolume
+    # NOTE: Optuna's exact hypervolume (private: it has no public one); studies.pareto's cannot
+    # be imported here (studies.pareto reaches studies.storage, which builds this sampler).
+    from optuna._hypervolume import compute_hypervolume
 
     out = np.empty(n)
     for i in range(n):
         clipped = np.maximum(inside, costs[i][None, :])
-        out[i] = box[i] - hypervolume(clipped.tolist(), reference.tolist())
+        out[i] = box[i] - compute_hypervolume(clipped, reference)
     return out
 
 

@@ -38,7 +38,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 
 from search_space.errors import ConfigError
 from studies.cost_aware.candidates import Candidates, build_candidates
-from studies.cost_aware.claims import claim, mark_exhausted, taken
+from studies.cost_aware.claims import claim, mark_exhausted, set_system_attr, taken
 from studies.cost_aware.ehvi import expected_improvement
 from studies.cost_aware.model import fit_posterior
 
@@ -150,9 +150,7 @@ class CostAwareSampler(BaseSampler):
             row, info = pick
             digest = candidates.digests[row]
             if claim(study, trial, candidates.params[row], digest, self._resolve):
-                from studies.storage import study_storage
-
-                study_storage(study).set_trial_system_attr(trial._trial_id, INFO_ATTR, info)
+                set_system_attr(study, trial, INFO_ATTR, info)
                 return
             lost.add(digest)
 
@@ -172,8 +170,6 @@ class CostAwareSampler(BaseSampler):
             pending: digests other trials are measuring: placed on the front at their
                 posterior mean, so parallel workers spread out.
         """
-        from studies.pareto import is_feasible
-
         candidates = self.candidates()
         available = self._feasible().copy()
         for digest in excluded:
@@ -189,7 +185,11 @@ class CostAwareSampler(BaseSampler):
         observed = [
             t
             for t in trials
-            if t.values is not None and t.state.name == "COMPLETE" and is_feasible(t)
+            # NOTE: studies.pareto.is_feasible's rule; that module cannot be imported here
+            # (it reaches studies.storage, which builds this sampler)
+            if t.values is not None
+            and t.state.name == "COMPLETE"
+            and all(c <= 0 for c in t.constraints.values())
         ]
         rows = [candidates.index.get(str(t.user_attrs.get("digest"))) for t in observed]
         modelled = [(r, t.values[trained]) for r, t in zip(rows, observed, strict=True)
