@@ -163,6 +163,33 @@ def test_committed_scores_are_what_r3dnas_score_computes() -> None:
             assert math.isclose(float(stored[name]), value, rel_tol=1e-3), (row.digest, name)
 
 
+def test_bench_search_compares_cost_aware_with_the_oracle(tmp_path: Path) -> None:
+    """The new comparison rows on the synthetic two-seed table (12 networks): cost_aware trains
+    a new network at every trial, the oracle is the ceiling, --report prints the same tables."""
+    from tables import synthetic_table
+
+    table = synthetic_table(tmp_path, seeds=(0, 1), latency=True)
+    out = tmp_path / "search"
+    samplers = "cost_aware,cost_aware_nolat,oracle"  # NOTE: gp_distinct: test_cost_aware.py
+    search = _run("benchmarks/bench_search.py", str(table), "--reps", "2", "--trials", "10",
+                  "--samplers", samplers, "--out", str(out))  # fmt: skip
+    rows = {line.split("|")[1].strip(): line for line in search.splitlines()
+            if line.startswith("| ")}  # fmt: skip
+    assert set(samplers.split(",")) <= set(rows)
+    assert "10 (10 trained)" in rows["cost_aware"] and "10 (10 trained)" in rows["oracle"]
+    assert "| oracle | 2 | 1.000 ± 0.000 |" in rows["oracle"]
+    assert (out / "search.png").stat().st_size > 0
+    again = _run("benchmarks/bench_search.py", str(table), "--trials", "10", "--samplers",
+                 samplers, "--out", str(out), "--report")  # fmt: skip
+    assert again.split("mean ± 95%", 1)[1] == search.split("mean ± 95%", 1)[1]
+
+
+def test_bench_cost_aware_times_one_proposal() -> None:
+    out = _run("benchmarks/bench_cost_aware.py", "--spec", "cpu_default", "--observations",
+               "8", "--reps", "1")  # fmt: skip
+    assert "186 candidates (complete: True)" in out and "one proposal with 8 observations" in out
+
+
 def test_pilot_recipes_refuses_a_bad_recipe_in_one_line() -> None:
     proc = subprocess.run([sys.executable, "benchmarks/pilot_recipes.py", '{"epoch": 2}'],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -177,6 +204,13 @@ def test_pilot_recipes_refuses_a_bad_recipe_in_one_line() -> None:
         ("bench_early_stopping.py", ["--pruners", "median"], 1, "unknown 'median'"),
         ("bench_early_stopping.py", ["--report", "missing.json"], 2, "--report: no file"),
         ("bench_search.py", ["--attempts", "0"], 2, "--attempts must be >= 1"),
+        ("bench_search.py", ["--samplers", "cmaes"], 2, "--samplers: unknown cmaes"),
+        (
+            "bench_search.py",
+            ["--samplers", "random", "--report", "--out", "nowhere"],
+            2,
+            "--report: nowhere has no saved runs of random",
+        ),
     ],
 )
 def test_table_benchmarks_refuse_bad_options_in_one_line(

@@ -22,7 +22,7 @@ from typing import Any
 
 from search_space.errors import ConfigError, DataError
 
-__all__ = ["COLUMNS", "BenchmarkTable", "TableRow"]
+__all__ = ["COLUMNS", "BenchmarkTable", "TableRow", "load_table"]
 
 # column -> how to read it back from CSV text
 _FLOAT_COLUMNS = (
@@ -207,3 +207,19 @@ class BenchmarkTable:
         for row in self.rows:
             sums.setdefault(row.digest, []).append(row.top1)
         return {digest: sum(v) / len(v) for digest, v in sums.items()}
+
+
+_TABLES: dict[tuple[str, float], BenchmarkTable] = {}
+
+
+def load_table(path: str | Path) -> BenchmarkTable:
+    """The table at ``path``, read once per process (and again when the file changes).
+
+    Why cached: a tabular study's trials, and the cost-aware sampler's candidates, all read the
+    same table; one parse per process keeps a 100-trial study to seconds.
+    """
+    resolved = Path(path).resolve()
+    key = (str(resolved), resolved.stat().st_mtime if resolved.exists() else 0.0)
+    if key not in _TABLES:
+        _TABLES[key] = BenchmarkTable.load(resolved)
+    return _TABLES[key]

@@ -95,7 +95,7 @@ def check_data(spec: StudySpec) -> tuple[Dataset, Dataset]:
     from runners.data.datasets import build_datasets
 
     if spec.study.table is not None:
-        from studies.run.tabular_mode import load_table
+        from runners.scores.tabular import load_table
 
         load_table(spec.study.table)
     return build_datasets(spec.data)

@@ -18,30 +18,18 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runners.scores.tabular import load_table
 from search_space.errors import TrialFailure
 from studies.run.measure import EpochHook, Infeasible, check_constraints, record_known
 
 if TYPE_CHECKING:
     import optuna
 
-    from runners.scores.tabular import BenchmarkTable, TableRow
+    from runners.scores.tabular import TableRow
     from search_space.config import ResNet3dConfig
     from studies.study.sections import StudySpec
 
-__all__ = ["TableMeasure", "load_table"]
-
-_TABLES: dict[tuple[str, float], BenchmarkTable] = {}
-
-
-def load_table(path: str | Path) -> BenchmarkTable:
-    """The table at ``path``, read once per process (and again when the file changes)."""
-    from runners.scores.tabular import BenchmarkTable
-
-    resolved = Path(path).resolve()
-    key = (str(resolved), resolved.stat().st_mtime if resolved.exists() else 0.0)
-    if key not in _TABLES:
-        _TABLES[key] = BenchmarkTable.load(resolved)
-    return _TABLES[key]
+__all__ = ["TableMeasure"]
 
 
 class TableMeasure:

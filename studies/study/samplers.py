@@ -34,6 +34,10 @@ def build_sampler(spec: StudySpec) -> BaseSampler:
                 constant_liar=True,
                 n_startup_trials=study.n_startup_trials,
             )
+    if study.sampler == "cost_aware":
+        from studies.sampling.sampler import CostAwareSampler
+
+        return CostAwareSampler(spec)
     if study.sampler == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=study.seed)
     if study.sampler == "gp":

@@ -59,7 +59,7 @@ KEEP_CHECKPOINTS = (
 # "predicted": from a latency table (any device it was built on, nothing is timed); "both":
 # predicted (checked against max_latency_ms before anything is built) and measured.
 LATENCY_SOURCES = ("measured", "predicted", "both")
-SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid")
+SAMPLERS = ("tpe", "nsga2", "gp", "random", "grid", "cost_aware")
 PRUNERS = ("none", "median", "pareto", "moasha")
 # Metrics a measure knows before the first epoch: what "pareto" and "moasha" compare beside top1.
 COSTS_BEFORE_TRAINING = ("gflops", "params_m", "latency_ms", "throughput_clips_s")
