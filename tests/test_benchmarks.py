@@ -240,3 +240,26 @@ def test_stress_worker_kill_runs_one_scenario() -> None:
                "--deadline", "120")  # fmt: skip
     assert "1 runs, 0 hangs, 0 with a problem (sqlite, 0 hogs, kill at digest)" in out
     assert "6/6 complete" in out
+
+
+def test_bench_confirm_compares_fronts_with_and_without_confirmation(tmp_path: Path) -> None:
+    """bench_confirm on a two-seed table, as benchmarks/README.md runs it on the real one."""
+    from tables import synthetic_table
+
+    table = synthetic_table(tmp_path, seeds=(0, 1), latency=True)
+    out = _run("benchmarks/bench_confirm.py", str(table), "--reps", "2", "--trials", "6")
+    rows = {line.split("|")[2].strip(): line for line in out.splitlines()
+            if line.startswith("| 6 |")}  # fmt: skip
+    assert set(rows) == {"without", "with", "more search"}
+    # seed 1 is seed 0 plus one point for every network: confirmation changes no ranking, and
+    # at most ceil(6 / 2) networks get one more seed each
+    assert rows["with"].split("|")[3] == rows["without"].split("|")[3]
+    extra = float(rows["with"].split("|")[7].split("±")[0])
+    assert 1 <= extra <= 3
+    (tmp_path / "one").mkdir()
+    one_seed = subprocess.run(
+        [sys.executable, "benchmarks/bench_confirm.py", str(synthetic_table(tmp_path / "one"))],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert one_seed.returncode == 2
+    assert "confirmation needs two" in one_seed.stderr.strip().splitlines()[-1]

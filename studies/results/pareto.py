@@ -1,10 +1,14 @@
 """The Pareto front of a study (non-dominated, completed, feasible trials), and picking a
 trial from it (:func:`select_trial`, for ``export`` and ``reproduce``).
 
-``pareto(...)`` returns a pandas DataFrame, one row per front trial (best first by the first
+``pareto(...)`` returns a pandas DataFrame, one row per front network (best first by the first
 objective), with the objective values by name, the other measured metrics, a one-line
-architecture, the canonical digest and the full config. ``df.attrs`` carries the objectives,
-their directions, the hypervolume and the reference point it was measured from.
+architecture, the canonical digest and the full config. A network trained with several seeds
+(``[study] confirm_seeds``, an ablation's seeds) is one point at its means over seeds, and the
+front then has ``<objective>_std`` (the spread over seeds of the measured objectives, ddof 1,
+NaN with one seed) and ``n_seeds`` columns; ``trial`` is the network's first trial.
+``df.attrs`` carries the objectives, their directions, the hypervolume and the reference point
+it was measured from.
 
 Hypervolume convention (stated in every output): objectives are turned into minimisation
 (maximised ones negated); the reference point is, per objective, the worst value among all
@@ -60,7 +64,7 @@ def pareto(
     import pandas as pd
     from optuna.trial import TrialState
 
-    from studies.results.frames import front_columns, front_row
+    from studies.results.frames import front_columns, front_row, seed_summaries
     from studies.study.storage import resolve_study
 
     study = resolve_study(study, storage=storage, runs_dir=runs_dir)
@@ -78,18 +82,17 @@ def pareto(
         if is_feasible(t)
     ]
 
-    points = [minimised([t.values[i] for i in idx], dirs) for t in trials]
+    # NOTE: one point per network (digest): a network trained with several seeds
+    # (confirm_seeds, an ablation's seeds) at its means, its spread and seed count beside them.
+    networks = sorted(seed_summaries(trials).values(), key=lambda s: s.trials[0])
+    several = any(s.n_seeds > 1 for s in networks)
+    by_number = {t.number: t for t in trials}
+    points = [minimised([s.mean[i] for i in idx], dirs) for s in networks]
     front_ids = non_dominated(points)
-    # NOTE: several trials can share one architecture (reuse); keep the earliest of each digest.
-    seen: set[tuple[Any, ...]] = set()
     rows = []
-    for i in sorted(front_ids, key=lambda k: (points[k], trials[k].number)):
-        t = trials[i]
-        key = (t.user_attrs.get("digest"), tuple(points[i]))
-        if key in seen:
-            continue
-        seen.add(key)
-        rows.append(front_row(t, names, chosen))
+    for i in sorted(front_ids, key=lambda k: (points[k], networks[k].trials[0])):
+        first = by_number[networks[i].trials[0]]
+        rows.append(front_row(first, names, chosen, networks[i] if several else None))
     frame = pd.DataFrame(rows, columns=front_columns(rows, chosen))
     reference = _reference_point(points) or [math.nan] * len(chosen)
     front_points = [points[i] for i in front_ids]
@@ -100,6 +103,7 @@ def pareto(
         reference_point=minimised(reference, dirs),
         hypervolume=hypervolume(front_points, reference) if front_points else 0.0,
         n_complete_feasible=len(trials),
+        n_networks=len(networks),
     )
     return frame
 
@@ -305,12 +309,14 @@ def select_trial(
     """
     import pandas as pd
 
-    from studies.results.frames import trial_row
+    from studies.results.frames import trial_rows
     from studies.study.storage import resolve_study
 
     study = resolve_study(study, storage=storage, runs_dir=runs_dir)
     chosen = selected_trial(study, trial=trial, pick=pick)
-    return pd.Series(trial_row(chosen, StudyRecord(study).objectives), name=chosen.number)
+    every = study.get_trials(deepcopy=False)
+    (row,) = trial_rows([chosen], every, StudyRecord(study).objectives)
+    return pd.Series(row, name=chosen.number)
 
 
 def selected_trial(

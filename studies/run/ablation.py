@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
 from studies.core.defaults import RUNS_DIR
-from studies.run.loop import StopReason, exit_status, is_completed, requeue_interrupted
+from studies.run.loop import (
+    StopReason,
+    exit_status,
+    is_completed,
+    is_counted,
+    requeue_interrupted,
+)
 from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
@@ -235,7 +241,7 @@ def prepare_ablation(
         total = min(total, limit * seeds)
     # NOTE: trials the sampler added beyond the grid (before interrupted points were requeued,
     # a resumed ablation ran out of queue and sampled) are not grid points: they do not count.
-    total += sum(is_completed(t) and "factors" not in t.user_attrs for t in study.trials)
+    total += sum(is_counted(t) and "factors" not in t.user_attrs for t in study.trials)
     StudyRecord(study).record_budget(n_trials=total, runs_dir=runs_dir)
     return study, total
 

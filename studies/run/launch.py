@@ -96,7 +96,7 @@ def launch(
             (default: the CPU default study).
         study_name: overrides ``[study] name``.
         storage: an Optuna storage URL (default ``$R3DNAS_STORAGE`` or ``runs/<study>.db``).
-        n_trials: overrides ``[study] n_trials`` (the number of completed trials wanted).
+        n_trials: overrides ``[study] n_trials`` (the number of networks to train).
         wandb_mode: ``offline`` (default), ``online`` or ``disabled``; overrides ``[wandb]``.
         workers: run this many worker processes on this machine (one per GPU where there are
             GPUs) instead of running trials in this process.
@@ -130,12 +130,21 @@ def launch(
         tracker = open_tracker(spec.wandb, study_name=name, mode=wandb_mode,
                                run_dir=Path(runs_dir) / name)  # fmt: skip
         print(f"study {name!r} on {display_url(url)}: {budget} trials of {spec.source}")
-        outcome = run_study(
-            study, spec, n_trials=budget, tracker=tracker, datasets=datasets, settings=settings,
-            progress=progress, label=name, workers=workers,
-            worker_args=WorkerArgs(study_name=name, storage=url, wandb_mode=wandb_mode,
-                                   heartbeat_s=heartbeat_s, grace_s=grace_s),
-        )  # fmt: skip
+        args = WorkerArgs(study_name=name, storage=url, wandb_mode=wandb_mode,
+                          heartbeat_s=heartbeat_s, grace_s=grace_s)  # fmt: skip
+
+        def run(n: int) -> RunOutcome:
+            """Run trials until ``n`` count toward the budget (studies.run.loop.is_counted)."""
+            return run_study(
+                study, spec, n_trials=n, tracker=tracker, datasets=datasets, settings=settings,
+                progress=progress, label=name, workers=workers, worker_args=args,
+            )  # fmt: skip
+
+        outcome = run(budget)
+        if spec.study.confirm_seeds and outcome.stopped in ("done", "stuck"):
+            from studies.run.confirm import confirm_networks
+
+            outcome = confirm_networks(study, spec, n_trials=budget, run=run, searched=outcome)
         result = _result(study, url, budget, outcome, wall_s=time.perf_counter() - t0)
         _report(result, study, tracker, print_pareto=print_pareto)
     return result
@@ -149,7 +158,7 @@ def _result(
     *,
     wall_s: float,
 ) -> LaunchResult:
-    from studies.run.loop import is_completed
+    from studies.run.loop import is_counted
     from studies.study.storage import display_url
 
     trials = study.get_trials(deepcopy=False)
@@ -158,7 +167,7 @@ def _result(
         study_name=study.study_name,
         storage=display_url(url),
         n_trials=budget,
-        completed=sum(is_completed(t) for t in trials),
+        completed=sum(is_counted(t) for t in trials),
         failed=sum(s == "failed" for s in states),
         infeasible=sum(s == "infeasible" for s in states),
         stopped=outcome.stopped,

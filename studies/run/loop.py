@@ -6,11 +6,18 @@ start local worker processes with :func:`spawn_workers`); what a trial *measures
 
 Guarantees:
 
-* **Exact budget.** ``n_trials`` counts completed trials (measured or reused: a reused trial
-  ends PRUNED in Optuna's terms, see :func:`is_completed`), across every
-  worker on the same storage: a worker starts a trial only while completed + running trials are
-  below the budget, and a trial that loses a race to an earlier-numbered one stops before doing
-  any work (recorded as ``over_budget``).
+* **Exact budget of trainings.** ``n_trials`` counts networks measured (:func:`is_counted`),
+  across every worker on the same storage: a worker starts a trial only while counted + running
+  trials are below the budget, and a trial that loses a race to an earlier-numbered one stops
+  before doing any work (recorded as ``over_budget``). A trial whose sampler proposed a network
+  already measured is reused (PRUNED in Optuna's terms, so optuna-dashboard shows each network
+  once): it costs nothing, does not count, and the sampler is asked again. An enqueued trial (a
+  grid point x seed of an ablation or table, a preset, a confirmation seed) counts when it ends
+  with results, reused or not, so a grid is run exactly.
+* **No endless asking.** After :data:`REUSE_STREAK` proposals in a row of networks already
+  measured (reused, or stopped again by a pruner before training: neither trains anything) the
+  loop stops with one line (:data:`STUCK_LINE`; stop reason ``stuck``, exit code 3): the sampler
+  proposes only networks already measured (it is stuck, or the space is exhausted).
 * **Nothing lost.** Each trial is written to the Optuna storage as it ends; a failed or
   infeasible trial keeps its reason (user attribute ``fail_reason``) and the study goes on.
 * **Clean interrupts.** Ctrl-C or SIGTERM marks the running trial failed ("interrupted"), and
@@ -50,6 +57,7 @@ __all__ = [
     "enqueue_presets",
     "exit_status",
     "is_completed",
+    "is_counted",
     "make_objective",
     "quiet_optuna",
     "requeue_interrupted",
@@ -61,13 +69,19 @@ __all__ = [
 POLL_S = 1.0
 # Trial states that get one line (their ``about``) instead of Optuna's traceback.
 QUIET_STATES = ("infeasible", "failed", "pruned")
-# Reused trials in a row after which the loop says that the sampler proposes only networks it
-# has already trained (a stuck sampler, or a space nearly exhausted).
+# Reused trials in a row after which the loop stops: the sampler proposes only networks the
+# study has already measured (a stuck sampler, or a space exhausted).
 REUSE_STREAK = 10
+STUCK_LINE = (
+    "{label}: stopped: the last {streak} trials proposed networks already measured (nothing "
+    "trained; {complete} of {n_trials} networks trained): the {sampler} is stuck or the space "
+    "is exhausted (exit code 3)"
+)
 
 # Why a trial loop ended: the budget is complete, the spec's timeout_s passed, it gave up after
-# too many trials that did not complete, or Ctrl-C / SIGTERM.
-StopReason = Literal["done", "timeout", "gave_up", "interrupted"]
+# too many trials that did not complete, the sampler proposed only measured networks
+# (REUSE_STREAK in a row), or Ctrl-C / SIGTERM.
+StopReason = Literal["done", "timeout", "gave_up", "stuck", "interrupted"]
 Objective = Callable[["optuna.Trial"], tuple[float, ...]]
 
 
@@ -75,10 +89,14 @@ def exit_status(stopped: StopReason, *, completed: int) -> int:
     """The exit code of a command that runs trials (the CLI's rule, stated in the README).
 
     0: the budget is complete, or the spec's ``timeout_s`` ended a study that has results;
-    1: the run failed (it gave up short of the budget, or nothing completed); 130: interrupted.
+    1: the run failed (it gave up short of the budget, or nothing completed); 3: stopped short
+    of the budget because the sampler proposed only networks already measured (``stuck``);
+    130: interrupted.
     """
     if stopped == "interrupted":
         return 130
+    if stopped == "stuck":
+        return 3
     if stopped == "done" or (stopped == "timeout" and completed > 0):
         return 0
     return 1
@@ -116,9 +134,9 @@ def quiet_optuna() -> Iterator[None]:
 
 # ---------------------------------------------------------------------- budget and queue
 def is_completed(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` counts toward ``n_trials``: COMPLETE, or a reused trial (recorded
-    PRUNED so that Optuna and optuna-dashboard see each network once; its ``state`` attribute
-    is ``reused`` and its metrics are those of the trial it reused)."""
+    """Whether ``trial`` has results: COMPLETE, or a reused trial (recorded PRUNED so that
+    Optuna and optuna-dashboard see each network once; its ``state`` attribute is ``reused``
+    and its metrics are those of the trial it reused)."""
     from optuna.trial import TrialState
 
     return trial.state == TrialState.COMPLETE or (
@@ -126,13 +144,36 @@ def is_completed(trial: FrozenTrial) -> bool:
     )
 
 
-def count_trials(study: optuna.Study) -> tuple[int, int]:
-    """``(completed, running)`` trials of the study (completed: :func:`is_completed`)."""
+def is_counted(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` counts toward ``n_trials``, a budget of trainings.
+
+    A COMPLETE trial (a network measured) counts. A reused one counts only when it was
+    enqueued (``enqueued_config``: a grid point x seed, a preset, a confirmation seed): it was
+    asked for by name, so a grid is run exactly; a reuse the sampler proposed costs nothing and
+    does not count. A confirmation seed that failed for good (not interrupted, not stale: those
+    are retried) counts too, so that the queue of confirmations ends.
+    """
     from optuna.trial import TrialState
 
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    attrs = trial.user_attrs
+    if trial.state == TrialState.FAIL:
+        reason = str(attrs.get("fail_reason", ""))
+        return "confirm_of" in attrs and not reason.startswith(("interrupted", "stale"))
+    return is_completed(trial) and (
+        trial.state == TrialState.COMPLETE or "enqueued_config" in attrs
+    )
+
+
+_FINISHED_OR_RUNNING = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
+
+
+def count_trials(study: optuna.Study) -> tuple[int, int]:
+    """``(counted, running)`` trials of the study (counted: :func:`is_counted`)."""
+    from optuna.trial import TrialState
+
+    states = tuple(TrialState[s] for s in _FINISHED_OR_RUNNING)
     trials = study.get_trials(deepcopy=False, states=states)
-    complete = sum(is_completed(t) for t in trials)
+    complete = sum(is_counted(t) for t in trials)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     return complete, running
 
@@ -147,17 +188,19 @@ def _within_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
     """
     from optuna.trial import TrialState
 
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    waiting = (TrialState.RUNNING, TrialState.WAITING)
     taken = sum(
-        is_completed(t) or (t.state != TrialState.PRUNED and t.number < number)
-        for t in study.get_trials(deepcopy=False, states=states)
+        is_counted(t) or (t.state in waiting and t.number < number)
+        for t in study.get_trials(deepcopy=False)
         if t.number != number
     )
     return taken < n_trials
 
 
 # The user attributes a trial is enqueued with; a retry carries them over.
-ENQUEUED_ATTRS = ("enqueued_config", "enqueued_preset", "factors", "train_seed")
+ENQUEUED_ATTRS = (
+    "enqueued_config", "enqueued_preset", "factors", "train_seed", "confirm_of",
+)  # fmt: skip
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
@@ -244,7 +287,12 @@ def make_objective(
         elif config_for is not None:
             config = config_for(trial)
         seed = trial.user_attrs.get("train_seed")
-        return runner.run(trial, config=config, seed=seed, find_reusable=find)
+        values = runner.run(trial, config=config, seed=seed, find_reusable=find)
+        if "confirm_of" in trial.user_attrs:
+            from studies.results.frames import describe_confirmation
+
+            trial.set_user_attr("about", describe_confirmation(study, trial, values))
+        return values
 
     return objective
 
@@ -328,7 +376,9 @@ def _loop(
         current.append(trial)
         return objective(trial)
 
-    max_attempts = 5 * n_trials + 20  # NOTE: guards against a space that is all infeasible
+    # NOTE: guards against a space that is all infeasible or failing; reuses are not attempts
+    # (they cost nothing), the reuse streak bounds them.
+    max_attempts = 5 * n_trials + 20
     reused_in_a_row = 0
     while True:
         if path is not None and not path.exists():
@@ -342,12 +392,12 @@ def _loop(
         if complete >= n_trials:
             return "done"
         if timeout_s is not None and time.monotonic() - started > timeout_s:
-            print(f"{label}: timeout after {timeout_s:g} s with {complete} complete")
+            print(f"{label}: timeout after {timeout_s:g} s with {complete} of {n_trials} trained")
             return "timeout"
         if attempts >= max_attempts:
             print(
-                f"{label}: stopping after {attempts} attempts with only {complete} "
-                "complete trials; see the failed trials' fail_reason"
+                f"{label}: stopping after {attempts} trials that neither trained nor reused a "
+                f"network, with {complete} of {n_trials} trained; see their fail_reason"
             )
             return "gave_up"
         if complete + running >= n_trials:
@@ -362,7 +412,6 @@ def _loop(
             time.sleep(POLL_S)
             continue
         stall.reset()
-        attempts += 1
         current.clear()
         try:
             study.optimize(tracked, n_trials=1, catch=(TrialFailure,))
@@ -380,12 +429,14 @@ def _loop(
         log = _say_why_not_complete(current, label, bar, log)
         if interrupt_requested():  # a library swallowed it: stop after this trial anyway
             return "interrupted"
-        reused_in_a_row = reused_in_a_row + 1 if _was_reused(current) else 0
-        if reused_in_a_row == REUSE_STREAK:
-            print(f"{label}: the last {REUSE_STREAK} trials proposed networks already trained "
-                  f"(reused, nothing trained): the {type(study.sampler).__name__} is stuck or "
-                  "the space is nearly exhausted. GPSampler learns from complete trials only "
-                  'and stalls this way; sampler = "tpe" goes on exploring')  # fmt: skip
+        again = _proposed_again(current)
+        attempts += 0 if again or _was_reused(current) else 1
+        reused_in_a_row = reused_in_a_row + 1 if again else 0
+        if reused_in_a_row >= REUSE_STREAK:
+            complete, _ = count_trials(study)
+            print(STUCK_LINE.format(label=label, streak=REUSE_STREAK, complete=complete,
+                                    n_trials=n_trials, sampler=_sampler_name(study)))  # fmt: skip
+            return "stuck"
 
 
 def _say_why_not_complete(
@@ -406,9 +457,29 @@ def _say_why_not_complete(
     return None
 
 
+def _sampler_name(study: optuna.Study) -> str:
+    """The sampler's class name (the inner one's, through a wrapper with ``inner``)."""
+    sampler = study.sampler
+    inner = getattr(sampler, "inner", None)
+    if inner is not None:
+        return f"{type(inner).__name__} (in {type(sampler).__name__})"
+    return type(sampler).__name__
+
+
 def _was_reused(current: list[optuna.Trial]) -> bool:
     """Whether the trial the last ``optimize()`` ran was a reuse (see :func:`is_completed`)."""
     return bool(current) and current[0].user_attrs.get("state") == "reused"
+
+
+def _proposed_again(current: list[optuna.Trial]) -> bool:
+    """Whether the trial the last ``optimize()`` ran was the sampler's proposal of a network
+    already measured: reused, or a network a pruner stopped, stopped again before training
+    (``stopped_from``). Both cost nothing; an enqueued trial was asked for by name."""
+    if not current:
+        return False
+    attrs = current[0].user_attrs
+    again = attrs.get("state") == "reused" or "stopped_from" in attrs
+    return again and "enqueued_config" not in attrs
 
 
 def _finished_elsewhere(trial: optuna.Trial) -> bool:

@@ -65,6 +65,9 @@ def run_study(
             return RunOutcome(stopped="interrupted")
         completed, _ = count_trials(study)
         stopped: StopReason = "done" if completed >= n_trials else "gave_up"
+        # NOTE: a worker that stopped on a stuck sampler exits 3 (studies.run.loop.exit_status)
+        if stopped == "gave_up" and 3 in codes and set(codes) <= {0, 3}:
+            stopped = "stuck"
         return RunOutcome(stopped=stopped, worker_exit_codes=codes)
     from studies.run.loop import run_local
     from studies.run.objective import TrialRunner

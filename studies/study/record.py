@@ -96,6 +96,10 @@ class StudyRecord:
         self.study.set_user_attr(_N_TRIALS, n_trials)
         self.study.set_user_attr(_RUNS_DIR, str(runs_dir))
 
+    def record_n_trials(self, n_trials: int) -> None:
+        """The budget alone: confirmation rounds raise it for the workers that join them."""
+        self.study.set_user_attr(_N_TRIALS, n_trials)
+
     def record_ablation_grid(self, key: str) -> None:
         self.study.set_user_attr(_ABLATION_GRID, key)
 

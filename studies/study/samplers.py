@@ -12,11 +12,30 @@ if TYPE_CHECKING:
 
     from studies.study.sections import StudySpec
 
-__all__ = ["build_pruner", "build_sampler"]
+__all__ = ["build_pruner", "build_sampler", "distinct_networks"]
 
 
 def build_sampler(spec: StudySpec) -> BaseSampler:
-    """The spec's sampler with its seed (always explicit: Optuna 5 changed the defaults)."""
+    """The spec's sampler with its seed (always explicit: Optuna 5 changed the defaults),
+    kept from proposing networks already measured (:func:`distinct_networks`)."""
+    return distinct_networks(_spec_sampler(spec), spec)
+
+
+def distinct_networks(sampler: BaseSampler, spec: StudySpec) -> BaseSampler:
+    """``sampler``, asked again when it proposes a network the study has measured or another
+    worker is measuring (issue 22: ``DistinctNetworks``, branch ``cost-aware``).
+
+    Why: the run loop does not count a reuse toward ``n_trials`` and asks the sampler again
+    (:func:`studies.run.loop.is_counted`); a sampler that learns nothing from reused trials (GP)
+    would propose them until the loop stops it as stuck. Until the wrapper is merged this is the
+    identity; the merge replaces the return with
+    ``return DistinctNetworks(sampler, spec)`` (imported from ``studies.cost_aware.distinct``).
+    """
+    del spec  # NOTE: the wrapper reads the space and constraints from it
+    return sampler
+
+
+def _spec_sampler(spec: StudySpec) -> BaseSampler:
     import optuna
 
     study = spec.study

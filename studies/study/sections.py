@@ -117,6 +117,9 @@ class StudySection:
     # NOTE: tabular mode: trials read their measurements from this benchmark table (a CSV of
     # r3dnas table export) instead of training; None trains for real.
     table: str | None = None
+    # NOTE: after the budget, train the networks likeliest to be on the front with this many
+    # more seeds (studies.run.confirm); results are then means over seeds.
+    confirm_seeds: int = 0
 
 
 # [measure] key -> the LatencyConfig field it sets (and that validates it); written once, read

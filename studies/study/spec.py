@@ -4,7 +4,7 @@ Sections (each optional but ``[study]``; every key is checked, an unknown one is
 names the key and its section)::
 
     [study]        name, objectives, sampler, seed, n_trials, timeout_s, enqueue_presets,
-                   n_startup_trials, pruner, pruner_margin, table
+                   n_startup_trials, pruner, pruner_margin, table, confirm_seeds
     [space]        a search space (see search_space.space), or base = preset | file.json
     [data]         runners.data.datasets.DataConfig fields
     [train]        runners.training.accuracy.TrainConfig fields, and keep_checkpoints (the study's)
@@ -142,7 +142,12 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
             raise ConfigError(
                 f"[study] table: {table_path} does not exist (a CSV of r3dnas table export)"
             )
+    confirm = _typed("study", "confirm_seeds", get("confirm_seeds"), int)
+    if confirm < 0 or (confirm and "top1" not in names):
+        raise ConfigError(f"[study] confirm_seeds must be an int >= 0 (> 0 needs top1 among the "
+                          f"objectives, {names}); got {confirm}")  # fmt: skip
     return StudySection(
+        confirm_seeds=confirm,
         table=table_path,
         pruner=pruner,
         pruner_margin=margin,

@@ -96,8 +96,10 @@ def test_trials_frame_and_python_api(storage_url: str) -> None:
     assert frame.attrs["directions"] == ["maximize", "minimize"]
     assert list(frame.columns[:5]) == ["trial", "state", "optuna_state", "top1", "gflops"]
     by_state = frame.groupby("state")["trial"].apply(list).to_dict()
-    # the budget counts the reused trial: 4 measured + 1 reused = 5, plus the infeasible one
-    assert len(by_state["complete"]) + len(by_state["reused"]) == 5
+    # the budget counts trainings: 5 measured; reused (and infeasible) trials do not count
+    assert len(by_state["complete"]) == 5 and by_state["reused"]
+    # each row says how many seeds its network was trained with (one here) and its mean
+    assert set(frame.loc[frame["state"] == "complete", "n_seeds"]) == {1}
     assert 1 in by_state["reused"] and 2 in by_state["infeasible"]
     reused, source = frame.loc[1], frame.loc[0]
     assert reused["optuna_state"] == "PRUNED" and reused["reused_from"] == 0

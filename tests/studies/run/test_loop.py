@@ -136,29 +136,3 @@ def test_plots_leave_matplotlib_backend_alone(tmp_path: Path) -> None:
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(previous)
-
-
-def test_the_loop_says_when_the_sampler_only_proposes_trained_networks(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A space of about a dozen networks and a 40-trial budget: once every network is trained,
-    each trial is a reuse, and after 10 in a row the loop says so, once."""
-    from tables import synthetic_table
-
-    from studies.run.launch import launch
-    from studies.run.loop import REUSE_STREAK, is_completed
-    from studies.study.spec import load_spec
-
-    table = synthetic_table(tmp_path)
-    spec = load_spec(table.with_suffix(".toml"),
-                     overrides=[f'study.table="{table}"', 'study.pruner="none"'])  # fmt: skip
-    url = f"sqlite:///{tmp_path / 'reuse.db'}"
-    launch(spec, storage=url, study_name="reuse", n_trials=40, wandb_mode="disabled",
-           progress=False, runs_dir=tmp_path, print_pareto=False)  # fmt: skip
-    out = capsys.readouterr().out
-    assert out.count(f"the last {REUSE_STREAK} trials proposed networks already trained") == 1
-    assert "RandomSampler is stuck or the space is nearly exhausted" in out
-    trials = optuna.load_study(study_name="reuse", storage=url).get_trials(deepcopy=False)
-    states = [t.user_attrs["state"] for t in sorted(trials, key=lambda t: t.number)]
-    assert sum(is_completed(t) for t in trials) == 40
-    assert states[-REUSE_STREAK:] == ["reused"] * REUSE_STREAK

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from search_space import ConfigError, ResNet3dConfig
 from studies.run.launch import prepare_study
-from studies.run.loop import is_completed
+from studies.run.loop import is_completed, is_counted
 from studies.study.spec import parse_spec
 from studies.study.storage import display_url, resolve_storage_url, storage_settings
 
@@ -107,7 +107,7 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
             assert proc.returncode == 0, err.decode()[-2000:]
 
     trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if is_completed(t)]  # measured or reused
+    complete = [t for t in trials if is_counted(t)]  # trainings (reuses do not count)
     table = [
         (t.number, t.state.name, t.user_attrs.get("state"), t.system_attrs.get("failed_trial"),
          t.user_attrs.get("worker"), str(t.datetime_start)[11:23], str(t.datetime_complete)[11:23])
@@ -147,7 +147,7 @@ def test_workers_share_the_budget_exactly(storage_url: str, tmp_path: Path) -> N
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()[-2000:]
-    complete = [t for t in study.get_trials(deepcopy=False) if is_completed(t)]
+    complete = [t for t in study.get_trials(deepcopy=False) if is_counted(t)]
     assert len(complete) == 4
     workers = {t.user_attrs["worker"] for t in complete}
     assert len(workers) >= 1
