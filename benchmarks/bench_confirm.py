@@ -69,6 +69,7 @@ def run_study(table_path: Path, seed: int, trials: int, objectives: tuple[str, .
     from studies.run.launch import prepare_study
     from studies.run.loop import quiet_optuna, run_local
     from studies.run.objective import TrialRunner
+    from studies.run.run_study import RunOutcome
     from studies.study.spec import load_spec
     from studies.study.storage import storage_settings
 
@@ -90,14 +91,15 @@ def run_study(table_path: Path, seed: int, trials: int, objectives: tuple[str, .
 
         settings = storage_settings()
 
-        def run(n: int):  # type: ignore[no-untyped-def]
-            return run_local(study, runner, n_trials=n, timeout_s=None, settings=settings,
-                             progress=False, label="confirm"), ()  # fmt: skip
+        def run(n: int) -> RunOutcome:
+            return RunOutcome(stopped=run_local(study, runner, n_trials=n, timeout_s=None,
+                                                settings=settings, progress=False,
+                                                label="confirm"))  # fmt: skip
 
-        run(trials)
+        searched = run(trials)
         before = set(pareto(study)["digest"])
         if confirm:
-            confirm_networks(study, spec, n_trials=trials, run=run)
+            confirm_networks(study, spec, n_trials=trials, run=run, searched=searched)
         after = set(pareto(study)["digest"])
         every = study.get_trials(deepcopy=False)
         complete = [t for t in every if t.state == TrialState.COMPLETE]

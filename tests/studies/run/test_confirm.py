@@ -111,6 +111,7 @@ def test_an_interrupted_confirmation_resumes_without_duplicates(tmp_path: Path) 
     from studies.run.launch import prepare_study
     from studies.run.loop import run_local
     from studies.run.objective import TrialRunner
+    from studies.run.run_study import RunOutcome
     from studies.run.tabular_mode import TableMeasure
     from studies.study.spec import load_spec
     from studies.study.storage import storage_settings
@@ -129,12 +130,15 @@ def test_an_interrupted_confirmation_resumes_without_duplicates(tmp_path: Path) 
                           runs_dir=tmp_path)  # fmt: skip
     runner = TrialRunner(spec, measure=interrupting, runs_dir=tmp_path)
 
-    def run(n: int):  # type: ignore[no-untyped-def]
-        return run_local(study, runner, n_trials=n, timeout_s=None, settings=storage_settings(),
-                         progress=False, label="s"), ()  # fmt: skip
+    def run(n: int) -> RunOutcome:
+        return RunOutcome(stopped=run_local(study, runner, n_trials=n, timeout_s=None,
+                                            settings=storage_settings(), progress=False,
+                                            label="s"))  # fmt: skip
 
-    assert run(6)[0] == "done"
-    assert confirm_networks(study, spec, n_trials=6, run=run)[0] == "interrupted"
+    searched = run(6)
+    assert searched.stopped == "done"
+    outcome = confirm_networks(study, spec, n_trials=6, run=run, searched=searched)
+    assert outcome.stopped == "interrupted"
     code, _ = _launch(tmp_path, table, "--set", "study.confirm_seeds=1", n_trials=6)
     assert code == 0
     trials = _trials(tmp_path)
