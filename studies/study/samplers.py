@@ -29,7 +29,7 @@ def distinct_networks(sampler: BaseSampler, spec: StudySpec) -> BaseSampler:
     (:func:`studies.run.loop.is_counted`); a sampler that learns nothing from reused trials (GP)
     would propose them until the loop stops it as stuck. Until the wrapper is merged this is the
     identity; the merge replaces the return with
-    ``return DistinctNetworks(sampler, spec)`` (imported from ``studies.cost_aware.distinct``).
+    ``return DistinctNetworks(sampler, spec)`` (imported from ``studies.sampling.distinct``).
     """
     del spec  # NOTE: the wrapper reads the space and constraints from it
     return sampler
