@@ -23,16 +23,19 @@ def build_sampler(spec: StudySpec) -> BaseSampler:
 
 def distinct_networks(sampler: BaseSampler, spec: StudySpec) -> BaseSampler:
     """``sampler``, asked again when it proposes a network the study has measured or another
-    worker is measuring (issue 22: ``DistinctNetworks``, branch ``cost-aware``).
+    worker is measuring (:class:`studies.sampling.distinct.DistinctNetworks`).
 
     Why: the run loop does not count a reuse toward ``n_trials`` and asks the sampler again
     (:func:`studies.run.loop.is_counted`); a sampler that learns nothing from reused trials (GP)
-    would propose them until the loop stops it as stuck. Until the wrapper is merged this is the
-    identity; the merge replaces the return with
-    ``return DistinctNetworks(sampler, spec)`` (imported from ``studies.sampling.distinct``).
+    would propose them until the loop stops it as stuck. ``cost_aware`` picks distinct networks
+    itself, and ``grid`` walks its own grid (ablations and tables enqueue their points), so both
+    are left as they are.
     """
-    del spec  # NOTE: the wrapper reads the space and constraints from it
-    return sampler
+    if spec.study.sampler in ("cost_aware", "grid"):
+        return sampler
+    from studies.sampling.distinct import DistinctNetworks
+
+    return DistinctNetworks(sampler, spec)
 
 
 def _spec_sampler(spec: StudySpec) -> BaseSampler:
