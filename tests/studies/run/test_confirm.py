@@ -37,11 +37,26 @@ def _trials(tmp_path: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_the_budget_counts_trainings_not_reuses(tmp_path: Path) -> None:
-    """Random sampling over 12 networks proposes some again: those trials are reused (PRUNED,
-    nothing trained), do not count, and the study still ends with exactly 10 networks trained."""
+    """A bare random sampler over 12 networks proposes some again (the shipped samplers are
+    wrapped so they do not: next test): those trials are reused (PRUNED, nothing trained), do
+    not count, and the study still ends with exactly 10 networks trained."""
+    from studies.run.launch import prepare_study
+    from studies.run.loop import run_local
+    from studies.run.objective import TrialRunner
+    from studies.run.tabular_mode import TableMeasure
+    from studies.study.spec import load_spec
+    from studies.study.storage import storage_settings
+
     table = synthetic_table(tmp_path)
-    code, _ = _launch(tmp_path, table, n_trials=10)
-    assert code == 0
+    spec = load_spec(table.with_suffix(".toml"),
+                     overrides=[f'study.table="{table}"', 'study.pruner="none"'])  # fmt: skip
+    study = prepare_study(spec, study_name="s", storage_url=_url(tmp_path), n_trials=10,
+                          runs_dir=tmp_path)  # fmt: skip
+    study.sampler = optuna.samplers.RandomSampler(seed=0)  # NOTE: unwrapped on purpose
+    runner = TrialRunner(spec, measure=TableMeasure(spec), runs_dir=tmp_path)
+    stopped = run_local(study, runner, n_trials=10, timeout_s=None, settings=storage_settings(),
+                        progress=False, label="s")  # fmt: skip
+    assert stopped == "done"
     trials = _trials(tmp_path)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     reused = [t for t in trials if t.user_attrs.get("state") == "reused"]
@@ -51,18 +66,30 @@ def test_the_budget_counts_trainings_not_reuses(tmp_path: Path) -> None:
     assert len(trials) == len(complete) + len(reused)
 
 
+def test_the_shipped_samplers_train_a_new_network_at_every_trial(tmp_path: Path) -> None:
+    """Through the CLI, random sampling is wrapped in DistinctNetworks: 10 trials, 10 networks."""
+    table = synthetic_table(tmp_path)
+    code, _ = _launch(tmp_path, table, n_trials=10)
+    assert code == 0
+    trials = _trials(tmp_path)
+    assert len(trials) == 10 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["digest"] for t in trials}) == 10
+
+
 def test_a_sampler_that_only_proposes_measured_networks_stops_with_exit_code_3(
     tmp_path: Path,
 ) -> None:
-    """40 trainings asked of a space of 12 networks: once all are trained every proposal is a
-    reuse, and after 10 in a row the study stops with one line and exit code 3."""
+    """40 trainings asked of a space of 12 networks: once all are trained the wrapper has no
+    new network left, every proposal is a reuse, and after 10 in a row the study stops with one
+    line and exit code 3."""
     from studies.run.loop import REUSE_STREAK
 
     table = synthetic_table(tmp_path)
     code, out = _launch(tmp_path, table, n_trials=40)
     assert code == 3
     line = (f"s: stopped: the last {REUSE_STREAK} trials proposed networks already measured "
-            "(nothing trained; 12 of 40 networks trained): the RandomSampler is stuck or the "
+            "(nothing trained; 12 of 40 networks trained): the RandomSampler (in "
+            "DistinctNetworks) is stuck or the "
             "space is exhausted (exit code 3)")  # fmt: skip
     assert out.count(line) == 1
     trials = _trials(tmp_path)
