@@ -28,6 +28,13 @@ def private_timing_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     yield from _env_folder("R3DNAS_LOCK_DIR", tmp_path_factory.mktemp("r3dnas-lock"))
 
 
+@pytest.fixture(autouse=True)
+def no_debug_left_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--debug`` sets ``R3DNAS_DEBUG=1`` in the process (so the workers it starts inherit it);
+    a test that ran it must not leave tracebacks on for the tests after it."""
+    monkeypatch.delenv("R3DNAS_DEBUG", raising=False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def private_latency_baselines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The drift reference's baselines in a folder of the suite's own (``R3DNAS_CACHE_DIR``),
