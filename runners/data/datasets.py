@@ -161,6 +161,9 @@ class DataConfig(StrictConfig):
         fresh_clips: Built-in kinds only: new training clips every epoch (epoch ``e`` trains on
             items ``e * num_train_clips`` onwards; validation stays fixed), so that nothing is
             memorised (:mod:`runners.data.fresh`).
+        transition: ``motion_events`` only: frames over which the pan's velocity ramps from
+            before the change to after it (0: at once); a slow ramp makes the task need
+            temporal integration over many frames.
         seed: Seed of the generated data (motion) and of every random sampling choice.
         temporal_jitter: Real videos, training: SampleFrames' random per-frame shift of
             ``0..frame_interval-1``.
@@ -197,6 +200,7 @@ class DataConfig(StrictConfig):
     num_val_clips: int = 256
     noise: float = 0.1
     fresh_clips: bool = False
+    transition: float = 0.0
     seed: int = 0
     temporal_jitter: bool = False
     keep_tail_frames: bool = False
@@ -250,6 +254,16 @@ class DataConfig(StrictConfig):
             or self.noise < 0
         ):
             raise ConfigError(f"noise must be a finite number >= 0; got {self.noise!r}")
+        if (
+            isinstance(self.transition, bool)
+            or not isinstance(self.transition, int | float)
+            or not math.isfinite(self.transition)
+            or not 0 <= self.transition <= self.clip_len
+        ):
+            raise ConfigError(
+                f"transition must be a number of frames in [0, clip_len={self.clip_len}]; "
+                f"got {self.transition!r}"
+            )
         check_int("seed", self.seed, minimum=0)
         self._validate_sampling()
         self._validate_kind()
@@ -285,6 +299,11 @@ class DataConfig(StrictConfig):
     def _validate_kind(self) -> None:
         # NOTE: options that a kind would ignore are errors, so nothing is dropped silently.
         kind = self.kind.value
+        if self.transition and self.kind != DataKind.MOTION_EVENTS:
+            raise ConfigError(
+                f"transition is only used with kind 'motion_events'; got "
+                f"transition={self.transition!r} for kind {kind!r}"
+            )
         if self.fresh_clips and not self.kind.is_generated:
             raise ConfigError(
                 f"fresh_clips is only used with kinds 'motion' and 'motion_events'; got "
@@ -381,6 +400,9 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
 
         generator = MotionDataset if cfg.kind == DataKind.MOTION else MotionEventsDataset
 
+        # NOTE: only a non-default transition is passed, so the motion task never sees it
+        extra = {"transition": cfg.transition} if cfg.transition else {}
+
         def generated(split: str, num_clips: int) -> MotionDataset | MotionEventsDataset:
             return generator(
                 num_classes=cfg.num_classes,
@@ -390,6 +412,7 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
                 noise=cfg.noise,
                 seed=cfg.seed,
                 split=split,
+                **extra,
             )
 
         train = generated("train", cfg.num_train_clips)

@@ -34,6 +34,8 @@ Guarantees (tested in ``tests/runners/data/test_motion_events.py``):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from runners.data.generated import CHUNK, SPLITS, GeneratedClips
@@ -78,9 +80,28 @@ class MotionEventsDataset(GeneratedClips):
         seed: Seeds every random draw together with ``split`` and the chunk index.
         split: ``"train"``, ``"val"`` or ``"test"``.
         speed: Pan speed in pixels per frame; ``None`` means ``resolution / 16``.
+        transition: Frames over which the pan's velocity ramps from its value before the
+            change to its value after it (0: at once). A slow ramp leaves little for a detector
+            of 2-3 frames to see, so telling the patterns apart needs temporal integration over
+            many frames: accuracy then depends on an architecture's temporal receptive field,
+            not only on how fast it learns (issue 23).
     """
 
     MIN_CLIP_LEN = 4  # a change of pattern must fall inside the clip
+
+    def __init__(self, *, transition: float = 0.0, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        if (
+            isinstance(transition, bool)
+            or not isinstance(transition, int | float)
+            or not math.isfinite(transition)
+            or not 0 <= transition <= self.clip_len
+        ):
+            raise ConfigError(
+                f"transition must be a number of frames in [0, clip_len={self.clip_len}]; "
+                f"got {transition!r}"
+            )
+        self.transition = float(transition)
 
     def _check_classes(self, num_classes: int) -> None:
         allowed = tuple(DIRECTIONS * p for p in range(1, len(PATTERNS) + 1))
@@ -120,7 +141,7 @@ class MotionEventsDataset(GeneratedClips):
         )
         noise = rng.standard_normal(size=(n, 3, t, size, size), dtype=np.float32)
 
-        pan = pan_displacements(direction, pattern, speed, change, t)  # (n, T, 2)
+        pan = pan_displacements(direction, pattern, speed, change, t, self.transition)
         clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
         overlay_drifting_shapes(clips, centers=centers, radii=radii, is_square=is_square,
                                 colours=colours, angle=shape_angle, speed=shape_speed)  # fmt: skip
@@ -135,19 +156,33 @@ def pan_displacements(
     speed: np.ndarray,
     change: np.ndarray,
     clip_len: int,
+    transition: float = 0.0,
 ) -> np.ndarray:
     """``(n, T, 2)`` (dy, dx) pan offsets of each clip, frame 0 at the origin.
 
     Between frames ``s`` and ``s + 1`` the pan moves ``speed`` pixels times the pattern's
     velocity, ``before`` until time ``change`` and ``after`` from then on (a step that straddles
     the change moves by the time-weighted mix), in the direction ``90 * direction`` degrees.
+    With ``transition = L > 0`` the velocity ramps linearly from ``before`` to ``after`` over
+    ``[change - L/2, change + L/2]``, and each step moves by its time average.
     """
     velocity = np.array(list(PATTERNS.values()))[pattern]  # (n, 2): before, after
     steps = np.arange(clip_len - 1)[None, :]  # (1, T-1)
-    before = np.clip(change[:, None] - steps, 0.0, 1.0)  # share of each step before the change
+    if transition > 0:
+        before = 1.0 - (_ramp_integral(steps + 1 - change[:, None], transition)
+                        - _ramp_integral(steps - change[:, None], transition))  # fmt: skip
+    else:
+        before = np.clip(change[:, None] - steps, 0.0, 1.0)  # share of each step before it
     per_step = velocity[:, :1] * before + velocity[:, 1:] * (1.0 - before)  # (n, T-1)
     travelled = np.concatenate([np.zeros((len(speed), 1)), np.cumsum(per_step, axis=1)], axis=1)
     travelled *= speed[:, None]
     angle = np.pi / 2 * direction
     # Image rows grow downwards, so "up" (90 degrees) is negative dy.
     return np.stack((-np.sin(angle)[:, None] * travelled, np.cos(angle)[:, None] * travelled), -1)
+
+
+def _ramp_integral(tau: np.ndarray, length: float) -> np.ndarray:
+    """The integral up to ``tau`` (time from the change) of the ramp that rises from 0 to 1
+    over ``[-length/2, length/2]``."""
+    inside = np.clip(tau + length / 2, 0.0, length)
+    return inside**2 / (2 * length) + np.maximum(tau - length / 2, 0.0)

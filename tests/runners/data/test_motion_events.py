@@ -65,6 +65,9 @@ def test_items_depend_only_on_seed_split_and_index() -> None:
         ("seed", -1),
         ("split", "validation"),
         ("speed", 0),
+        ("transition", -1.0),
+        ("transition", 9.0),  # longer than the clip
+        ("transition", float("nan")),
     ],
 )
 def test_invalid_arguments_name_the_field(field: str, value: object) -> None:
@@ -93,6 +96,40 @@ def test_pan_travel_has_the_closed_form_of_each_pattern(change: float) -> None:
         assert np.allclose(pan[..., 0], 0.0)
     up = pan_displacements(np.array([1]), np.array([0]), np.array([1.0]), np.array([3.0]), t)
     assert np.allclose(up[0, -1], (-(t - 1), 0.0))  # 90 degrees: rows grow downwards
+
+
+@pytest.mark.parametrize("transition", [2.0, 4.0])
+def test_a_ramp_spreads_the_change_and_keeps_each_pattern_s_travel(transition: float) -> None:
+    """A linear ramp centred on the change time travels as far as the instantaneous change
+    (when it fits inside the clip), but its velocity moves by at most ``1/L`` of the jump per
+    frame step, where the instantaneous change jumps in one step."""
+    t, change = 16, 7.5
+    args = (np.array([0, 0, 0, 0]), np.arange(4), np.ones(4), np.full(4, change), t)
+    at_once, ramp = pan_displacements(*args), pan_displacements(*args, transition)
+    assert np.allclose(ramp[:, -1], at_once[:, -1])
+    velocity = np.diff(ramp[..., 1], axis=1)  # per frame step, along +x
+    jumps = np.abs(np.diff(velocity, axis=1)).max(axis=1)
+    jump_at_once = np.abs(np.diff(np.diff(at_once[..., 1], axis=1), axis=1)).max(axis=1)
+    for name, index in zip(PATTERNS, range(4), strict=True):
+        size = abs(PATTERNS[name][1] - PATTERNS[name][0])
+        assert jumps[index] <= size / transition + 1e-9, name
+        if size:  # the change took more steps than at once
+            assert jumps[index] < jump_at_once[index], name
+    assert np.array_equal(pan_displacements(*args, 0.0), at_once)
+
+
+def test_transition_goes_through_the_data_config_for_motion_events_only() -> None:
+    cfg = DataConfig(kind="motion_events", num_classes=16, clip_len=8, resolution=16,
+                     num_train_clips=20, num_val_clips=12, noise=0.1, seed=1, transition=4)  # fmt: skip
+    train, val = build_datasets(cfg)
+    assert isinstance(val, MotionEventsDataset) and val.transition == 4.0
+    plain = build_datasets(cfg.replace(transition=0.0))[1]
+    assert not torch.equal(val[5][0], plain[5][0])  # a reverse clip: the ramp changed it
+    assert torch.equal(val[1][0], plain[1][0])  # a steady clip has nothing to ramp
+    with pytest.raises(ConfigError, match="transition is only used with kind 'motion_events'"):
+        DataConfig(kind="motion", clip_len=8, transition=2)
+    with pytest.raises(ConfigError, match=r"transition must be a number of frames in \[0, clip"):
+        cfg.replace(transition=True)
 
 
 def test_generated_kind_builds_through_the_data_config() -> None:
