@@ -18,7 +18,7 @@ from torch import nn
 from search_space._mmcv import layer_cfg
 from search_space.arch import BlockType, InflateStyle, Style
 from search_space.errors import ConfigError
-from search_space.plan import BlockPlan, ConvSpec, plan_res_layer
+from search_space.plan import BlockPlan, ConvSpec, StageArgs, plan_res_layer
 
 __all__ = ["BasicBlock3d", "Bottleneck3d", "build_conv_module", "make_res_layer"]
 
@@ -120,25 +120,6 @@ BLOCK_CLASSES: dict[BlockType, type[_ResidualBlock]] = {
 }
 
 
-def build_block(
-    plan: BlockPlan,
-    *,
-    conv_cfg: dict[str, Any],
-    norm_cfg: dict[str, Any],
-    act_cfg: dict[str, Any],
-    non_local_cfg: dict[str, Any],
-    with_cp: bool,
-) -> _ResidualBlock:
-    return BLOCK_CLASSES[plan.block_type](
-        plan,
-        conv_cfg=conv_cfg,
-        norm_cfg=norm_cfg,
-        act_cfg=act_cfg,
-        non_local_cfg=non_local_cfg,
-        with_cp=with_cp,
-    )
-
-
 def make_res_layer(
     block: type[_ResidualBlock],
     inplanes: int,
@@ -172,7 +153,7 @@ def make_res_layer(
             f"inflate and non_local must have one entry per block ({blocks}); "
             f"got {list(per_block_inflate)} and {list(per_block_non_local)}"
         )
-    plans = plan_res_layer(
+    stage = StageArgs(
         block_type=block_type,
         inplanes=inplanes,
         planes=planes,
@@ -184,6 +165,7 @@ def make_res_layer(
         inflate_style=inflate_style,
         non_local=per_block_non_local,
     )
+    plans = plan_res_layer(stage)
     layers = [
         block(
             plan,

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any, NamedTuple, NoReturn
 
-from search_space.arch import BlockType
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError
 from search_space.layer_types import (
@@ -52,11 +51,13 @@ from search_space.plan import (
     BlockPlan,
     ConvSpec,
     PoolSpec,
+    StageArgs,
+    Triple,
     plan_pool1,
     plan_res_layer,
     plan_stem,
 )
-from search_space.shapes import ShapeTable, output_shapes, parse_input_shape
+from search_space.shapes import Shape5, ShapeTable, output_shapes, parse_input_shape
 
 __all__ = [
     "CostResult",
@@ -69,11 +70,9 @@ __all__ = [
     "norm_rule",
 ]
 
-Shape5 = tuple[int, int, int, int, int]
 # (flops, params, activation elements) of one sample; batch scales flops and activations only.
 Count = tuple[int, int, int]
 
-Triple = tuple[int, int, int]
 # (flops, params, activations, output T/H/W) of one sample through a block or a stage.
 Walk = tuple[int, int, int, Triple]
 
@@ -336,16 +335,7 @@ def _block_cost(
 
 @functools.lru_cache(maxsize=1 << 14)
 def _stage_cost(
-    block_type: BlockType,
-    inplanes: int,
-    planes: int,
-    spatial_stride: int,
-    temporal_stride: int,
-    dilation: int,
-    style: str,
-    inflate: tuple[int, ...],
-    inflate_style: str,
-    non_local: tuple[int, ...],
+    stage: StageArgs,
     thw: Triple,
     rules: _Rules,
     non_local_rules: _NonLocalRules | None,
@@ -354,18 +344,7 @@ def _stage_cost(
 
     Memoised on the plan's own arguments, so a sweep over a space mostly looks stages up.
     """
-    blocks = plan_res_layer(
-        block_type=block_type,
-        inplanes=inplanes,
-        planes=planes,
-        spatial_stride=spatial_stride,
-        temporal_stride=temporal_stride,
-        dilation=dilation,
-        style=style,
-        inflate=inflate,
-        inflate_style=inflate_style,
-        non_local=non_local,
-    )
+    blocks = plan_res_layer(stage)
     flops = params = activations = 0
     for block in blocks:
         walk = _block_cost(block, thw, rules, non_local_rules if block.non_local else None)
@@ -504,21 +483,7 @@ def _network_cost(
     last_counted = max(config.out_indices)
     head_channels = 0
     for i in range(config.num_stages):
-        stage = _stage_cost(
-            config.block_type,
-            inplanes,
-            config.base_channels * 2**i,
-            config.spatial_strides[i],
-            config.temporal_strides[i],
-            config.dilations[i],
-            config.style,
-            config.inflate[i],
-            config.inflate_style,
-            config.non_local[i],
-            thw,
-            rules,
-            non_local_rules,
-        )
+        stage = _stage_cost(StageArgs.of(config, i, inplanes), thw, rules, non_local_rules)
         if stage is None:
             return None
         (stage_flops, stage_params, stage_activations, thw), inplanes = stage

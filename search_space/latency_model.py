@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from search_space._files import read_text
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError
 from search_space.network_term import NetworkTerm
-from search_space.plan import BlockPlan, ConvSpec, PoolSpec, plan_network, plan_stage
+from search_space.plan import BlockPlan, ConvSpec, PoolSpec, Triple, plan_network, plan_stage
 from search_space.shapes import conv_output_size, output_shapes, parse_input_shape
 
 __all__ = [
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 TABLE_FORMAT = "r3dnas-latency-table/1"
-Triple = tuple[int, int, int]
 Shape4 = tuple[int, int, int, int]  # (C, T, H, W) of one clip
 
 # cfg keys that do not change a layer's eval-mode run time (left out of keys).
@@ -365,6 +365,8 @@ def _fast_keys(
     return out_keys, after
 
 
+# NOTE: network_layers' signature again: layer_keys is its memoised fast path, and a test holds the
+# two to the same answer for the same arguments.
 def layer_keys(
     config: ResNet3dConfig,
     input_shape: Sequence[int] | str,
@@ -507,13 +509,11 @@ class LatencyTable:
     def load(cls, path: str | Path) -> LatencyTable:
         """Read a table written by :meth:`save`; any problem is one :class:`ConfigError`."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"latency table {str(path)!r} cannot be read: {exc.strerror}; build it with "
-                "`r3dnas latency-table --space SPACE --out FILE`"
-            ) from None
+        text = read_text(
+            path,
+            failure="latency table {path} cannot be read: {reason}; build it with "
+            "`r3dnas latency-table --space SPACE --out FILE`",
+        )
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -38,6 +38,7 @@ __all__ = [
     "NetworkPlan",
     "POOL2",
     "PoolSpec",
+    "StageArgs",
     "StagePlan",
     "plan_block",
     "plan_network",
@@ -111,26 +112,62 @@ def plan_stem(config: ResNet3dConfig) -> ConvSpec:
     )
 
 
-def plan_block(
-    *,
-    block_type: BlockType,
-    inplanes: int,
-    planes: int,
-    spatial_stride: int,
-    temporal_stride: int,
-    dilation: int,
-    style: Style | str,
-    inflate: bool,
-    inflate_style: InflateStyle | str,
-    non_local: bool,
-    with_downsample: bool,
-) -> BlockPlan:
-    """The convs of one block, following the seed's kernel/stride/padding rules."""
-    d = dilation
-    stride: Triple = (temporal_stride, spatial_stride, spatial_stride)
-    downsample = None
-    if block_type == BlockType.BASIC:
-        out_channels = planes
+@dataclass(frozen=True, slots=True)
+class StageArgs:
+    """What decides one stage's blocks: mmaction2's ``make_res_layer`` arguments, resolved.
+
+    One value holds them so that the planner and the memoised cost walk take (and cache on) the
+    same hashable key. A block is inflated (has a non-local) when its entry ``== 1``.
+    """
+
+    block_type: BlockType
+    inplanes: int
+    planes: int
+    spatial_stride: int
+    temporal_stride: int
+    dilation: int
+    style: Style | str
+    inflate: tuple[int, ...]
+    inflate_style: InflateStyle | str
+    non_local: tuple[int, ...]
+
+    @classmethod
+    def of(cls, config: ResNet3dConfig, index: int, inplanes: int) -> StageArgs:
+        """``layer{index+1}`` of ``config``, whose input has ``inplanes`` channels."""
+        return cls(
+            block_type=config.block_type,
+            inplanes=inplanes,
+            planes=config.base_channels * 2**index,
+            spatial_stride=config.spatial_strides[index],
+            temporal_stride=config.temporal_strides[index],
+            dilation=config.dilations[index],
+            style=config.style,
+            inflate=config.inflate[index],
+            inflate_style=config.inflate_style,
+            non_local=config.non_local[index],
+        )
+
+    @property
+    def out_channels(self) -> int:
+        return self.planes * EXPANSION[self.block_type]
+
+
+def plan_block(stage: StageArgs, index: int) -> BlockPlan:
+    """Block ``index`` of ``stage``, following the seed's kernel/stride/padding rules.
+
+    The first block takes the strides and, when :func:`~search_space.arch.has_downsample` says
+    so, a 1x1x1 downsample; the others map ``planes * expansion`` channels to as many and keep
+    the size.
+    """
+    first = index == 0
+    planes, out_channels = stage.planes, stage.out_channels
+    inplanes = stage.inplanes if first else out_channels
+    d = stage.dilation
+    stride: Triple = (
+        (stage.temporal_stride, stage.spatial_stride, stage.spatial_stride) if first else (1, 1, 1)
+    )
+    inflate = stage.inflate[index] == 1
+    if stage.block_type == BlockType.BASIC:
         if inflate:
             k1, p1, k2, p2 = (3, 3, 3), (1, d, d), (3, 3, 3), (1, 1, 1)
         else:
@@ -140,14 +177,13 @@ def plan_block(
             ConvSpec(planes, planes, k2, (1, 1, 1), p2, with_act=False),
         )
     else:
-        out_channels = planes * 4
         if not inflate:
             k1, p1, k2, p2 = (1, 1, 1), (0, 0, 0), (1, 3, 3), (0, d, d)
-        elif inflate_style == InflateStyle.T3X1X1:
+        elif stage.inflate_style == InflateStyle.T3X1X1:
             k1, p1, k2, p2 = (3, 1, 1), (1, 0, 0), (1, 3, 3), (0, d, d)
         else:
             k1, p1, k2, p2 = (1, 1, 1), (0, 0, 0), (3, 3, 3), (1, d, d)
-        if style == Style.PYTORCH:
+        if stage.style == Style.PYTORCH:
             s1, s2 = (1, 1, 1), stride
         else:
             s1, s2 = stride, (1, 1, 1)
@@ -156,80 +192,35 @@ def plan_block(
             ConvSpec(planes, planes, k2, s2, p2, (1, d, d)),
             ConvSpec(planes, out_channels, (1, 1, 1), with_act=False),
         )
-    if with_downsample:
+    downsample = None
+    if first and has_downsample(
+        inplanes=stage.inplanes, out_channels=out_channels, spatial_stride=stage.spatial_stride
+    ):
         downsample = ConvSpec(inplanes, out_channels, (1, 1, 1), stride, with_act=False)
-    return BlockPlan(block_type, convs, downsample, non_local, out_channels)
+    non_local = stage.non_local[index] == 1
+    return BlockPlan(stage.block_type, convs, downsample, non_local, out_channels)
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def plan_res_layer(
-    *,
-    block_type: BlockType,
-    inplanes: int,
-    planes: int,
-    spatial_stride: int,
-    temporal_stride: int,
-    dilation: int,
-    style: Style | str,
-    inflate: tuple[int, ...],
-    inflate_style: InflateStyle | str,
-    non_local: tuple[int, ...],
-) -> tuple[BlockPlan, ...]:
+def plan_res_layer(stage: StageArgs) -> tuple[BlockPlan, ...]:
     """The blocks of one stage, one per entry of ``inflate`` (mmaction2's ``make_res_layer``).
 
-    The first block takes the strides and, when :func:`~search_space.arch.has_downsample`
-    says so, a 1x1x1 downsample; the others map ``planes * expansion`` channels to as many
-    and keep the size. A block is inflated (has a non-local) when its entry ``== 1``.
     Memoised: the arguments are hashable and the plans immutable.
 
     Raises:
         ConfigError: ``inflate`` and ``non_local`` do not have one entry per block.
     """
-    if len(inflate) != len(non_local) or not inflate:
+    if len(stage.inflate) != len(stage.non_local) or not stage.inflate:
         raise ConfigError(
             f"inflate and non_local must have one entry per block (at least one); "
-            f"got {list(inflate)} and {list(non_local)}"
+            f"got {list(stage.inflate)} and {list(stage.non_local)}"
         )
-    out_channels = planes * EXPANSION[block_type]
-    downsample = has_downsample(
-        inplanes=inplanes, out_channels=out_channels, spatial_stride=spatial_stride
-    )
-    blocks = []
-    for b, (inflate_bit, non_local_bit) in enumerate(zip(inflate, non_local, strict=True)):
-        first = b == 0
-        blocks.append(
-            plan_block(
-                block_type=block_type,
-                inplanes=inplanes if first else out_channels,
-                planes=planes,
-                spatial_stride=spatial_stride if first else 1,
-                temporal_stride=temporal_stride if first else 1,
-                dilation=dilation,
-                style=style,
-                inflate=inflate_bit == 1,
-                inflate_style=inflate_style,
-                non_local=non_local_bit == 1,
-                with_downsample=downsample and first,
-            )
-        )
-    return tuple(blocks)
+    return tuple(plan_block(stage, b) for b in range(len(stage.inflate)))
 
 
 def plan_stage(config: ResNet3dConfig, index: int, inplanes: int) -> StagePlan:
     """``layer{index+1}`` of ``config``, whose input has ``inplanes`` channels."""
-    blocks = plan_res_layer(
-        block_type=config.block_type,
-        inplanes=inplanes,
-        planes=config.base_channels * 2**index,
-        spatial_stride=config.spatial_strides[index],
-        temporal_stride=config.temporal_strides[index],
-        dilation=config.dilations[index],
-        style=config.style,
-        inflate=config.inflate[index],
-        inflate_style=config.inflate_style,
-        non_local=config.non_local[index],
-    )
-    return StagePlan(f"layer{index + 1}", blocks)
+    return StagePlan(f"layer{index + 1}", plan_res_layer(StageArgs.of(config, index, inplanes)))
 
 
 def plan_pool1(config: ResNet3dConfig) -> PoolSpec:

@@ -13,23 +13,35 @@ from search_space.errors import ConfigError
 __all__ = ["PRESETS", "preset", "preset_names"]
 
 
+def _r50(
+    *,
+    conv1_kernel_t: int,
+    stem_stride_t: int,
+    inflate: int | tuple[int | tuple[int, ...], ...],
+    with_pool2: bool = True,
+    zero_init_residual: bool = True,
+) -> ResNet3dConfig:
+    """The R50 every preset here is: a (t, 7, 7) conv1 whose temporal stride pool1 repeats."""
+    return ResNet3dConfig(
+        depth=50,
+        conv1_kernel=(conv1_kernel_t, 7, 7),
+        conv1_stride_t=stem_stride_t,
+        pool1_stride_t=stem_stride_t,
+        inflate=inflate,
+        with_pool2=with_pool2,
+        zero_init_residual=zero_init_residual,
+    )
+
+
 def seed_r50() -> ResNet3dConfig:
     """The network printed in the seed: I3D stem, every block inflated '3x1x1'."""
-    return ResNet3dConfig(
-        depth=50, conv1_kernel=(5, 7, 7), conv1_stride_t=2, pool1_stride_t=2, inflate=1
-    )
+    return _r50(conv1_kernel_t=5, stem_stride_t=2, inflate=1)
 
 
 def i3d_r50() -> ResNet3dConfig:
     """mmaction2 ``configs/_base_/models/i3d_r50.py``'s backbone."""
-    return ResNet3dConfig(
-        depth=50,
-        conv1_kernel=(5, 7, 7),
-        conv1_stride_t=2,
-        pool1_stride_t=2,
-        inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
-        zero_init_residual=False,
-    )
+    inflate = ((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0))
+    return _r50(conv1_kernel_t=5, stem_stride_t=2, inflate=inflate, zero_init_residual=False)
 
 
 def i3d_r50_heavy() -> ResNet3dConfig:
@@ -37,11 +49,9 @@ def i3d_r50_heavy() -> ResNet3dConfig:
 
     Every block inflated, and no temporal stride in the stem (conv1 and pool1 keep T).
     """
-    return ResNet3dConfig(
-        depth=50,
-        conv1_kernel=(5, 7, 7),
-        conv1_stride_t=1,
-        pool1_stride_t=1,
+    return _r50(
+        conv1_kernel_t=5,
+        stem_stride_t=1,
         inflate=(1, 1, 1, 1),
         with_pool2=True,
         zero_init_residual=False,
@@ -50,14 +60,7 @@ def i3d_r50_heavy() -> ResNet3dConfig:
 
 def slowonly_r50() -> ResNet3dConfig:
     """SlowOnly R50 (mmaction2 ``slowonly_r50.py``): 2D early stages, temporal convs late."""
-    return ResNet3dConfig(
-        depth=50,
-        conv1_kernel=(1, 7, 7),
-        conv1_stride_t=1,
-        pool1_stride_t=1,
-        inflate=(0, 0, 1, 1),
-        with_pool2=False,
-    )
+    return _r50(conv1_kernel_t=1, stem_stride_t=1, inflate=(0, 0, 1, 1), with_pool2=False)
 
 
 PRESETS: dict[str, Callable[[], ResNet3dConfig]] = {

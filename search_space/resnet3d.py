@@ -27,7 +27,12 @@ from mmcv.cnn import ConvModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from search_space.blocks import BasicBlock3d, Bottleneck3d, build_block, build_conv_module
+from search_space.blocks import (
+    BLOCK_CLASSES,
+    BasicBlock3d,
+    Bottleneck3d,
+    build_conv_module,
+)
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError
 from search_space.plan import POOL2, NetworkPlan, PoolSpec, plan_network, plan_pool1
@@ -157,7 +162,8 @@ class ResNet3d(nn.Module):
         self.config = config
         plan: NetworkPlan = plan_network(config)
         self.plan = plan
-        # Attributes mmaction2 exposes; kept for code written against it.
+        # NOTE: attributes mmaction2 exposes, set one by one as its ResNet3d does (no loop over
+        # names: STYLE §3); kept for code written against it.
         self.depth = config.depth
         self.num_stages = config.num_stages
         self.stage_blocks = config.blocks_per_stage
@@ -183,7 +189,7 @@ class ResNet3d(nn.Module):
         self.res_layers: list[str] = []
         for stage in plan.stages:
             blocks = [
-                build_block(
+                BLOCK_CLASSES[block.block_type](
                     block,
                     **cfgs,
                     non_local_cfg=config.non_local_cfg,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, InputTooSmallError
-from search_space.plan import BlockPlan, ConvSpec, NetworkPlan, PoolSpec, plan_network
+from search_space.plan import BlockPlan, ConvSpec, NetworkPlan, PoolSpec, Triple, plan_network
 
 __all__ = [
     "ShapeTable",
@@ -22,8 +22,7 @@ __all__ = [
     "parse_input_shape",
 ]
 
-Shape5 = tuple[int, int, int, int, int]
-Triple = tuple[int, int, int]
+Shape5 = tuple[int, int, int, int, int]  # (N, C, T, H, W)
 _NON_LOCAL_SUB_SAMPLE = PoolSpec(kernel=(1, 2, 2), stride=(1, 2, 2))
 
 

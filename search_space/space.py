@@ -46,6 +46,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from search_space._files import read_text
 from search_space.config import ARCH_SETTINGS, ResNet3dConfig
 from search_space.cost import cost
 from search_space.dimensions import (
@@ -60,7 +61,7 @@ from search_space.dimensions import (
 )
 from search_space.errors import ConfigError, InputTooSmallError
 from search_space.presets import PRESETS, preset
-from search_space.shapes import ShapeTable, output_shapes, parse_input_shape
+from search_space.shapes import Shape5, ShapeTable, output_shapes, parse_input_shape
 
 if TYPE_CHECKING:
     from optuna.trial import BaseTrial
@@ -76,7 +77,6 @@ __all__ = [
     "shipped_spaces",
 ]
 
-Shape5 = tuple[int, int, int, int, int]
 
 _TOP_KEYS = ("name", "description", "base", "input_shape", "dimensions")
 # Dimensions some networks do not read (mmaction2 ignores ``inflate_style`` when no Bottleneck
@@ -459,12 +459,7 @@ class SearchSpace:
     def from_toml(cls, path: str | Path) -> SearchSpace:
         """Load a space file; any mistake is one :class:`ConfigError` line naming the key."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read search space file {str(path)!r}: {exc.strerror}"
-            ) from None
+        text = read_text(path, failure="cannot read search space file {path}: {reason}")
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -526,10 +521,8 @@ def _resolve_base(value: Any, root: Path | None) -> ResNet3dConfig:
             if root is not None and not path.is_absolute():
                 path = root / path
             if value.endswith(".json") or path.is_file():
-                try:
-                    return ResNet3dConfig.from_json(path.read_text(encoding="utf-8"))
-                except OSError as exc:
-                    raise ConfigError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+                text = read_text(path, failure="cannot read {path}: {reason}")
+                return ResNet3dConfig.from_json(text)
             raise ConfigError(
                 f"unknown preset {value!r}; choose one of {', '.join(PRESETS)}, "
                 "or give a .json config file or a table of ResNet3d arguments"
