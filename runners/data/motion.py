@@ -37,16 +37,13 @@ from runners.data.generated import CHUNK, SPLITS, GeneratedClips
 from runners.data.scene import (
     add_noise_and_standardise,
     displacements,
+    draw_drifting_shapes,
+    draw_speed,
     fourier_shift,
-    overlay_drifting_shapes,
     texture,
 )
 
 __all__ = ["CHUNK", "SPLITS", "MotionDataset"]
-
-_SPEED_JITTER = 0.2
-_NUM_SHAPES = 3
-_RADIUS_RANGE = (0.12, 0.2)  # shape half-size as a fraction of the resolution
 
 
 class MotionDataset(GeneratedClips):
@@ -86,15 +83,8 @@ class MotionDataset(GeneratedClips):
         labels = self._labels_of_chunk(chunk)
         # Per-clip nuisances, all independent of the label.
         background = texture(rng, (n, 3), size, exponent=1.5)
-        speed = self.speed * rng.uniform(1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=n)
-        centers = rng.uniform(0, size, size=(n, _NUM_SHAPES, 2))  # (y, x)
-        radii = size * rng.uniform(*_RADIUS_RANGE, size=(n, _NUM_SHAPES))
-        is_square = rng.random(size=(n, _NUM_SHAPES)) < 0.5
-        colours = rng.normal(0.0, 1.0, size=(n, 3, _NUM_SHAPES)).astype(np.float32)
-        shape_angle = rng.uniform(0, 2 * np.pi, size=(n, _NUM_SHAPES))
-        shape_speed = self.speed * rng.uniform(
-            1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=(n, _NUM_SHAPES)
-        )
+        speed = draw_speed(rng, self.speed, n)
+        shapes = draw_drifting_shapes(rng, n, size, self.speed)
         noise = rng.standard_normal(size=(n, 3, t, size, size), dtype=np.float32)
 
         frames = np.arange(t)
@@ -102,7 +92,6 @@ class MotionDataset(GeneratedClips):
         pan = displacements(2 * np.pi * labels / self.num_classes, speed, frames)
         clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
         # Distractor shapes drift their own random ways.
-        overlay_drifting_shapes(clips, centers=centers, radii=radii, is_square=is_square,
-                                colours=colours, angle=shape_angle, speed=shape_speed)  # fmt: skip
+        shapes.overlay(clips)
         add_noise_and_standardise(clips, noise, self.noise)
         return clips

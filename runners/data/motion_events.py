@@ -41,8 +41,9 @@ import numpy as np
 from runners.data.generated import CHUNK, SPLITS, GeneratedClips
 from runners.data.scene import (
     add_noise_and_standardise,
+    draw_drifting_shapes,
+    draw_speed,
     fourier_shift,
-    overlay_drifting_shapes,
     texture,
 )
 from search_space.errors import ConfigError
@@ -58,9 +59,6 @@ PATTERNS: dict[str, tuple[float, float]] = {
     "start": (0.0, 1.0),
 }
 _CHANGE_RANGE = (0.25, 0.75)  # change time as a fraction of the clip
-_SPEED_JITTER = 0.2
-_NUM_SHAPES = 3
-_RADIUS_RANGE = (0.12, 0.2)
 
 
 class MotionEventsDataset(GeneratedClips):
@@ -125,26 +123,17 @@ class MotionEventsDataset(GeneratedClips):
         labels = self._labels_of_chunk(chunk)
         direction, pattern = labels % DIRECTIONS, labels // DIRECTIONS
         # Per-clip nuisances, all independent of the label.
-        # NOTE: the same draws as MotionDataset's scene, kept written out: the order of the draws
-        # from one generator *is* the dataset (``change`` sits between them here), so a shared
-        # helper would either reorder them (another dataset) or need a hook in the middle.
+        # NOTE: MotionDataset's scene draws, in its order, with ``change`` between the speed and
+        # the shapes: the order of the draws from one generator *is* the dataset.
         background = texture(rng, (n, 3), size, exponent=1.5)
-        speed = self.speed * rng.uniform(1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=n)
+        speed = draw_speed(rng, self.speed, n)
         change = (t - 1) * rng.uniform(*_CHANGE_RANGE, size=n)
-        centers = rng.uniform(0, size, size=(n, _NUM_SHAPES, 2))
-        radii = size * rng.uniform(*_RADIUS_RANGE, size=(n, _NUM_SHAPES))
-        is_square = rng.random(size=(n, _NUM_SHAPES)) < 0.5
-        colours = rng.normal(0.0, 1.0, size=(n, 3, _NUM_SHAPES)).astype(np.float32)
-        shape_angle = rng.uniform(0, 2 * np.pi, size=(n, _NUM_SHAPES))
-        shape_speed = self.speed * rng.uniform(
-            1 - _SPEED_JITTER, 1 + _SPEED_JITTER, size=(n, _NUM_SHAPES)
-        )
+        shapes = draw_drifting_shapes(rng, n, size, self.speed)
         noise = rng.standard_normal(size=(n, 3, t, size, size), dtype=np.float32)
 
         pan = pan_displacements(direction, pattern, speed, change, t, self.transition)
         clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
-        overlay_drifting_shapes(clips, centers=centers, radii=radii, is_square=is_square,
-                                colours=colours, angle=shape_angle, speed=shape_speed)  # fmt: skip
+        shapes.overlay(clips)
         add_noise_and_standardise(clips, noise, self.noise)
         return clips
 

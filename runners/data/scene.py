@@ -7,11 +7,16 @@ built-in tasks put their labels in *how things move* and never in a single frame
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 __all__ = [
+    "DriftingShapes",
     "add_noise_and_standardise",
     "displacements",
+    "draw_drifting_shapes",
+    "draw_speed",
     "fourier_shift",
     "frequencies",
     "overlay_drifting_shapes",
@@ -131,6 +136,53 @@ def overlay_drifting_shapes(
         clips *= 1 - mask
         clips += colours[:, :, k, None, None, None]
     return clips
+
+
+SPEED_JITTER = 0.2  # a speed is drawn uniformly within +-20% of the nominal one
+NUM_SHAPES = 3
+RADIUS_RANGE = (0.12, 0.2)  # shape half-size as a fraction of the resolution
+
+
+def draw_speed(rng: np.random.Generator, speed: float, size: int | tuple[int, ...]) -> np.ndarray:
+    """Speeds (pixels/frame) jittered uniformly by :data:`SPEED_JITTER` around ``speed``."""
+    return speed * rng.uniform(1 - SPEED_JITTER, 1 + SPEED_JITTER, size=size)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftingShapes:
+    """The distractor shapes of ``n`` clips, as :func:`overlay_drifting_shapes` takes them."""
+
+    centers: np.ndarray  # (n, K, 2) (y, x)
+    radii: np.ndarray  # (n, K)
+    is_square: np.ndarray  # (n, K)
+    colours: np.ndarray  # (n, 3, K)
+    angle: np.ndarray  # (n, K)
+    speed: np.ndarray  # (n, K)
+
+    def overlay(self, clips: np.ndarray) -> np.ndarray:
+        """Paint them over ``clips`` ``(n, 3, T, H, W)``, in place."""
+        return overlay_drifting_shapes(clips, centers=self.centers, radii=self.radii,
+                                       is_square=self.is_square, colours=self.colours,
+                                       angle=self.angle, speed=self.speed)  # fmt: skip
+
+
+def draw_drifting_shapes(
+    rng: np.random.Generator, n: int, size: int, speed: float
+) -> DriftingShapes:
+    """:data:`NUM_SHAPES` random shapes per clip, each drifting its own way near ``speed``.
+
+    The draws' order is part of every dataset that calls this (one generator feeds a whole
+    chunk): change it and the datasets change.
+    """
+    shape = (n, NUM_SHAPES)
+    return DriftingShapes(
+        centers=rng.uniform(0, size, size=(*shape, 2)),
+        radii=size * rng.uniform(*RADIUS_RANGE, size=shape),
+        is_square=rng.random(size=shape) < 0.5,
+        colours=rng.normal(0.0, 1.0, size=(n, 3, NUM_SHAPES)).astype(np.float32),
+        angle=rng.uniform(0, 2 * np.pi, size=shape),
+        speed=draw_speed(rng, speed, shape),
+    )
 
 
 def add_noise_and_standardise(clips: np.ndarray, noise: np.ndarray, level: float) -> np.ndarray:
