@@ -36,6 +36,8 @@ class WorkerResult:
         return exit_status(self.stopped, completed=self.completed)
 
 
+# NOTE: the keyword arguments a worker shares with launch() (storage, wandb, heartbeats, runs
+# folder) are each function's public signature; WorkerArgs is their one home on the CLI side.
 def worker(
     study_name: str | None = None,
     *,
@@ -77,10 +79,11 @@ def run_worker(args: WorkerArgs) -> WorkerResult:
     from studies.study.record import StudyRecord
     from studies.study.storage import (
         locate_study,
+        name_objectives,
         open_storage,
-        open_study,
         storage_settings,
         study_spec,
+        use_search,
     )
     from studies.tracking.tracker import open_tracker
 
@@ -88,22 +91,26 @@ def run_worker(args: WorkerArgs) -> WorkerResult:
     study_name, url = locate_study(
         args.study_name, storage=args.storage, runs_dir=args.runs_dir or RUNS_DIR
     )
+    # NOTE: the study is loaded once; its spec (stored at launch) then decides the sampler and
+    # pruner this process sets on it (Optuna stores neither).
     with quiet_optuna():
-        recorded = optuna.load_study(study_name=study_name, storage=open_storage(url, settings))
-        budget = StudyRecord(recorded).n_trials
+        study = optuna.load_study(study_name=study_name, storage=open_storage(url, settings))
+        record = StudyRecord(study)
+        budget = record.n_trials
         if budget is None:
             raise ConfigError(
                 f"study {study_name!r} records no n_trials; start it with r3dnas launch"
             )
-        spec = with_device(study_spec(recorded), args.device)
+        spec = with_device(study_spec(study), args.device)
         datasets = check_data(spec)  # a missing file is one error now, not a failure per trial
         # NOTE: each worker gets its own sampler seed (the spec's + pid), or workers started
         # together would all propose the same first parameters.
         worker_spec = dataclasses.replace(
             spec, study=dataclasses.replace(spec.study, seed=spec.study.seed + os.getpid())
         )
-        study = open_study(worker_spec, study_name=study_name, storage_url=url, settings=settings)
-    wandb_dir = StudyRecord(study).runs_dir_or(args.runs_dir)
+        use_search(study, worker_spec)
+        name_objectives(study)
+    wandb_dir = record.runs_dir_or(args.runs_dir)
     tracker = open_tracker(spec.wandb, study_name=study_name, mode=args.wandb_mode,
                            run_dir=wandb_dir / study_name)  # fmt: skip
     outcome = run_study(

@@ -48,6 +48,7 @@ __all__ = [
     "stored_spec",
     "study_spec",
     "study_storage",
+    "use_search",
 ]
 
 _log = logging.getLogger(__name__)
@@ -237,17 +238,14 @@ def open_study(
     """
     import optuna
 
-    from studies.study.samplers import build_pruner, build_sampler
-
     directions = list(spec.directions)
     study = optuna.create_study(
         study_name=study_name,
         storage=open_storage(storage_url, settings),
         directions=directions,
-        sampler=build_sampler(spec),
-        pruner=build_pruner(spec),
         load_if_exists=True,
     )
+    use_search(study, spec)
     stored = [d.name.lower() for d in study.directions]
     if stored != directions:
         raise ConfigError(
@@ -266,6 +264,19 @@ def open_study(
         )
     name_objectives(study)
     return study
+
+
+def use_search(study: optuna.Study, spec: StudySpec) -> None:
+    """Make ``study`` sample and prune as ``spec`` says.
+
+    Optuna stores neither the sampler nor the pruner: every process that runs trials sets them
+    on its own ``Study`` object, the one that creates the study (:func:`open_study`) and a worker
+    that joins it alike.
+    """
+    from studies.study.samplers import build_pruner, build_sampler
+
+    study.sampler = build_sampler(spec)
+    study.pruner = build_pruner(spec)
 
 
 def _jsonable(value: Any) -> Any:
