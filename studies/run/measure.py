@@ -2,8 +2,7 @@
 
 :class:`~studies.run.objective.TrialRunner` does the bookkeeping around a trial (identity, reuse,
 wandb, the recorded state); what the numbers are comes from a :class:`Measure`, a callable
-``(trial, config, *, seed, timings, on_epoch, checkpoint) -> metrics``. :class:`TrainingMeasure`
-is the real one::
+``(MeasureRequest) -> metrics``. :class:`TrainingMeasure` is the real one::
 
     analytic cost -> constraints -> latency (predicted and/or timed) -> train -> FLOPs
 
@@ -47,6 +46,7 @@ __all__ = [
     "EpochHook",
     "Infeasible",
     "Measure",
+    "MeasureRequest",
     "TrainingMeasure",
     "check_constraints",
     "record_known",
@@ -60,28 +60,35 @@ class Infeasible(TrialFailure):
     """The configuration breaks a constraint or cannot run on the declared input shape."""
 
 
-class Measure(Protocol):
-    """Obtains one trial's metrics (``top1``, ``gflops``, ``params_m``, ``latency_ms``, ...)."""
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class MeasureRequest:
+    """One trial to measure, as :class:`~studies.run.objective.TrialRunner` asks for it.
 
-    def __call__(
-        self,
-        trial: optuna.Trial,
-        config: ResNet3dConfig,
-        *,
-        seed: int,
-        timings: dict[str, float],
-        on_epoch: EpochHook,
-        checkpoint: Path | None,
-    ) -> dict[str, float]:
-        """Args:
+    One value rather than six arguments, so that every :class:`Measure` (and every helper it
+    hands the trial to) takes the same thing.
+
+    Attributes:
         trial: the running trial, for constraints and the attributes that describe how it
             was measured (device, history, ...).
+        config: the network to measure.
         seed: the training seed.
         timings: seconds per phase, filled in as phases end.
         on_epoch: called after each epoch (logging, status line, pruning).
         checkpoint: where the trained weights go (None: keep none).
-        """
-        ...
+    """
+
+    trial: optuna.Trial
+    config: ResNet3dConfig
+    seed: int
+    timings: dict[str, float]
+    on_epoch: EpochHook
+    checkpoint: Path | None
+
+
+class Measure(Protocol):
+    """Obtains one trial's metrics (``top1``, ``gflops``, ``params_m``, ``latency_ms``, ...)."""
+
+    def __call__(self, request: MeasureRequest) -> dict[str, float]: ...
 
 
 def check_constraints(
@@ -126,17 +133,7 @@ class TrainingMeasure:
             self._datasets = build_datasets(self.spec.data)
         return self._datasets
 
-    # NOTE: the Measure protocol's signature, written again as Python's typing requires.
-    def __call__(
-        self,
-        trial: optuna.Trial,
-        config: ResNet3dConfig,
-        *,
-        seed: int,
-        timings: dict[str, float],
-        on_epoch: EpochHook,
-        checkpoint: Path | None,
-    ) -> dict[str, float]:
+    def __call__(self, request: MeasureRequest) -> dict[str, float]:
         """Cost, latency, training and FLOPs; the trained weights go to ``checkpoint``.
 
         The trial's study is this process's pause scope (:mod:`runners.latency.quiet`): its timer
@@ -144,19 +141,13 @@ class TrainingMeasure:
         """
         from runners.latency.quiet import pause_scope
 
-        with pause_scope(trial.study.study_name):
-            return self._measure(trial, config, seed, timings, on_epoch, checkpoint)
+        with pause_scope(request.trial.study.study_name):
+            return self._measure(request)
 
-    def _measure(
-        self,
-        trial: optuna.Trial,
-        config: ResNet3dConfig,
-        seed: int,
-        timings: dict[str, float],
-        on_epoch: EpochHook,
-        checkpoint: Path | None,
-    ) -> dict[str, float]:
+    def _measure(self, request: MeasureRequest) -> dict[str, float]:
         spec = self.spec
+        trial, config, timings = request.trial, request.config, request.timings
+        checkpoint = request.checkpoint
         metrics = self._cost(trial, config, timings)
         if spec.measure.latency != "measured":
             metrics.update(self._predict_latency(trial, config, timings))
@@ -168,7 +159,8 @@ class TrainingMeasure:
         train_set, val_set = self.datasets()
         t = time.perf_counter()
         with self._pausable():
-            result = self._train(config, seed, _recording(trial, on_epoch), checkpoint)
+            on_epoch = _recording(trial, request.on_epoch)
+            result = self._train(config, request.seed, on_epoch, checkpoint)
         timings["train_s"] = time.perf_counter() - t
         try:
             metrics.update(_record_training(trial, result, train_set, val_set))

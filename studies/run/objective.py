@@ -42,7 +42,14 @@ from search_space.config import readable_architecture
 from search_space.errors import R3dnasError, TrialFailure
 from search_space.space import InfeasibleConfig
 from studies.run.interrupts import raise_if_interrupted
-from studies.run.measure import EpochHook, Infeasible, Measure, TrainingMeasure, check_constraints
+from studies.run.measure import (
+    EpochHook,
+    Infeasible,
+    Measure,
+    MeasureRequest,
+    TrainingMeasure,
+    check_constraints,
+)
 from studies.run.pruning import build_stopper, stop_again
 from studies.study.record import StudyRecord
 
@@ -274,10 +281,12 @@ class TrialRunner:
 
             digest, signature = trial.user_attrs["digest"], trial.user_attrs["signature"]
             weights = checkpoint_relpath(trial.study.study_name, digest, signature)
-        metrics = self.measure(
-            trial, config, seed=seed, timings=timings, on_epoch=self._epoch_hook(trial, run),
+        request = MeasureRequest(
+            trial=trial, config=config, seed=seed, timings=timings,
+            on_epoch=self._epoch_hook(trial, run),
             checkpoint=None if weights is None else self._runs_dir(trial) / weights,
         )  # fmt: skip
+        metrics = self.measure(request)
         if weights is not None:
             trial.set_user_attr("checkpoint", weights)
         for key, value in metrics.items():

@@ -15,18 +15,22 @@ training time, scaled by the share of epochs it ran before a pruner stopped it, 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runners.scores.tabular import load_table
 from search_space.errors import TrialFailure
-from studies.run.measure import EpochHook, Infeasible, check_constraints, record_known
+from studies.run.measure import (
+    EpochHook,
+    Infeasible,
+    MeasureRequest,
+    check_constraints,
+    record_known,
+)
 
 if TYPE_CHECKING:
     import optuna
 
     from runners.scores.tabular import TableRow
-    from search_space.config import ResNet3dConfig
     from studies.study.sections import StudySpec
 
 __all__ = ["TableMeasure"]
@@ -41,17 +45,7 @@ class TableMeasure:
         self.spec = spec
         self.table = load_table(spec.study.table)
 
-    # NOTE: the Measure protocol's signature, written again as Python's typing requires.
-    def __call__(
-        self,
-        trial: optuna.Trial,
-        config: ResNet3dConfig,
-        *,
-        seed: int,
-        timings: dict[str, float],
-        on_epoch: EpochHook,
-        checkpoint: Path | None,
-    ) -> dict[str, float]:
+    def __call__(self, request: MeasureRequest) -> dict[str, float]:
         """The row's metrics; its curve goes through ``on_epoch`` first (a pruner may stop it).
 
         Raises:
@@ -59,7 +53,8 @@ class TableMeasure:
                 objective the table lacks (latency before its latency pass) is asked for.
             Infeasible: A constraint is broken (checked before the curve, as training would).
         """
-        row = self._row(config.digest(), seed)
+        trial = request.trial
+        row = self._row(request.config.digest(), request.seed)
         metrics = {
             "gflops": row.gflops,
             "params": row.params,
@@ -78,7 +73,7 @@ class TableMeasure:
             raise Infeasible("constraint violated before training: " + "; ".join(violated))
         trial.set_user_attr("table_row", {"digest": row.digest, "seed": row.seed})
         record_known(trial, metrics)
-        self._replay(trial, row, timings, on_epoch)
+        self._replay(trial, row, request.timings, request.on_epoch)
         metrics["top1"] = row.top1
         metrics["top5"] = row.top5
         return metrics

@@ -21,11 +21,10 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import optuna
 import pytest
 
-from search_space.config import ResNet3dConfig
 from search_space.cost import cost
 from studies import pareto, select_trial, stored_spec, trials
 from studies.run.loop import make_objective, run_trials
-from studies.run.measure import EpochHook, Infeasible, check_constraints
+from studies.run.measure import Infeasible, MeasureRequest, check_constraints
 from studies.run.objective import TrialRunner
 from studies.study.sections import StudySpec
 from studies.study.spec import parse_spec
@@ -52,17 +51,9 @@ class CostMeasure:
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
 
-    def __call__(
-        self,
-        trial: optuna.Trial,
-        config: ResNet3dConfig,
-        *,
-        seed: int,
-        timings: dict[str, float],
-        on_epoch: EpochHook,
-        checkpoint: Path | None,
-    ) -> dict[str, float]:
-        gflops = cost(config, self.spec.measure.input_shape).gflops
+    def __call__(self, request: MeasureRequest) -> dict[str, float]:
+        trial, on_epoch = request.trial, request.on_epoch
+        gflops = cost(request.config, self.spec.measure.input_shape).gflops
         violated = check_constraints(trial, self.spec.constraints, {"gflops": gflops})
         if violated:
             raise Infeasible("constraint violated before training: " + violated[0])

@@ -137,6 +137,7 @@ def test_an_interrupted_confirmation_resumes_without_duplicates(tmp_path: Path) 
     from studies.run.confirm import confirm_networks
     from studies.run.launch import prepare_study
     from studies.run.loop import run_local
+    from studies.run.measure import MeasureRequest
     from studies.run.objective import TrialRunner
     from studies.run.run_study import RunOutcome
     from studies.run.tabular_mode import TableMeasure
@@ -148,10 +149,10 @@ def test_an_interrupted_confirmation_resumes_without_duplicates(tmp_path: Path) 
     spec = load_spec(table.with_suffix(".toml"), overrides=overrides)
     measure = TableMeasure(spec)
 
-    def interrupting(trial, config, **kwargs):  # type: ignore[no-untyped-def]
-        if "confirm_of" in trial.user_attrs:
+    def interrupting(request: MeasureRequest) -> dict[str, float]:
+        if "confirm_of" in request.trial.user_attrs:
             raise KeyboardInterrupt
-        return measure(trial, config, **kwargs)
+        return measure(request)
 
     study = prepare_study(spec, study_name="s", storage_url=_url(tmp_path), n_trials=6,
                           runs_dir=tmp_path)  # fmt: skip

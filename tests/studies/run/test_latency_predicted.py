@@ -106,7 +106,7 @@ def test_a_trial_can_be_paused_while_it_trains_and_only_then(
     import os
 
     from runners.latency.quiet import registered_workers
-    from studies.run.measure import TrainingMeasure
+    from studies.run.measure import MeasureRequest, TrainingMeasure
 
     monkeypatch.setenv("R3DNAS_LOCK_DIR", str(tmp_path))
     spec = _spec(tmp_path, train={"epochs": 2},
@@ -116,9 +116,10 @@ def test_a_trial_can_be_paused_while_it_trains_and_only_then(
     trial = optuna.create_study(directions=["maximize", "minimize", "minimize"]).ask()
     config = spec.space.sample(trial)  # type: ignore[attr-defined]
     seen: list[bool] = []
-    metrics = measure(trial, config, seed=0, timings={}, checkpoint=None,
-                      on_epoch=lambda epoch, values: seen.append(
-                          os.getpid() in registered_workers()))  # fmt: skip
+    request = MeasureRequest(trial=trial, config=config, seed=0, timings={}, checkpoint=None,
+                             on_epoch=lambda epoch, values: seen.append(
+                                 os.getpid() in registered_workers()))  # fmt: skip
+    metrics = measure(request)
     assert seen == [isolation == "pause"] * 2
     assert "top1" in metrics
     assert os.getpid() not in registered_workers()

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from search_space.config import ResNet3dConfig
 from studies.run.loop import make_objective, run_trials
-from studies.run.measure import EpochHook
+from studies.run.measure import MeasureRequest
 from studies.run.objective import TrialRunner
 from studies.study.sections import StudySpec
 from studies.study.spec import parse_spec
@@ -36,19 +36,10 @@ class TableMeasure:
     def __init__(self, curve: list[float], *, exc: BaseException | None = None) -> None:
         self.curve, self.exc, self.calls = curve, exc, 0
 
-    def __call__(
-        self,
-        trial: optuna.Trial,
-        config: ResNet3dConfig,
-        *,
-        seed: int,
-        timings: dict[str, float],
-        on_epoch: EpochHook,
-        checkpoint: Path | None,
-    ) -> dict[str, float]:
+    def __call__(self, request: MeasureRequest) -> dict[str, float]:
         self.calls += 1
         for epoch, top1 in enumerate(self.curve, start=1):
-            on_epoch(epoch, {"val_top1": top1})
+            request.on_epoch(epoch, {"val_top1": top1})
         if self.exc is not None:
             raise self.exc
         return {"top1": self.curve[-1], "gflops": 0.5, "params_m": 0.1, "latency_ms": 2.0}
