@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, Self, TypeVar, get_args
 
 from search_space._imports import require
 from search_space.errors import ConfigError
@@ -102,7 +102,28 @@ def open_tracker(
     return StudyTracker(TrackingConfig.from_dict(settings), study_name=study_name)
 
 
-class StudyTracker:
+class _ClosesOnExit:
+    """``with x:`` hands ``x`` back, and on the way out calls :meth:`_on_exit` (each class
+    decides what closing means: the tracker stops wandb's service, a run finishes)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._on_exit(exc)
+
+    def _on_exit(self, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+
+class StudyTracker(_ClosesOnExit):
     """Opens the wandb runs of one study and swallows every wandb failure.
 
     Call order for a study loop::
@@ -211,15 +232,7 @@ class StudyTracker:
         if self._wandb is not None:
             self._call("teardown", self._wandb.teardown)
 
-    def __enter__(self) -> StudyTracker:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _on_exit(self, exc: BaseException | None) -> None:
         self.close()
 
     # -- internals -------------------------------------------------------------------------
@@ -297,7 +310,7 @@ class StudyTracker:
         return run
 
 
-class TrialRun:
+class TrialRun(_ClosesOnExit):
     """The wandb run of one trial; every method is a no-op when the run could not start."""
 
     def __init__(self, tracker: StudyTracker, run: Any, *, number: int) -> None:
@@ -362,16 +375,7 @@ class TrialRun:
             f"finish of trial {self.number}", lambda: self._run.finish(exit_code=exit_code)
         )
 
-    # NOTE: the context-manager protocol, written as StudyTracker's is (each closes its own).
-    def __enter__(self) -> TrialRun:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _on_exit(self, exc: BaseException | None) -> None:
         """Finish a run the caller left open: as failed, with the exception as the reason."""
         if self.finished:
             return
