@@ -188,6 +188,9 @@ def _pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+# NOTE: _export and _reproduce hand the same trial-choice flags (study, storage, runs folder,
+# trial, pick) to their API functions, which resolve the study themselves after their own usage
+# checks; like every command here, each maps its flags to one function's keywords.
 def _export(args: argparse.Namespace) -> int:
     from studies.results.export import export
 
@@ -232,18 +235,21 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 def _latency_table(args: argparse.Namespace) -> int:
-    from studies.benchmark.latency_table import format_table_summary, latency_table
+    from runners.latency.table import build_latency_table
+    from search_space.space import load_space
+    from studies.benchmark.latency_table import format_table_summary
 
-    table = latency_table(
-        args.space,
-        out=args.out,
-        latency=_latency_config(args, device=args.device, mode=args.mode),
+    # NOTE: resumes a partial table at --out measured under the same conditions.
+    table = build_latency_table(
+        load_space(args.space),
+        _latency_config(args, device=args.device, mode=args.mode),
         input_shape=args.input,
         calibrate=args.calibrate,
         seed=args.seed,
         include_head=args.head,
         num_classes=args.num_classes,
-        progress=not args.quiet,
+        out=args.out,
+        progress=None if args.quiet else (lambda line: print(line, flush=True)),
     )
     print(format_table_summary(table, args.out))
     return 0

@@ -1,4 +1,5 @@
-"""``r3dnas latency-table``: build a space's per-device latency table and say how good it is.
+"""What ``r3dnas latency-table`` says about the table it built (the CLI calls
+:func:`runners.latency.table.build_latency_table` itself, with the space and the flags).
 
 The table (``search_space.latency_model``) lets a study predict latency instead of measuring
 it (``[measure] latency = "predicted"``), check ``max_latency_ms`` before building anything,
@@ -12,41 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from runners.latency.measure import LatencyConfig
     from search_space.latency_model import LatencyTable
 
-__all__ = ["format_table_summary", "latency_table"]
-
-
-def latency_table(
-    space: str,
-    *,
-    out: str | Path,
-    latency: LatencyConfig,
-    input_shape: str | None = None,
-    calibrate: int = 10,
-    seed: int = 0,
-    include_head: bool = False,
-    num_classes: int = 400,
-    progress: bool = True,
-) -> LatencyTable:
-    """Measure every distinct layer of ``space`` (a shipped name or a TOML path) with
-    ``latency``'s protocol and write the table to ``out`` (resuming a partial one measured under
-    the same conditions)."""
-    from runners.latency.table import build_latency_table
-    from search_space.space import load_space
-
-    return build_latency_table(
-        load_space(space),
-        latency,
-        input_shape=input_shape,
-        calibrate=calibrate,
-        seed=seed,
-        include_head=include_head,
-        num_classes=num_classes,
-        out=out,
-        progress=(lambda line: print(line, flush=True)) if progress else None,
-    )
+__all__ = ["format_table_summary"]
 
 
 def format_table_summary(table: LatencyTable, path: str | Path) -> str:
