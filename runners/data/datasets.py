@@ -223,6 +223,8 @@ class DataConfig(StrictConfig):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a non-empty path string or None; got {value!r}")
+        # NOTE: LatencyConfig.validate looks alike (check_int calls, then a cross-field rule) but
+        # checks other fields.
         check_int("num_classes", self.num_classes, minimum=2)
         for name in ("clip_len", "frame_interval", "num_clips", "resolution"):
             check_int(name, getattr(self, name), minimum=1)
@@ -487,6 +489,7 @@ def _seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
+# NOTE: a keyword-only signature alike in shape to sampling.uniform_clip_offsets; unrelated.
 def build_loader(
     dataset: Dataset,
     *,

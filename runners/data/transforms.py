@@ -247,6 +247,9 @@ class ClipPipeline:
         test_crop: ``"center"`` or ``"three"`` (test mode).
     """
 
+    # NOTE: DataConfig's field names, kept as a second list: DataConfig is the user's flat
+    # [data] table, this is one split's resolved pipeline (crop_size, per-split clips and jitter),
+    # also built directly by tests and benchmarks; nesting one in the other changes [data]'s keys.
     test_mode: bool
     clip_len: int
     frame_interval: int = 1
@@ -300,6 +303,8 @@ class ClipPipeline:
             label = dict(self.flip_label_map).get(label, label)
         return clip, label
 
+    # NOTE: two keyword calls that hand this pipeline's fields to the pure sampling and transform
+    # functions (each takes its own subset); alike in shape only.
     def _load(self, reader: VideoReader, rng: np.random.Generator) -> tuple[torch.Tensor, bool]:
         inds = sample_frame_indices(
             reader.num_frames,

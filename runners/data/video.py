@@ -224,6 +224,8 @@ class VideoListDataset(VideoClipDataset):
         self.root = str(base)
         self.list_file = str(list_path)
         self.num_classes = num_classes
+        # NOTE: both datasets hand the base their own public keywords, as ClassFolderDataset
+        # does; the base's signature is where they are defined.
         super().__init__(
             videos,
             pipeline=pipeline,

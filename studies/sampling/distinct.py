@@ -104,6 +104,8 @@ class DistinctNetworks(BaseSampler):
             return None
 
     # ------------------------------------------------------------------ Optuna's interface
+    # NOTE: BaseSampler's abstract methods, with the signatures Optuna gives them (as in
+    # CostAwareSampler); here they defer to the inner sampler.
     def _fixed(self, trial: FrozenTrial) -> bool:
         return "fixed_params" in trial.system_attrs
 
