@@ -120,7 +120,8 @@ def test_a_ramp_spreads_the_change_and_keeps_each_pattern_s_travel(transition: f
 
 def test_transition_goes_through_the_data_config_for_motion_events_only() -> None:
     cfg = DataConfig(kind="motion_events", num_classes=16, clip_len=8, resolution=16,
-                     num_train_clips=20, num_val_clips=12, noise=0.1, seed=1, transition=4)  # fmt: skip
+                     num_train_clips=20, num_val_clips=12, noise=0.1, seed=1,
+                     transition=4)  # fmt: skip
     train, val = build_datasets(cfg)
     assert isinstance(val, MotionEventsDataset) and val.transition == 4.0
     plain = build_datasets(cfg.replace(transition=0.0))[1]
