@@ -39,7 +39,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from search_space.errors import ConfigError
 from studies.sampling.candidates import Candidates, build_candidates
 from studies.sampling.claims import claim, mark_exhausted, set_system_attr, taken
-from studies.sampling.ehvi import expected_improvement
+from studies.sampling.ehvi import best_improvement
 from studies.sampling.model import fit_posterior
 
 if TYPE_CHECKING:
@@ -218,16 +218,14 @@ class CostAwareSampler(BaseSampler):
         span = float(values.max() - values.min())
         worst = float(values.max())
         reference = np.r_[worst + (0.1 * span if span > 0 else 1.0), np.full(costs.shape[1], 1.1)]
-        gain = expected_improvement(mean, posterior.sd, costs, front, reference)
-        gain[~available] = -math.inf
-        row = int(np.argmax(gain))
+        row, gain = best_improvement(mean, posterior.sd, costs, front, reference, available)
         return row, {
             "phase": "model",
             "digest": candidates.digests[row],
             "mean": float(posterior.mean[row]),
             "sd": float(posterior.sd[row]),
             "noise_sd": posterior.noise_sd,
-            "ehvi": float(gain[row]),
+            "ehvi": gain,
         }
 
     def _feasible(self) -> np.ndarray:

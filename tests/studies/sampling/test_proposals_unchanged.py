@@ -32,11 +32,10 @@ def _synthetic_top1(candidates: Candidates, row: int, rng: np.random.Generator) 
     return float(60.0 + trend + rng.normal(0.0, 3.0))
 
 
-def _replay(sampler: CostAwareSampler, steps: int, seed: int) -> list[str]:
+def _replay(sampler: CostAwareSampler, names: tuple[str, ...], steps: int, seed: int) -> list[str]:
     """Digests of ``steps`` successive proposals; the last one is made with the one before
     it pending (another worker is measuring it), not observed."""
     candidates = sampler.candidates()
-    names = sampler._spec.objective_names
     rng = np.random.default_rng(seed)
     trials: list[optuna.trial.FrozenTrial] = []
     picked: list[str] = []
@@ -186,7 +185,7 @@ def test_the_sampler_proposes_the_networks_it_proposed_before(name: str) -> None
     spec = load_spec(spec_name, overrides=['study.sampler="cost_aware"', *overrides])
     sampler = CostAwareSampler(spec)
     fingerprint = _fingerprint(sampler.candidates())
-    picked = _replay(sampler, steps, seed)
+    picked = _replay(sampler, spec.objective_names, steps, seed)
     expected_fingerprint, expected = EXPECTED[name]
     assert fingerprint == expected_fingerprint
     assert [d[:12] for d in picked] == expected
