@@ -22,7 +22,9 @@ placed at their posterior mean top-1, so one lucky seed does not define it.
   and used as if known; measured networks keep their measured latency on the front. A latency
   budget is then checked by the trial itself (seconds of timing, before training), not here.
 * **State**: rebuilt from the study's trials at every trial; only the enumeration of the space
-  is cached per process. Storage, several workers, resume and optuna-dashboard work unchanged.
+  is cached (per process, and on disk for later processes:
+  :mod:`studies.sampling.enumeration_cache`). Storage, several workers, resume and
+  optuna-dashboard work unchanged.
 * **Exhausted**: with no candidate left the trial is marked (:func:`claims.space_exhausted`)
   and samples at random (a reuse).
 """
