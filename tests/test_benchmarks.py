@@ -188,6 +188,7 @@ def test_bench_cost_aware_times_one_proposal() -> None:
     out = _run("benchmarks/bench_cost_aware.py", "--spec", "cpu_default", "--observations",
                "8", "--reps", "1")  # fmt: skip
     assert "186 candidates (complete: True)" in out and "one proposal with 8 observations" in out
+    assert "read back by a new process in" in out and "importing SciPy" in out
 
 
 def test_pilot_recipes_refuses_a_bad_recipe_in_one_line() -> None:

@@ -33,6 +33,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from search_space.user_cache import cache_dir
+
 __all__ = [
     "REFERENCE_INPUT",
     "REFERENCE_VERSION",
@@ -83,8 +85,7 @@ def reference_network() -> nn.Module:
 def baseline_path() -> Path:
     """Where baselines are kept: ``$R3DNAS_CACHE_DIR/latency-baselines.json`` (default
     ``~/.cache/r3dnas``)."""
-    root = os.environ.get("R3DNAS_CACHE_DIR") or str(Path.home() / ".cache" / "r3dnas")
-    return Path(root) / "latency-baselines.json"
+    return cache_dir() / "latency-baselines.json"
 
 
 def baseline_key(device: str, threads: int) -> str:

@@ -12,9 +12,11 @@ spec's latency table when the study predicts latency (``[measure] latency = "pre
 the trials that measured it (see :mod:`studies.sampling.sampler`).
 
 Enumeration: every combination of choices when the space has at most :data:`ENUMERATION_LIMIT`
-of them (the shipped spaces: 186, 372 and 24,544 networks; the largest takes about a minute
-once per process here), else a seeded sample of :data:`SAMPLE_SIZE` distinct networks (the
-same one in every worker, so workers agree on what is taken).
+of them (the shipped spaces: 186, 372 and 24,544 networks), else a seeded sample of
+:data:`SAMPLE_SIZE` distinct networks (the same one in every worker, so workers agree on what
+is taken). The networks and their GFLOPs and parameters are computed once per machine and kept
+in the user's cache (:mod:`studies.sampling.enumeration_cache`; the largest space takes about
+15 s of CPU, reading it back under a second), and the candidates once per process.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ import numpy as np
 
 from search_space.errors import ConfigError
 from search_space.space import CONDITIONAL, InfeasibleConfig
+from studies.sampling.enumeration_cache import (
+    Enumeration,
+    enumeration_key,
+    load_enumeration,
+    store_enumeration,
+)
 
 if TYPE_CHECKING:
     from search_space.config import ResNet3dConfig
@@ -93,26 +101,34 @@ class Candidates:
         return self.by_params.get(params_key(params))
 
 
-def _sample_params(space: SearchSpace, values: dict[str, Value]) -> list[dict[str, Value]]:
+def _sample_params(
+    space: SearchSpace, values: dict[str, Value]
+) -> list[tuple[dict[str, Value], ResNet3dConfig | None]]:
     """The parameter sets ``SearchSpace.sample`` suggests for the non-conditional ``values``:
     a conditional dimension is added only when its values build different networks (or one
-    of them is invalid, which ``sample`` also suggests and then reports infeasible)."""
-    rows = [dict(values)]
+    of them is invalid, which ``sample`` also suggests and then reports infeasible). Each comes
+    with its config when building it told whether the conditional matters (None: build it;
+    an infeasible set is left out)."""
+    rows: list[tuple[dict[str, Value], ResNet3dConfig | None]] = [(dict(values), None)]
     for dim in space.choices:
         if dim.name not in CONDITIONAL:
             continue
-        grown: list[dict[str, Value]] = []
-        for row in rows:
+        grown: list[tuple[dict[str, Value], ResNet3dConfig | None]] = []
+        for row, _ in rows:
             digests = set()
+            built: list[tuple[dict[str, Value], ResNet3dConfig | None]] = []
             for value in dim.values:
+                point = {**row, dim.name: value}
                 try:
-                    digests.add(space.config_from_params({**row, dim.name: value}).digest())
+                    config = space.config_from_params(point)
                 except InfeasibleConfig:
                     digests.add(f"invalid {value!r}")
-            if len(digests) > 1:
-                grown.extend({**row, dim.name: value} for value in dim.values)
-            else:
-                grown.append(row)
+                    continue
+                digests.add(config.digest())
+                built.append((point, config))
+            # NOTE: the configs just built are reused (they are what config_from_params
+            # returns for these parameters): each network is built once, not twice.
+            grown.extend(built if len(digests) > 1 else [(row, None)])
         rows = grown
     return rows
 
@@ -135,12 +151,13 @@ def _networks(space: SearchSpace, seed: int) -> tuple[Networks, bool]:
         rows = ({d.name: rng.choice(d.values) for d in plain} for _ in range(SAMPLE_SIZE * 20))
     found: Networks = {}
     for values in rows:
-        for params in _sample_params(space, values):
-            try:
-                config = space.config_from_params(params)
-            except InfeasibleConfig:
-                continue
-            found.setdefault(config.digest(), (params, config))
+        for params, built in _sample_params(space, values):
+            if built is None:
+                try:
+                    built = space.config_from_params(params)
+                except InfeasibleConfig:
+                    continue
+            found.setdefault(built.digest(), (params, built))
         if not complete and len(found) >= SAMPLE_SIZE:
             break
     return found, complete
@@ -154,7 +171,7 @@ def _latency_source(spec: StudySpec) -> str:
     return "none"
 
 
-def _latencies(spec: StudySpec, digests: list[str], configs: list[ResNet3dConfig]) -> np.ndarray:
+def _latencies(spec: StudySpec, digests: list[str], params: list[dict[str, Value]]) -> np.ndarray:
     """Latency of each network before training, or NaN (see the module docstring)."""
     source = _latency_source(spec)
     if source == "table":
@@ -170,6 +187,9 @@ def _latencies(spec: StudySpec, digests: list[str], configs: list[ResNet3dConfig
 
         latency_table = spec.measure.load_latency_table()
         assert latency_table is not None  # the spec requires one for these sources
+        # NOTE: the configs are built again from their parameters (the enumeration cache
+        # keeps parameters, not configs): config_from_params gives the same config.
+        configs = (spec.space.config_from_params(p) for p in params)
         return np.array(
             [predict_latency(c, latency_table, spec.measure.input_shape).latency_ms
              for c in configs],
@@ -191,10 +211,12 @@ def _features(
     groups: list[tuple[int, ...]] = []
     for dim in space.choices:
         start = len(columns)
-        for value in dim.values:
-            key = json.dumps(value)
-            hit = [p.get(dim.name, _ABSENT) for p in params]
-            columns.append(np.array([json.dumps(h) == key for h in hit], dtype=float))
+        # NOTE: values are compared with their type, so True is not 1 (as in params_key)
+        column = {(type(value), value): i for i, value in enumerate(dim.values)}
+        hit = np.array([column.get((type(v), v), -1)
+                        for v in (p.get(dim.name, _ABSENT) for p in params)])  # fmt: skip
+        for i in range(len(dim.values)):
+            columns.append((hit == i).astype(float))
         groups.append(tuple(range(start, len(columns))))
     for values in costs:
         groups.append((len(columns),))
@@ -211,18 +233,18 @@ _ABSENT = "__absent__"
 _CACHE: dict[str, Candidates] = {}
 
 
-def _enumerate(spec: StudySpec, use_latency: bool) -> Candidates:
+def _costed(spec: StudySpec) -> Enumeration:
+    """Every network of the space (or its sample) that fits the clip, with its exact costs:
+    read from the enumeration cache, or computed and stored there
+    (:mod:`studies.sampling.enumeration_cache`)."""
     from search_space.cost import cost
 
-    space = spec.space
-    networks, complete = _networks(space, spec.study.seed)
-    if spec.study.table is not None:
-        # NOTE: in tabular mode the table is the world: a network it lacks would only fail.
-        from runners.scores.tabular import load_table
-
-        listed = set(load_table(spec.study.table).digests)
-        networks = {d: v for d, v in networks.items() if d in listed}
-    digests, params, configs, gflops, params_m = [], [], [], [], []
+    key = enumeration_key(spec)
+    found = load_enumeration(key)
+    if found is not None:
+        return found
+    networks, complete = _networks(spec.space, spec.study.seed)
+    fresh = Enumeration(digests=[], params=[], gflops=[], params_m=[], complete=complete)
     for digest, (point, config) in networks.items():
         try:
             analytic = cost(config, spec.measure.input_shape,
@@ -230,17 +252,35 @@ def _enumerate(spec: StudySpec, use_latency: bool) -> Candidates:
                             num_classes=spec.data.num_classes)  # fmt: skip
         except ConfigError:  # too small for the clip the trials measure with
             continue
-        digests.append(digest)
-        params.append(point)
-        configs.append(config)
-        gflops.append(analytic.gflops)
-        params_m.append(analytic.params_m)
+        fresh.digests.append(digest)
+        fresh.params.append(point)
+        fresh.gflops.append(analytic.gflops)
+        fresh.params_m.append(analytic.params_m)
+    store_enumeration(key, fresh)
+    return fresh
+
+
+def _enumerate(spec: StudySpec, use_latency: bool) -> Candidates:
+    space = spec.space
+    costed = _costed(spec)
+    rows = list(range(len(costed.digests)))
+    if spec.study.table is not None:
+        # NOTE: in tabular mode the table is the world: a network it lacks would only fail.
+        from runners.scores.tabular import load_table
+
+        listed = set(load_table(spec.study.table).digests)
+        rows = [i for i in rows if costed.digests[i] in listed]
+    digests = [costed.digests[i] for i in rows]
+    params = [costed.params[i] for i in rows]
+    gflops = [costed.gflops[i] for i in rows]
+    params_m = [costed.params_m[i] for i in rows]
+    complete = costed.complete
     if not digests:
         raise ConfigError(
             f"sampler 'cost_aware': the space {space.name!r} has no feasible network for input "
             f"{list(spec.measure.input_shape)}"
         )
-    latency = _latencies(spec, digests, configs) if use_latency else np.array([math.nan])
+    latency = _latencies(spec, digests, params) if use_latency else np.array([math.nan])
     source = _latency_source(spec) if np.isfinite(latency).all() else "none"
     if source == "none":
         latency = np.full(len(digests), math.nan)

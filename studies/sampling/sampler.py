@@ -22,7 +22,9 @@ placed at their posterior mean top-1, so one lucky seed does not define it.
   and used as if known; measured networks keep their measured latency on the front. A latency
   budget is then checked by the trial itself (seconds of timing, before training), not here.
 * **State**: rebuilt from the study's trials at every trial; only the enumeration of the space
-  is cached per process. Storage, several workers, resume and optuna-dashboard work unchanged.
+  is cached (per process, and on disk for later processes:
+  :mod:`studies.sampling.enumeration_cache`). Storage, several workers, resume and
+  optuna-dashboard work unchanged.
 * **Exhausted**: with no candidate left the trial is marked (:func:`claims.space_exhausted`)
   and samples at random (a reuse).
 """
@@ -39,7 +41,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from search_space.errors import ConfigError
 from studies.sampling.candidates import Candidates, build_candidates
 from studies.sampling.claims import claim, mark_exhausted, set_system_attr, taken
-from studies.sampling.ehvi import expected_improvement
+from studies.sampling.ehvi import best_improvement
 from studies.sampling.model import fit_posterior
 
 if TYPE_CHECKING:
@@ -218,16 +220,14 @@ class CostAwareSampler(BaseSampler):
         span = float(values.max() - values.min())
         worst = float(values.max())
         reference = np.r_[worst + (0.1 * span if span > 0 else 1.0), np.full(costs.shape[1], 1.1)]
-        gain = expected_improvement(mean, posterior.sd, costs, front, reference)
-        gain[~available] = -math.inf
-        row = int(np.argmax(gain))
+        row, gain = best_improvement(mean, posterior.sd, costs, front, reference, available)
         return row, {
             "phase": "model",
             "digest": candidates.digests[row],
             "mean": float(posterior.mean[row]),
             "sd": float(posterior.sd[row]),
             "noise_sd": posterior.noise_sd,
-            "ehvi": float(gain[row]),
+            "ehvi": gain,
         }
 
     def _feasible(self) -> np.ndarray:

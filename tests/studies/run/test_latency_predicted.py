@@ -123,3 +123,23 @@ def test_a_trial_can_be_paused_while_it_trains_and_only_then(
     assert seen == [isolation == "pause"] * 2
     assert "top1" in metrics
     assert os.getpid() not in registered_workers()
+
+
+def test_cost_aware_candidates_carry_the_predicted_latency(
+    tmp_path: Path, table_path: Path
+) -> None:
+    """The cost-aware sampler knows each candidate's predicted latency before training: the
+    table's prediction for the network its parameters build (the enumeration cache keeps
+    parameters, and the configs are built again from them)."""
+    from search_space.latency_model import LatencyTable
+    from studies.sampling.candidates import build_candidates
+
+    spec = _spec(tmp_path, study={"sampler": "cost_aware"},
+                 measure={"latency": "predicted", "latency_table": str(table_path)})  # fmt: skip
+    candidates = build_candidates(spec)  # type: ignore[arg-type]
+    table = LatencyTable.load(table_path)
+    assert candidates.latency_source == "latency table" and len(candidates) > 1
+    for params, latency_ms in zip(candidates.params, candidates.latency_ms, strict=True):
+        config = spec.space.config_from_params(params)  # type: ignore[attr-defined]
+        expected = predict_latency(config, table, spec.measure.input_shape).latency_ms  # type: ignore[attr-defined]
+        assert latency_ms == expected

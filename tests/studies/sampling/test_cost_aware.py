@@ -22,7 +22,7 @@ from studies.run.loop import make_objective, quiet_optuna
 from studies.run.objective import TrialRunner
 from studies.sampling import DistinctNetworks, space_exhausted
 from studies.sampling.candidates import build_candidates
-from studies.sampling.ehvi import expected_improvement
+from studies.sampling.ehvi import best_improvement, expected_improvement
 from studies.study.samplers import build_sampler
 from studies.study.sections import StudySpec
 from studies.study.spec import load_spec
@@ -232,3 +232,22 @@ def test_an_exhausted_space_is_marked(tmp_path: Path) -> None:
     assert [space_exhausted(t) for t in trials] == [False] * size + [True]
     assert len(set(_digests(study)[:size])) == size
     assert trials[size].user_attrs["state"] == "reused"
+
+
+@pytest.mark.parametrize("known", [0, 1, 2, 3])
+def test_best_improvement_is_the_argmax_of_the_full_computation(known: int) -> None:
+    """The pruned pick equals an argmax of expected_improvement over the allowed candidates,
+    value included, on fronts with enough levels for both rounds of bounds; repeated rows
+    check that the first of equals wins."""
+    rng = np.random.default_rng(10 + known)
+    for _ in range(3):
+        front = rng.random((60, 1 + known))
+        reference = np.full(1 + known, 1.1)
+        costs = np.repeat(rng.random((150, known)), 2, axis=0)
+        mu = np.repeat(rng.random(150), 2)
+        sd = np.repeat(0.02 + 0.3 * rng.random(150), 2)
+        allowed = rng.random(300) < 0.8
+        gain = expected_improvement(mu, sd, costs, front, reference)
+        gain[~allowed] = -np.inf
+        row, value = best_improvement(mu, sd, costs, front, reference, allowed)
+        assert (row, value) == (int(np.argmax(gain)), float(gain.max()))
