@@ -40,3 +40,17 @@ def private_latency_baselines(tmp_path_factory: pytest.TempPathFactory) -> Itera
     """The drift reference's baselines in a folder of the suite's own (``R3DNAS_CACHE_DIR``),
     never the user's ``~/.cache/r3dnas``."""
     yield from _env_folder("R3DNAS_CACHE_DIR", tmp_path_factory.mktemp("r3dnas-cache"))
+
+
+# The files whose tests run longest (minutes, under load: they run the README's commands, the
+# benchmark scripts and real multi-process studies). Run first, so that with two processes
+# (scripts/test.sh) the other process works through the short tests meanwhile instead of one
+# process finishing a long test alone at the end.
+LONG_FIRST = ("tests/studies/test_commands.py", "tests/test_benchmarks.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def long_first(item: pytest.Item) -> int:
+        return 0 if item.nodeid.startswith(LONG_FIRST) else 1
+
+    items.sort(key=long_first)  # NOTE: stable, so the order within each group is kept
