@@ -67,6 +67,7 @@ __all__ = [
 ]
 
 POLL_S = 1.0
+WATCH_S = 5.0  # how often a process waiting for its local workers shows the study's progress
 # Trial states that get one line (their ``about``) instead of Optuna's traceback.
 QUIET_STATES = ("infeasible", "failed", "pruned")
 # Reused trials in a row after which the loop stops: the sampler proposes only networks the
@@ -546,12 +547,14 @@ def spawn_workers(
     wandb_mode: str | None = None,
     heartbeat_s: int | None = None,
     grace_s: int | None = None,
+    watch: Callable[[], None] | None = None,
 ) -> list[int]:
     """Start ``n_workers`` ``r3dnas worker`` processes on this machine and wait for them.
 
     ``args`` is their command line (:class:`~studies.run.worker_args.WorkerArgs`); the keyword
     arguments build one when it is not given. Each worker gets its own GPU where there are
-    GPUs, and runs quietly (their progress bars would interleave).
+    GPUs, and runs quietly (their progress bars would interleave); ``watch``, called every
+    few seconds while they run, is where this process shows the study's progress instead.
     """
     from studies.run.worker_args import WorkerArgs
 
@@ -567,7 +570,13 @@ def spawn_workers(
     codes = []
     try:
         for proc in procs:
-            codes.append(proc.wait())
+            while True:
+                try:
+                    codes.append(proc.wait(timeout=WATCH_S if watch is not None else None))
+                    break
+                except subprocess.TimeoutExpired:  # only with a watch: its timeout
+                    if watch is not None:
+                        watch()
     except KeyboardInterrupt:
         for proc in procs:
             proc.terminate()

@@ -59,10 +59,15 @@ def run_study(
 
         if worker_args is None:
             raise ValueError("run_study: workers > 1 needs worker_args")  # internal misuse
+        bar = _WorkersProgress(study, n_trials, label) if progress else None
         try:
-            codes = tuple(spawn_workers(workers, args=worker_args))
+            codes = tuple(spawn_workers(workers, args=worker_args,
+                                        watch=bar.update if bar else None))  # fmt: skip
         except KeyboardInterrupt:
             return RunOutcome(stopped="interrupted")
+        finally:
+            if bar is not None:
+                bar.close()
         completed, _ = count_trials(study)
         stopped: StopReason = "done" if completed >= n_trials else "gave_up"
         # NOTE: a worker that stopped on a stuck sampler exits 3 (studies.run.loop.exit_status)
@@ -87,3 +92,26 @@ def with_device(spec: StudySpec, device: str | None) -> StudySpec:
     measure = dataclasses.replace(spec.measure, device=device)
     train = dataclasses.replace(spec.train, device=device)
     return dataclasses.replace(spec, measure=measure, train=train)
+
+
+class _WorkersProgress:
+    """The study's progress bar in a process that only waits for its local workers (they run
+    quietly): trials counted out of the budget, and how many run now."""
+
+    def __init__(self, study: optuna.Study, n_trials: int, label: str) -> None:
+        from tqdm import tqdm
+
+        self.study, self.n_trials = study, n_trials
+        complete, _ = count_trials(study)
+        self.bar = tqdm(total=n_trials, initial=min(complete, n_trials), desc=label,
+                        unit="trial")  # fmt: skip
+
+    def update(self) -> None:
+        complete, running = count_trials(self.study)
+        self.bar.n = min(complete, self.n_trials)
+        self.bar.set_postfix_str(f"{running} running", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.update()
+        self.bar.close()

@@ -108,6 +108,17 @@ def test_nothing_complete_is_exit_1(scratch: Path, capsys: pytest.CaptureFixture
     assert "r3dnas ablate: 0 of 2 trials complete (gave up)" in capsys.readouterr().err
 
 
+def test_launch_with_workers_shows_the_study_s_progress(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The workers run quietly (their bars would interleave), so the launching process shows
+    one bar for the study: without it a build of hours printed nothing until the end."""
+    argv = ["launch", str(TINY), "--n-trials", "2", "--workers", "2", "--wandb", "disabled"]
+    assert _run(argv) == 0
+    err = capsys.readouterr().err
+    assert "tiny: 100%" in err and "2/2" in err and "0 running" in err, err[-1000:]
+
+
 def test_launch_fails_when_its_workers_fail(
     scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
