@@ -10,7 +10,8 @@ reproducible between seeds; a pilot of a handful of architectures says which rec
 build (benchmarks/README.md keeps the results). The architectures come from the committed table
 (``--table``); keys of the JSON argument (all optional): ``classes``, ``noise``, ``ntrain``,
 ``epochs``, ``warmup``, ``lr``, ``bs``, ``opt``, ``wd``, ``dropout``, ``ls`` (label smoothing),
-``transition`` (``[data] transition``), ``val`` (validation clips, 384), ``seeds``, ``base``
+``transition`` (``[data] transition``), ``noise_start`` and ``ramp`` (``[data] noise_start``,
+``noise_ramp_epochs``), ``val`` (validation clips, 384), ``seeds``, ``base``
 (ResNet3d arguments replaced in every architecture), ``digests``, ``fresh`` (``[data]
 fresh_clips``: new training clips every epoch) and ``threads`` (thread counts to
 retrain the first seed with: the cheap proxy of another CPU type). Prints, per architecture: the
@@ -38,7 +39,8 @@ DIGESTS = ["f96ec62174ae", "94d8a05a8c09", "329ea59ce4aa", "657273175766",
 
 
 KEYS = {"classes", "noise", "ntrain", "epochs", "warmup", "lr", "bs", "opt", "wd", "dropout",
-        "ls", "seeds", "base", "digests", "fresh", "threads", "transition", "val"}  # fmt: skip
+        "ls", "seeds", "base", "digests", "fresh", "threads", "transition", "val",
+        "noise_start", "ramp"}  # fmt: skip
 
 
 def summary(paths: list[str]) -> None:
@@ -110,7 +112,9 @@ def main() -> int:
                       resolution=32, num_train_clips=recipe.get("ntrain", 512),
                       num_val_clips=recipe.get("val", 384), noise=recipe.get("noise", 2.0),
                       fresh_clips=recipe.get("fresh", False),
-                      transition=recipe.get("transition", 0.0), seed=0)  # fmt: skip
+                      transition=recipe.get("transition", 0.0),
+                      noise_start=recipe.get("noise_start"),
+                      noise_ramp_epochs=recipe.get("ramp", 0), seed=0)  # fmt: skip
     # NOTE: the product's own datasets, so a pilot of fresh clips runs what a build will run.
     train_set, val_set = build_datasets(data)
     for split in (train_set, val_set):

@@ -161,6 +161,10 @@ class DataConfig(StrictConfig):
         fresh_clips: Built-in kinds only: new training clips every epoch (epoch ``e`` trains on
             items ``e * num_train_clips`` onwards; validation stays fixed), so that nothing is
             memorised (:mod:`runners.data.fresh`).
+        noise_start: ``fresh_clips`` only: a noise curriculum: the first training epoch's clips
+            have this noise, moving linearly to ``noise`` over ``noise_ramp_epochs`` epochs
+            (validation always at ``noise``); None: every epoch at ``noise``.
+        noise_ramp_epochs: Epochs of the curriculum (>= 1 with ``noise_start``).
         transition: ``motion_events`` only: frames over which the pan's velocity ramps from
             before the change to after it (0: at once); a slow ramp makes the task need
             temporal integration over many frames.
@@ -200,6 +204,8 @@ class DataConfig(StrictConfig):
     num_val_clips: int = 256
     noise: float = 0.1
     fresh_clips: bool = False
+    noise_start: float | None = None
+    noise_ramp_epochs: int = 0
     transition: float = 0.0
     seed: int = 0
     temporal_jitter: bool = False
@@ -298,6 +304,22 @@ class DataConfig(StrictConfig):
                 "(mmaction2 divides by zero there); got num_clips=1"
             )
 
+    def _validate_curriculum(self) -> None:
+        start, ramp = self.noise_start, self.noise_ramp_epochs
+        if not self.fresh_clips:
+            raise ConfigError(
+                "noise_start and noise_ramp_epochs need fresh_clips = true (a curriculum over "
+                f"epochs of new clips); got noise_start={start!r}, fresh_clips=false"
+            )
+        if (
+            isinstance(start, bool)
+            or not isinstance(start, int | float)
+            or not math.isfinite(start)
+            or start < 0
+        ):
+            raise ConfigError(f"noise_start must be a finite number >= 0; got {start!r}")
+        check_int("noise_ramp_epochs", ramp, minimum=1)
+
     def _validate_kind(self) -> None:
         # NOTE: options that a kind would ignore are errors, so nothing is dropped silently.
         kind = self.kind.value
@@ -306,6 +328,8 @@ class DataConfig(StrictConfig):
                 f"transition is only used with kind 'motion_events'; got "
                 f"transition={self.transition!r} for kind {kind!r}"
             )
+        if self.noise_start is not None or self.noise_ramp_epochs:
+            self._validate_curriculum()
         if self.fresh_clips and not self.kind.is_generated:
             raise ConfigError(
                 f"fresh_clips is only used with kinds 'motion' and 'motion_events'; got "
@@ -419,7 +443,9 @@ def build_datasets(cfg: DataConfig) -> tuple[Dataset, Dataset]:
 
         train = generated("train", cfg.num_train_clips)
         if cfg.fresh_clips:
-            return FreshClips(train), generated("val", cfg.num_val_clips)
+            fresh = FreshClips(train, noise_start=cfg.noise_start,
+                               ramp_epochs=cfg.noise_ramp_epochs)  # fmt: skip
+            return fresh, generated("val", cfg.num_val_clips)
         return train, generated("val", cfg.num_val_clips)
     train_pipe = _clip_pipeline(cfg, test_mode=False)
     val_pipe = _clip_pipeline(cfg, test_mode=True)

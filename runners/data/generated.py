@@ -100,8 +100,9 @@ class GeneratedClips(Dataset):
     def _check_classes(self, num_classes: int) -> None:
         check_int("num_classes", num_classes, 2)
 
-    def _generate_chunk(self, chunk: int) -> np.ndarray:
-        """Clips ``chunk * CHUNK ...`` (all CHUNK of them) as ``(CHUNK, 3, T, H, W)`` float32."""
+    def _generate_chunk(self, chunk: int, level: float | None = None) -> np.ndarray:
+        """Clips ``chunk * CHUNK ...`` (all CHUNK of them) as ``(CHUNK, 3, T, H, W)`` float32,
+        at noise ``level`` instead of the dataset's own where given (a noise curriculum)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ Dataset protocol

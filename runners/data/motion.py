@@ -76,7 +76,7 @@ class MotionDataset(GeneratedClips):
         )
 
     # ------------------------------------------------------------------ generation
-    def _generate_chunk(self, chunk: int) -> np.ndarray:
+    def _generate_chunk(self, chunk: int, level: float | None = None) -> np.ndarray:
         """Clips ``chunk * CHUNK ...`` (all CHUNK of them) as ``(CHUNK, 3, T, H, W)`` float32."""
         rng = np.random.default_rng([self.seed, SPLITS.index(self.split), chunk])
         n, t, size = CHUNK, self.clip_len, self.resolution
@@ -93,5 +93,5 @@ class MotionDataset(GeneratedClips):
         clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
         # Distractor shapes drift their own random ways.
         shapes.overlay(clips)
-        add_noise_and_standardise(clips, noise, self.noise)
+        add_noise_and_standardise(clips, noise, self.noise if level is None else level)
         return clips

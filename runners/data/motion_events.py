@@ -116,7 +116,7 @@ class MotionEventsDataset(GeneratedClips):
         return tuple(f"{p}_{90 * d:03d}deg" for p in patterns for d in range(DIRECTIONS))
 
     # ------------------------------------------------------------------ generation
-    def _generate_chunk(self, chunk: int) -> np.ndarray:
+    def _generate_chunk(self, chunk: int, level: float | None = None) -> np.ndarray:
         """Clips ``chunk * CHUNK ...`` (all CHUNK of them) as ``(CHUNK, 3, T, H, W)`` float32."""
         rng = np.random.default_rng([self.seed, SPLITS.index(self.split), chunk, 0xE7])
         n, t, size = CHUNK, self.clip_len, self.resolution
@@ -134,7 +134,7 @@ class MotionEventsDataset(GeneratedClips):
         pan = pan_displacements(direction, pattern, speed, change, t, self.transition)
         clips = fourier_shift(background, pan)  # (n, 3, T, H, W)
         shapes.overlay(clips)
-        add_noise_and_standardise(clips, noise, self.noise)
+        add_noise_and_standardise(clips, noise, self.noise if level is None else level)
         return clips
 
 

@@ -61,6 +61,43 @@ def test_fresh_clips_are_deterministic_and_independent_of_workers() -> None:
     assert not torch.equal(other_seed[0], again[0])
 
 
+def test_a_noise_curriculum_starts_clear_and_reaches_the_task_s_noise() -> None:
+    """``noise_start``: epoch 0 at that noise, then linearly to ``noise`` by epoch
+    ``noise_ramp_epochs``; every clip is otherwise the same clip, and validation is untouched."""
+    n = 32  # two generation chunks per epoch: every chunk lies in one epoch
+    cfg = _config(num_train_clips=n, noise_start=0.0, noise_ramp_epochs=2)
+    train, val = build_datasets(cfg)
+    assert isinstance(train, FreshClips)
+    assert [train.noise_of_epoch(e) for e in range(4)] == [0.0, 0.25, 0.5, 0.5]
+
+    def plain(noise: float) -> MotionEventsDataset:
+        return MotionEventsDataset(num_classes=4, num_clips=4 * n, clip_len=4, resolution=16,
+                                   noise=noise, seed=3, split="train")  # fmt: skip
+
+    for index, noise in ((3, 0.0), (n + 3, 0.25), (2 * n + 3, 0.5), (3 * n + 3, 0.5)):
+        assert torch.equal(train[index][0], plain(noise)[index][0]), (index, noise)
+    assert not torch.equal(train[3][0], plain(0.5)[3][0])  # epoch 0 is not at the task's noise
+    assert torch.equal(val[3][0], build_datasets(_config(num_train_clips=n))[1][3][0])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"noise_start": 0.1, "noise_ramp_epochs": 2, "fresh_clips": False},
+         "noise_start and noise_ramp_epochs need fresh_clips = true (a curriculum over epochs "
+         "of new clips); got noise_start=0.1, fresh_clips=false"),
+        ({"noise_start": 0.1}, "noise_ramp_epochs must be an int >= 1; got 0"),
+        ({"noise_ramp_epochs": 2}, "noise_start must be a finite number >= 0; got None"),
+        ({"noise_start": -1.0, "noise_ramp_epochs": 2},
+         "noise_start must be a finite number >= 0; got -1.0"),
+    ],
+)  # fmt: skip
+def test_a_bad_curriculum_is_one_line(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _config(**changes)
+    assert str(info.value) == message
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
