@@ -51,7 +51,7 @@ class FreshClips(Dataset):
         depends on its seed (the take-off lottery of issue 23); on clearer clips every run
         finds them in the first epoch, and the later epochs at the target noise then grade
         how well an architecture can use them. Piloted (benchmarks/README.md): on 4 directions
-        at noise 2.5 it turned seed pairs 87/97 and 96/97 into 100/100 and 99/100; on the
+        at noise 2.5 it turned seed pairs 87/97 and 96/96 into 100/100 and 99/100; on the
         16-class task, where the lottery is learning the *order* of the motion, it did not
         help."""
         if self.noise_start is None or epoch >= self.ramp_epochs:
