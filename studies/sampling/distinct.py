@@ -37,8 +37,8 @@ import numpy as np
 from optuna.samplers import BaseSampler
 
 from search_space.space import InfeasibleConfig
-from studies.sampling.candidates import Candidates, build_candidates
 from studies.sampling.claims import claim, mark_exhausted, set_system_attr, taken
+from studies.sampling.picker import NetworkPicker, is_fixed
 
 if TYPE_CHECKING:
     import optuna
@@ -77,22 +77,16 @@ class _Proposal:
         return value
 
 
-class DistinctNetworks(BaseSampler):
+class DistinctNetworks(NetworkPicker):
     """See the module docstring."""
 
     def __init__(
         self, inner: BaseSampler, spec: StudySpec, *, tries: int = 4, seed: int | None = None
     ) -> None:
+        super().__init__(spec, fallback=inner)
         self.inner = inner
-        self._spec = spec
         self._tries = max(1, tries)
         self._rng = random.Random(spec.study.seed if seed is None else seed)
-        self._candidates: Candidates | None = None
-
-    def candidates(self) -> Candidates:
-        if self._candidates is None:
-            self._candidates = build_candidates(self._spec)
-        return self._candidates
 
     def _resolve(self, params: Mapping[str, Any]) -> str | None:
         row = self.candidates().row_of(params)
@@ -104,33 +98,21 @@ class DistinctNetworks(BaseSampler):
             return None
 
     # ------------------------------------------------------------------ Optuna's interface
-    # NOTE: BaseSampler's abstract methods, with the signatures Optuna gives them (as in
-    # CostAwareSampler); here they defer to the inner sampler.
-    def _fixed(self, trial: FrozenTrial) -> bool:
-        return "fixed_params" in trial.system_attrs
-
+    # NOTE: the relative sampling and after_trial are the inner sampler's (sample_independent
+    # and reseeding are too: it is the picker's fallback).
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        if self._fixed(trial):
+        if is_fixed(trial):
             return {}
         return self.inner.infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        if self._fixed(trial):
+        if is_fixed(trial):
             return {}
         return self.inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
         self,
@@ -141,13 +123,10 @@ class DistinctNetworks(BaseSampler):
     ) -> None:
         self.inner.after_trial(study, trial, state, values)
 
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
-
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Ask the inner sampler until it proposes a new network (see the module docstring)."""
         self.inner.before_trial(study, trial)
-        if self._fixed(trial):
+        if is_fixed(trial):
             return
         # NOTE: the inner sampler may have written system attributes (GridSampler's grid_id)
         # that its own sampling reads back from the frozen trial.
@@ -184,9 +163,6 @@ class DistinctNetworks(BaseSampler):
             excluded.add(digest)
 
     # ------------------------------------------------------------------ helpers
-    def _feasible(self) -> np.ndarray:
-        return self.candidates().within(self._spec.constraints)
-
     def _nearest(
         self, params: Mapping[str, Any], excluded: set[str], feasible: np.ndarray
     ) -> int | None:

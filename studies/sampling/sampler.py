@@ -36,17 +36,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers import RandomSampler
 
 from search_space.errors import ConfigError
-from studies.sampling.candidates import Candidates, build_candidates
 from studies.sampling.claims import claim, mark_exhausted, set_system_attr, taken
 from studies.sampling.ehvi import best_improvement
 from studies.sampling.model import fit_posterior
+from studies.sampling.picker import NetworkPicker, is_fixed
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.distributions import BaseDistribution
     from optuna.trial import FrozenTrial
 
     from studies.study.sections import StudySpec
@@ -78,7 +77,7 @@ def check_cost_aware(spec: StudySpec) -> None:
         )
 
 
-class CostAwareSampler(BaseSampler):
+class CostAwareSampler(NetworkPicker):
     """See the module docstring. ``seed`` defaults to ``[study] seed``, ``n_startup`` to
     ``[study] n_startup_trials``; ``use_latency=False`` ignores the latency source (the
     benchmark of a study without one)."""
@@ -92,51 +91,20 @@ class CostAwareSampler(BaseSampler):
         use_latency: bool = True,
     ) -> None:
         check_cost_aware(spec)
-        self._spec = spec
         self._seed = spec.study.seed if seed is None else seed
+        # NOTE: random sampling answers only what a pick leaves open (an exhausted space, an
+        # enqueued trial's missing parameters).
+        super().__init__(spec, fallback=RandomSampler(seed=self._seed), use_latency=use_latency)
         self._n_startup = max(1, spec.study.n_startup_trials if n_startup is None else n_startup)
-        self._independent = RandomSampler(seed=self._seed)
-        self._use_latency = use_latency
-        self._candidates: Candidates | None = None
-
-    def candidates(self) -> Candidates:
-        """The spec's networks (enumerated at the first use, once per process)."""
-        if self._candidates is None:
-            self._candidates = build_candidates(self._spec, use_latency=self._use_latency)
-        return self._candidates
 
     def _resolve(self, params: Mapping[str, Any]) -> str | None:
         row = self.candidates().row_of(params)
         return None if row is None else self.candidates().digests[row]
 
-    # ------------------------------------------------------------------ Optuna's interface
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
-
-    def sample_independent(
-        self,
-        study: optuna.Study,
-        trial: FrozenTrial,
-        param_name: str,
-        param_distribution: BaseDistribution,
-    ) -> Any:
-        """Only for parameters the pick did not fix (an exhausted space, an enqueued trial)."""
-        return self._independent.sample_independent(study, trial, param_name, param_distribution)
-
-    def reseed_rng(self) -> None:
-        self._independent.reseed_rng()
-
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Pick a network and fix the trial's parameters to it (unless already fixed: an
         enqueued trial or a retry)."""
-        if "fixed_params" in trial.system_attrs:
+        if is_fixed(trial):
             return
         candidates = self.candidates()
         lost: set[str] = set()
@@ -229,9 +197,6 @@ class CostAwareSampler(BaseSampler):
             "noise_sd": posterior.noise_sd,
             "ehvi": gain,
         }
-
-    def _feasible(self) -> np.ndarray:
-        return self.candidates().within(self._spec.constraints)
 
     def _known_costs(
         self, observed: list[FrozenTrial], rows: list[int | None]
