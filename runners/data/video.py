@@ -26,6 +26,7 @@ import warnings
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Required, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -39,11 +40,22 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "ClassFolderDataset",
     "CorruptVideoWarning",
+    "ReadOptions",
     "VideoClipDataset",
     "VideoListDataset",
 ]
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+
+
+class ReadOptions(TypedDict, total=False):
+    """How a video dataset reads its files: the keywords every dataset here hands to
+    :class:`VideoClipDataset`, whose signature holds their defaults (one home for them)."""
+
+    pipeline: Required[ClipPipeline]
+    seed: int
+    decode_threads: int
+    max_retries: int
 
 
 class CorruptVideoWarning(UserWarning):
@@ -199,10 +211,8 @@ class VideoListDataset(VideoClipDataset):
         root: Folder the list's paths are relative to; None: the list file's folder.
         list_file: The annotation list.
         num_classes: Labels must lie in ``[0, num_classes)``.
-        pipeline: Sampling and transforms.
-        seed: Base seed of the random choices.
-        decode_threads: FFmpeg threads per decode.
-        max_retries: Consecutive undecodable videos tolerated for one item.
+        options: :class:`ReadOptions` (``pipeline``, required; ``seed``, ``decode_threads``,
+            ``max_retries``, as :class:`VideoClipDataset` defines them).
     """
 
     def __init__(
@@ -211,10 +221,7 @@ class VideoListDataset(VideoClipDataset):
         list_file: str | os.PathLike[str],
         *,
         num_classes: int,
-        pipeline: ClipPipeline,
-        seed: int = 0,
-        decode_threads: int = 1,
-        max_retries: int = 10,
+        **options: Unpack[ReadOptions],
     ) -> None:
         list_path = Path(list_file)
         base = list_path.parent if root is None else Path(root)
@@ -224,15 +231,7 @@ class VideoListDataset(VideoClipDataset):
         self.root = str(base)
         self.list_file = str(list_path)
         self.num_classes = num_classes
-        # NOTE: both datasets hand the base their own public keywords, as ClassFolderDataset
-        # does; the base's signature is where they are defined.
-        super().__init__(
-            videos,
-            pipeline=pipeline,
-            seed=seed,
-            decode_threads=decode_threads,
-            max_retries=max_retries,
-        )
+        super().__init__(videos, **options)
 
 
 class ClassFolderDataset(VideoClipDataset):
@@ -243,24 +242,19 @@ class ClassFolderDataset(VideoClipDataset):
         classes: Class names in label order; None: the sorted subfolders of ``root``. Pass the
             training set's ``classes`` to a validation set, which may then lack some classes.
         num_classes: When given, the number of classes must equal it.
-        pipeline: Sampling and transforms.
         extensions: File suffixes counted as videos (case-insensitive).
-        seed: Base seed of the random choices.
-        decode_threads: FFmpeg threads per decode.
-        max_retries: Consecutive undecodable videos tolerated for one item.
+        options: :class:`ReadOptions` (``pipeline``, required; ``seed``, ``decode_threads``,
+            ``max_retries``, as :class:`VideoClipDataset` defines them).
     """
 
     def __init__(
         self,
         root: str | os.PathLike[str],
         *,
-        pipeline: ClipPipeline,
         classes: Sequence[str] | None = None,
         num_classes: int | None = None,
         extensions: Sequence[str] = VIDEO_EXTENSIONS,
-        seed: int = 0,
-        decode_threads: int = 1,
-        max_retries: int = 10,
+        **options: Unpack[ReadOptions],
     ) -> None:
         base = Path(root)
         if not base.is_dir():
@@ -299,10 +293,4 @@ class ClassFolderDataset(VideoClipDataset):
             raise ConfigError(f"class folder root {base} has no video files")
         self.root = str(base)
         self.classes: tuple[str, ...] = tuple(classes)
-        super().__init__(
-            videos,
-            pipeline=pipeline,
-            seed=seed,
-            decode_threads=decode_threads,
-            max_retries=max_retries,
-        )
+        super().__init__(videos, **options)
