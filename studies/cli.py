@@ -28,6 +28,7 @@ from studies.run.worker_args import (
 
 if TYPE_CHECKING:
     from runners.latency.measure import LatencyConfig
+    from studies.results.pareto import TrialChoice
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers = (
@@ -188,21 +189,22 @@ def _pareto(args: argparse.Namespace) -> int:
     return 0
 
 
-# NOTE: _export and _reproduce hand the same trial-choice flags (study, storage, runs folder,
-# trial, pick) to their API functions, which resolve the study themselves after their own usage
-# checks; like every command here, each maps its flags to one function's keywords.
+def _trial_choice(args: argparse.Namespace) -> TrialChoice:
+    """The trial-choice flags of ``export`` and ``reproduce``; their API functions resolve the
+    study themselves, after their own usage checks."""
+    return {
+        "storage": args.storage,
+        "runs_dir": args.runs_dir,
+        "trial": args.trial,
+        "pick": args.pick,
+    }
+
+
 def _export(args: argparse.Namespace) -> int:
     from studies.results.export import export
 
     text = export(
-        args.study,
-        storage=args.storage,
-        runs_dir=args.runs_dir,
-        trial=args.trial,
-        pick=args.pick,
-        fmt=args.format,
-        out=args.out,
-        decoder=args.decoder,
+        args.study, fmt=args.format, out=args.out, decoder=args.decoder, **_trial_choice(args)
     )
     if args.out:
         print(f"wrote {args.out}", file=sys.stderr)
@@ -216,13 +218,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     try:
         result = reproduce(
-            args.study,
-            storage=args.storage,
-            runs_dir=args.runs_dir,
-            trial=args.trial,
-            pick=args.pick,
-            retrain=args.retrain,
-            latency=not args.no_latency,
+            args.study, retrain=args.retrain, latency=not args.no_latency, **_trial_choice(args)
         )
     except ReproductionMismatch as exc:  # a check that failed, not a usage error
         print(f"r3dnas reproduce: {exc}", file=sys.stderr)

@@ -13,10 +13,9 @@ format, see :mod:`studies.results.checkpoints`) to ``out``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from search_space.errors import ConfigError
-from studies.core.defaults import RUNS_DIR
 from studies.results.mmaction2_config import TrainedWith, mmaction2_config_text
 from studies.study.record import StudyRecord
 
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
 
     from runners.data.datasets import DataConfig
     from runners.training.accuracy import TrainConfig
+    from studies.results.pareto import TrialChoice
 
 __all__ = ["EXPORT_FORMATS", "export"]
 
@@ -52,22 +52,20 @@ def _recipe(study: optuna.Study) -> tuple[int, DataConfig | None, TrainConfig | 
 def export(
     study: optuna.Study | str | None = None,
     *,
-    storage: str | None = None,
-    trial: int | None = None,
-    pick: str | None = None,
     fmt: str = "json",
     out: str | Path | None = None,
     decoder: str = "auto",
-    runs_dir: str | Path | None = None,
+    **choice: Unpack[TrialChoice],
 ) -> str:
     """The chosen trial's network as text (and written to ``out`` when given).
 
     Args:
         decoder: mmaction2 format: the video decoder its pipelines use (see
             :mod:`studies.results.mmaction2_config`).
-        runs_dir: the study's runs folder: where its SQLite file (default storage) and its
-            weights are (default: ``runs`` to find the study, and for the weights the folder
-            the study was launched with).
+        choice: which trial (:class:`~studies.results.pareto.TrialChoice`). Its ``runs_dir``
+            is the study's runs folder: where its SQLite file (default storage) and its weights
+            are (default: ``runs`` to find the study, and for the weights the folder the study
+            was launched with).
 
     ``fmt="checkpoint"`` copies the trial's weights to ``out`` (required) and returns that path;
     a trial without weights is a :class:`ConfigError` that says why.
@@ -75,22 +73,19 @@ def export(
     import json
 
     from studies.results.checkpoints import trial_checkpoint
-    from studies.results.pareto import selected_trial
-    from studies.study.storage import resolve_study
+    from studies.results.pareto import choose_trial
 
     if fmt not in EXPORT_FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
     if fmt == "checkpoint" and out is None:
         raise ConfigError("--format checkpoint needs --out FILE (e.g. --out best.pth)")
-    where = runs_dir if runs_dir is not None else RUNS_DIR
-    study = resolve_study(study, storage=storage, runs_dir=where)
-    chosen = selected_trial(study, trial=trial, pick=pick)
+    study, chosen = choose_trial(study, **choice)
     config = chosen.user_attrs["config"]
     if fmt == "checkpoint":
         import shutil
 
         assert out is not None  # checked above
-        source = trial_checkpoint(study, chosen, runs_dir=runs_dir)
+        source = trial_checkpoint(study, chosen, runs_dir=choice.get("runs_dir"))
         target = Path(out)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
@@ -101,7 +96,7 @@ def export(
         num_classes, data, train = _recipe(study)
         try:
             load_from: str | None = str(
-                trial_checkpoint(study, chosen, runs_dir=runs_dir).resolve()
+                trial_checkpoint(study, chosen, runs_dir=choice.get("runs_dir")).resolve()
             )
         except ConfigError:
             load_from = None  # NOTE: the network is still worth exporting without weights

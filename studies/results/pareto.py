@@ -22,7 +22,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from search_space.errors import ConfigError
 from studies.core.defaults import RUNS_DIR
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PICKS",
+    "TrialChoice",
+    "choose_trial",
     "format_pareto",
     "pareto",
     "plot_pareto",
@@ -293,13 +295,36 @@ def place_labels(ax: Any, points: list[tuple[float, float]], labels: list[str]) 
 
 
 # ---------------------------------------------------------------------- picking a trial
+class TrialChoice(TypedDict, total=False):
+    """Which trial of which study: the keywords ``select_trial``, ``export`` and ``reproduce``
+    share (the CLI's ``--storage``, ``--runs-dir``, ``--trial``, ``--pick``).
+
+    ``runs_dir`` None means the default ``runs`` folder for finding the study; ``trial`` None
+    picks by ``pick`` (default ``knee``, see :func:`selected_trial`)."""
+
+    storage: str | None
+    runs_dir: str | Path | None
+    trial: int | None
+    pick: str | None
+
+
+def choose_trial(
+    study: optuna.Study | str | None = None, **choice: Unpack[TrialChoice]
+) -> tuple[optuna.Study, FrozenTrial]:
+    """The study (found by name in its storage or runs folder) and the trial ``choice`` names."""
+    from studies.study.storage import resolve_study
+
+    runs_dir = choice.get("runs_dir")
+    study = resolve_study(
+        study,
+        storage=choice.get("storage"),
+        runs_dir=RUNS_DIR if runs_dir is None else runs_dir,
+    )
+    return study, selected_trial(study, trial=choice.get("trial"), pick=choice.get("pick"))
+
+
 def select_trial(
-    study: optuna.Study | str | None = None,
-    *,
-    storage: str | None = None,
-    trial: int | None = None,
-    pick: str | None = None,
-    runs_dir: str | Path = RUNS_DIR,
+    study: optuna.Study | str | None = None, **choice: Unpack[TrialChoice]
 ) -> pd.Series:
     """The trial asked for by number, or picked from the front, as a row of
     :func:`studies.trials` (the same columns; ``row["trial"]`` is its number).
@@ -310,10 +335,8 @@ def select_trial(
     import pandas as pd
 
     from studies.results.frames import trial_rows
-    from studies.study.storage import resolve_study
 
-    study = resolve_study(study, storage=storage, runs_dir=runs_dir)
-    chosen = selected_trial(study, trial=trial, pick=pick)
+    study, chosen = choose_trial(study, **choice)
     every = study.get_trials(deepcopy=False)
     (row,) = trial_rows([chosen], every, StudyRecord(study).objectives)
     return pd.Series(row, name=chosen.number)

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from search_space.errors import R3dnasError
-from studies.core.defaults import RUNS_DIR
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
     from search_space.config import ResNet3dConfig
+    from studies.results.pareto import TrialChoice
     from studies.study.sections import StudySpec
 
 __all__ = ["ReproduceResult", "ReproductionMismatch", "reproduce"]
@@ -62,29 +62,25 @@ class ReproduceResult:
 def reproduce(
     study: optuna.Study | str | None = None,
     *,
-    storage: str | None = None,
-    trial: int | None = None,
-    pick: str | None = None,
     retrain: bool = False,
     latency: bool = True,
     weights: bool = True,
-    runs_dir: str | Path | None = None,
+    **choice: Unpack[TrialChoice],
 ) -> ReproduceResult:
     """Re-measure a trial (``r3dnas reproduce``); raises :class:`ReproductionMismatch`.
 
     Args:
         weights: evaluate the trial's stored weights when the study kept them (``top1``);
             with ``retrain`` too, the retrained accuracy is ``top1_retrained``.
-        runs_dir: the study's runs folder, where its weights are (default: the one the study
-            was launched with).
+        choice: which trial (:class:`~studies.results.pareto.TrialChoice`). Its ``runs_dir``
+            is the study's runs folder, where its weights are (default: the one the study was
+            launched with).
     """
     from search_space.config import ResNet3dConfig
-    from studies.results.pareto import selected_trial
-    from studies.study.storage import resolve_study, study_spec
+    from studies.results.pareto import choose_trial
+    from studies.study.storage import study_spec
 
-    where = runs_dir if runs_dir is not None else RUNS_DIR
-    study = resolve_study(study, storage=storage, runs_dir=where)
-    chosen = selected_trial(study, trial=trial, pick=pick)
+    study, chosen = choose_trial(study, **choice)
     spec = study_spec(study)
     config = ResNet3dConfig.from_dict(chosen.user_attrs["config"])
     if config.digest() != chosen.user_attrs.get("digest"):
@@ -94,7 +90,7 @@ def reproduce(
         )
     stored = {k: float(chosen.user_attrs[k]) for k in STORED if k in chosen.user_attrs}
     measured = _remeasure_cost(chosen.number, config, spec, stored, latency=latency)
-    checkpoint = _stored_weights(study, chosen, runs_dir) if weights else None
+    checkpoint = _stored_weights(study, chosen, choice.get("runs_dir")) if weights else None
     how = {k: "re-counted: must equal" for k in measured if k != "latency_ms"}
     if "latency_ms" in measured:
         how["latency_ms"] = "re-timed here (depends on the machine)"
