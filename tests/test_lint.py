@@ -214,3 +214,36 @@ def test_no_private_name_crosses_modules(package: str) -> None:
         for line in _private_imports(ast.parse(path.read_text(encoding="utf-8")), name, package)
     ]
     assert not found, "\n".join(found)
+
+
+def _readme_rooms(package: str) -> list[str]:
+    """The subpackages README.md's Layout tree lists under ``package/``, in its order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    tree = text.split("## Layout", 1)[1].split("```", 2)[1]
+    rooms: list[str] = []
+    inside = False
+    for line in tree.splitlines():
+        if not line.startswith(" "):
+            inside = line.strip() == f"{package}/"
+        elif inside and line.startswith("  ") and not line.startswith("   "):
+            name = line.split()[0]
+            if name.endswith("/"):
+                rooms.append(f"{package}.{name.rstrip('/')}")
+    return rooms
+
+
+@pytest.mark.parametrize("package", ["runners", "studies"])
+def test_readme_lists_every_subpackage_below_the_ones_it_imports(package: str) -> None:
+    """The README says each subpackage imports only the ones listed above it: hold it to that,
+    and to naming every subpackage."""
+    listed = _readme_rooms(package)
+    actual = sorted(f"{package}.{p.parent.name}" for p in (ROOT / package).glob("*/__init__.py"))
+    assert sorted(listed) == actual, f"README Layout lists {listed}; the package has {actual}"
+    rooms = _room_graph(_import_graph(package))
+    wrong = [
+        f"{room} imports {other}, listed below it"
+        for position, room in enumerate(listed)
+        for other in sorted(rooms.get(room, set()))
+        if other in listed and listed.index(other) > position
+    ]
+    assert not wrong, "; ".join(wrong)
