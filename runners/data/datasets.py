@@ -229,19 +229,14 @@ class DataConfig(StrictConfig):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ConfigError(f"{name} must be a non-empty path string or None; got {value!r}")
-        # NOTE: LatencyConfig.validate looks alike (check_int calls, then a cross-field rule) but
-        # checks other fields.
-        check_int("num_classes", self.num_classes, minimum=2)
-        for name in ("clip_len", "frame_interval", "num_clips", "resolution"):
-            check_int(name, getattr(self, name), minimum=1)
-        if self.short_side is not None:
-            check_int("short_side", self.short_side, minimum=1)
-            if self.short_side < self.resolution:
-                raise ConfigError(
-                    f"short_side must be >= resolution ({self.resolution}) to crop from; "
-                    f"got {self.short_side}"
-                )
-        check_int("num_workers", self.num_workers, minimum=0)
+        self.check_ints(num_classes=2, clip_len=1, frame_interval=1, num_clips=1, resolution=1,
+                        short_side=1)  # fmt: skip
+        if self.short_side is not None and self.short_side < self.resolution:
+            raise ConfigError(
+                f"short_side must be >= resolution ({self.resolution}) to crop from; "
+                f"got {self.short_side}"
+            )
+        self.check_ints(num_workers=0)
         object.__setattr__(self, "mean", _check_triple("mean", self.mean, positive=False))
         object.__setattr__(self, "std", _check_triple("std", self.std, positive=True))
         if not isinstance(self.flip, bool):
@@ -253,8 +248,7 @@ class DataConfig(StrictConfig):
                 f"flip_label_map is only used with flip = true; got {dict(label_map)} "
                 "with flip = false"
             )
-        check_int("num_train_clips", self.num_train_clips, minimum=1)
-        check_int("num_val_clips", self.num_val_clips, minimum=1)
+        self.check_ints(num_train_clips=1, num_val_clips=1)
         if (
             isinstance(self.noise, bool)
             or not isinstance(self.noise, int | float)

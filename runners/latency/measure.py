@@ -166,10 +166,7 @@ class LatencyConfig(StrictConfig):
                 f"mode must be one of {', '.join(repr(m.value) for m in LatencyMode)}; "
                 f"got {self.mode!r}"
             )
-        check_int("warmup", self.warmup, minimum=0)
-        check_int("repeats", self.repeats, minimum=1)
-        if self.blocks is not None:
-            check_int("blocks", self.blocks, minimum=2)
+        self.check_ints(warmup=0, repeats=1, blocks=2)
         if self.repeats < self.block_count:
             raise ConfigError(
                 f"repeats must be at least blocks ({self.block_count}) so every block has a "
@@ -177,8 +174,7 @@ class LatencyConfig(StrictConfig):
             )
         if self.threads is not None:
             check_int("threads", self.threads, minimum=1, extra=" or null (all cores)")
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_int("seed", self.seed, minimum=0)
+        self.check_ints(batch_size=1, seed=0)
         if not isinstance(self.reference, bool):
             raise ConfigError(f"reference must be true or false; got {self.reference!r}")
         if self.isolation not in ISOLATIONS:
