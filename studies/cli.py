@@ -235,7 +235,9 @@ def _latency_table(args: argparse.Namespace) -> int:
     from search_space.space import load_space
     from studies.benchmark.latency_table import format_table_summary
 
-    # NOTE: resumes a partial table at --out measured under the same conditions.
+    # NOTE: resumes a partial table at --out measured under the same conditions. Like every
+    # command here it maps its flags to one function's keywords (alike in shape, and only in
+    # shape, to WorkerArgs.from_namespace).
     table = build_latency_table(
         load_space(args.space),
         _latency_config(args, device=args.device, mode=args.mode),

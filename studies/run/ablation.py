@@ -8,6 +8,8 @@ as the share of the metric's variance its main effect explains (eta squared, exa
 factorial). Results go to a CSV and a bar chart.
 """
 
+# NOTE: this import block has the shape of sampling/candidates.py's (a parenthesised list, then
+# TYPE_CHECKING imports); they import different things.
 from __future__ import annotations
 
 import json
