@@ -192,7 +192,7 @@ def _parse_measure(
     for key in ("latency_warmup", "latency_repeats", "throughput_batch"):
         if key in values and (_typed("measure", key, values[key], int) < 1):
             raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
-    if values.get("latency_repeats", 2) < 2:
+    if "latency_repeats" in values and values["latency_repeats"] < 2:
         raise ConfigError("[measure] latency_repeats must be at least 2 (for the run-to-run CV)")
     source = values.get("latency", _default(MeasureSpec, "latency"))
     if source not in LATENCY_SOURCES:
