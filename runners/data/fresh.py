@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from runners.data.clip_cache import ChunkCache, clip_cache_enabled
 from runners.data.generated import CHUNK, GeneratedClips
 
 __all__ = ["FreshClips", "FreshEpochSampler"]
@@ -30,8 +32,9 @@ class FreshClips(Dataset):
     """A generated training split whose epoch ``e`` is items ``e*N .. (e+1)*N - 1``.
 
     ``len()`` is ``N`` (the clips of one epoch: ``clips.num_clips``); ``self[i]`` accepts any
-    ``i >= 0``. Only the chunks of the newest epoch asked for stay cached, so memory stays that
-    of one epoch's clips however many epochs run.
+    ``i >= 0``. Only the chunks of the newest epoch asked for stay in memory, so memory stays that
+    of one epoch's clips however many epochs run; every chunk drawn is kept on disk
+    (:mod:`runners.data.clip_cache`), so the next training of the same data reads it back.
     """
 
     def __init__(
@@ -42,6 +45,8 @@ class FreshClips(Dataset):
         self.noise_start = noise_start
         self.ramp_epochs = ramp_epochs
         self._chunks: dict[int, torch.Tensor] = {}
+        shape = (CHUNK, 3, clips.clip_len, clips.resolution, clips.resolution)
+        self._disk = ChunkCache(clips, shape=shape) if clip_cache_enabled() else None
 
     def noise_of_epoch(self, epoch: int) -> float:
         """The noise of epoch ``epoch``'s clips (0-based): ``noise_start`` at epoch 0, moving
@@ -69,10 +74,16 @@ class FreshClips(Dataset):
             first = (index // self.per_epoch) * self.per_epoch // CHUNK
             for old in [c for c in self._chunks if c < first]:
                 del self._chunks[old]
-            # NOTE: the task's own generator, so item i is the same clip as in a plain split.
             level = self.noise_of_epoch(chunk * CHUNK // self.per_epoch)
-            self._chunks[chunk] = torch.from_numpy(self.clips._generate_chunk(chunk, level))
+            self._chunks[chunk] = torch.from_numpy(self._draw(chunk, level))
         return self._chunks[chunk][offset].clone(), self.clips.label(index)
+
+    def _draw(self, chunk: int, level: float) -> np.ndarray:
+        # NOTE: the task's own generator, so item i is the same clip as in a plain split; the
+        # disk copy is bit-identical (runners.data.clip_cache).
+        if self._disk is None:
+            return self.clips._generate_chunk(chunk, level)
+        return self._disk.chunk(chunk, level, lambda: self.clips._generate_chunk(chunk, level))
 
     def label(self, index: int) -> int:
         """The label of global item ``index``, without generating the clip."""
