@@ -15,6 +15,7 @@ from loader_pids import PidRecording, loading_pids
 from study_specs import ONE_TRIAL, merged, parse_toml, spec_toml
 from videos import encode_video
 
+from runners.data.motion import MotionDataset
 from search_space.errors import ConfigError
 from studies.run.objective import TrialRunner
 from studies.study.sections import StudySpec
@@ -35,6 +36,7 @@ def test_data_num_workers_reaches_the_training_loader(tmp_path: Path) -> None:
     spec = _spec(tmp_path)
     assert spec.data.num_workers == 2
     train, val = build_datasets(spec.data)
+    assert isinstance(train, MotionDataset)  # kind "motion"
     log = tmp_path / "pids.txt"
     runner = TrialRunner(spec, datasets=(PidRecording(train, log), val))
     study = optuna.create_study(direction="maximize")
