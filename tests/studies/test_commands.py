@@ -96,11 +96,10 @@ def test_the_readme_shows_the_commands_this_test_expects() -> None:
     assert set(USAGE_ERRORS) <= set(commands), set(USAGE_ERRORS) - set(commands)
 
 
+@pytest.mark.usefixtures("scratch")  # tmp_path is the working directory
 def test_every_readme_command_runs_as_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
     failures = []
     for command in readme_commands((ROOT / "README.md").read_text()):
         before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.db"))
@@ -122,12 +121,11 @@ def test_every_readme_command_runs_as_written(
     assert (tmp_path / "runs" / "inflation-ablation-ablation" / "ablation.csv").is_file()
 
 
+@pytest.mark.usefixtures("scratch")  # tmp_path is the working directory
 @pytest.mark.parametrize("name", spec_names())
 def test_every_shipped_spec_launches_one_short_trial(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
     spec = load_spec(name)
     argv = ["launch", name, "--n-trials", "1", "--wandb", "disabled", "--quiet"]
     argv += ["--runs-dir", "out"]
