@@ -42,6 +42,19 @@ def private_latency_baselines(tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield from _env_folder("R3DNAS_CACHE_DIR", tmp_path_factory.mktemp("r3dnas-cache"))
 
 
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for the test (``pytestmark = pytest.mark.usefixtures(...)``): tiny
+    networks and fvcore's real forwards run ~10x faster on a shared 2-core machine without
+    OpenMP threads spinning against other processes; no result depends on the thread count."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # The files whose tests run longest (minutes, under load: they run the README's commands, the
 # benchmark scripts and real multi-process studies). Run first, so that with two processes
 # (scripts/test.sh) the other process works through the short tests meanwhile instead of one

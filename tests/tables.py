@@ -7,57 +7,27 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from study_specs import TABLE_SPACE, spec_toml
+
 from runners.scores.tabular import BenchmarkTable, TableRow
 from search_space.cost import cost
 from studies.benchmark.table import space_architectures
 from studies.study.spec import load_spec
 
-SPACE = """
-[study]
-name = "prune"
-objectives = ["top1:max", "gflops:min"]
-sampler = "random"
-seed = 0
-n_trials = 8
-n_startup_trials = 2
-pruner = "pareto"
-
-[space]
-input_shape = [1, 3, 8, 16, 16]
-
-[space.base]
-depth = 50
-stage_blocks = [1, 1, 1, 1]
-base_channels = 4
-inflate = [0, 0, 0, 0]
-zero_init_residual = false
-
-[space.dimensions]
-conv1_kernel_t = [1, 3]
-layer4.inflate = ["none", "all"]
-inflate_style = ["3x1x1", "3x3x3"]
-with_pool2 = [true, false]
-
-[data]
-kind = "motion_events"
-num_classes = 4
-clip_len = 8
-resolution = 16
-num_train_clips = 8
-num_val_clips = 8
-
-[train]
-epochs = 4
-seed = 0
-device = "cpu"
-keep_checkpoints = "none"
-
-[measure]
-measure_latency = false
-
-[wandb]
-mode = "disabled"
-"""
+SPACE = spec_toml(
+    TABLE_SPACE,
+    study={"name": "prune", "n_startup_trials": 2, "pruner": "pareto"},
+    space={
+        "dimensions": {
+            "conv1_kernel_t": [1, 3],
+            "layer4": {"inflate": ["none", "all"]},
+            "inflate_style": ["3x1x1", "3x3x3"],
+            "with_pool2": [True, False],
+        }
+    },
+    data={"num_classes": 4, "num_train_clips": 8, "num_val_clips": 8},
+    train={"epochs": 4, "batch_size": None, "num_threads": None},
+)
 
 
 def synthetic_table(folder: Path, seeds: Sequence[int] = (0,), latency: bool = False) -> Path:

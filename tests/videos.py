@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runners.data.datasets import DataConfig, DataKind
+
 STEP = 6  # gray levels between consecutive frames; 40 frames reach 234
 MAX_FRAMES = 256 // STEP
 
@@ -50,3 +52,24 @@ def frame_ids(clips: np.ndarray, channel_axis: int, time_axis: int) -> np.ndarra
     """Frame indices of decoded gray frames, from the mean over every other axis (0-255 scale)."""
     axes = tuple(a for a in range(clips.ndim) if a not in (time_axis,))
     return np.rint(clips.mean(axis=axes) / STEP).astype(np.int64)
+
+
+def write_list(path: Path, lines: list[str]) -> Path:
+    """An mmaction2 list file: one ``relative/path label`` line per video."""
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def video_list_data(root: Path, lists: Path, *, train: list[str], val: list[str]) -> DataConfig:
+    """A two-class ``video_list`` config over videos in ``root`` (4-frame 32-pixel clips, two
+    test clips a video), its ``train.txt`` and ``val.txt`` written in ``lists``."""
+    return DataConfig(
+        kind=DataKind.VIDEO_LIST,
+        root=str(root),
+        train_list=str(write_list(lists / "train.txt", train)),
+        val_list=str(write_list(lists / "val.txt", val)),
+        num_classes=2,
+        clip_len=4,
+        resolution=32,
+        num_clips=2,
+    )

@@ -8,7 +8,6 @@ outputs in eval mode and in train mode (batch-norm batch statistics included).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,13 +45,7 @@ def _outputs(model: ResNet3d, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return outs + (train_out if isinstance(train_out, tuple) else (train_out,))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # NOTE: tiny networks; on a shared 2-core machine extra threads only add contention.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomized(config: ResNet3dConfig) -> ResNet3d:

@@ -84,14 +84,7 @@ def _quiet(analysis: fvcore_nn.JitModelAnalysis) -> fvcore_nn.JitModelAnalysis:
     return analysis
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """fvcore runs real forwards; on a shared 2-core machine one thread is ~10x faster (no
-    OpenMP spinning against other processes). Counts do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _fvcore(

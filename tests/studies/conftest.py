@@ -33,3 +33,12 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     with lock.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
         yield POSTGRES
+
+
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory with no ``R3DNAS_STORAGE``, where a command's defaults
+    (``runs/``, the study database) land and can be listed."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
+    return tmp_path

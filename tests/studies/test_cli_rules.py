@@ -13,8 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-
-from studies.cli import main
+from cli_runs import files_under, run_cli
 
 TINY = Path(__file__).parent / "specs" / "tiny.toml"
 QUIET = ["--wandb", "disabled", "--quiet"]
@@ -23,43 +22,25 @@ QUIET = ["--wandb", "disabled", "--quiet"]
 IMPOSSIBLE = ["--set", "constraints.max_gflops=1e-9"]
 
 
-def _run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exc:  # argparse's usage errors
-        return int(exc.code or 0)
-
-
-def _files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-@pytest.fixture
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
-    return tmp_path
-
-
 def test_study_is_inferred_and_runs_dir_honoured(
     scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     launch = ["launch", str(TINY), "--n-trials", "1", "--runs-dir", "elsewhere", *QUIET]
-    assert _run(launch) == 0
+    assert run_cli(launch) == 0
     assert (scratch / "elsewhere" / "tiny.db").is_file() and not (scratch / "runs").exists()
     capsys.readouterr()
 
-    assert _run(["pareto", "--runs-dir", "elsewhere", "--format", "json"]) == 0
+    assert run_cli(["pareto", "--runs-dir", "elsewhere", "--format", "json"]) == 0
     assert [row["trial"] for row in json.loads(capsys.readouterr().out)] == [0]
-    assert _run(["export", "--runs-dir", "elsewhere", "--trial", "0"]) == 0
+    assert run_cli(["export", "--runs-dir", "elsewhere", "--trial", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["depth"] == 18
-    assert _run(["reproduce", "--runs-dir", "elsewhere", "--trial", "0", "--no-latency"]) == 0
+    assert run_cli(["reproduce", "--runs-dir", "elsewhere", "--trial", "0", "--no-latency"]) == 0
     assert "FLOPs and params reproduce exactly" in capsys.readouterr().out
-    assert _run(["worker", "--runs-dir", "elsewhere", *QUIET]) == 0
+    assert run_cli(["worker", "--runs-dir", "elsewhere", *QUIET]) == 0
     assert "1 of 1 completed trials" in capsys.readouterr().out
 
     # Without --runs-dir the default folder is searched, and nothing is created there.
-    assert _run(["pareto"]) == 2
+    assert run_cli(["pareto"]) == 2
     assert capsys.readouterr().err.strip() == (
         "r3dnas pareto: error: no study in runs/; start one with r3dnas launch"
     )
@@ -69,11 +50,11 @@ def test_study_is_inferred_and_runs_dir_honoured(
     url = f"sqlite:///{scratch / 'elsewhere' / 'tiny.db'}"
     optuna.create_study(study_name="other", storage=url)
     for command in ("pareto", "export", "reproduce", "worker"):
-        assert _run([command, "--storage", url]) == 2
+        assert run_cli([command, "--storage", url]) == 2
         err = capsys.readouterr().err.strip()
         assert err.endswith("holds 2 studies (other, tiny); name one with --study"), err
         assert len(err.splitlines()) == 1
-    assert _run(["pareto", "--storage", url, "--study", "tiny", "--format", "csv"]) == 0
+    assert run_cli(["pareto", "--storage", url, "--study", "tiny", "--format", "csv"]) == 0
 
 
 @pytest.mark.parametrize("command", ["pareto", "export", "reproduce", "worker"])
@@ -86,25 +67,25 @@ def test_a_query_for_a_missing_study_creates_nothing(
     argv = [command, "--study", "missing"]
     if storage is not None:
         argv += ["--storage", storage.format(tmp=scratch / "db")]
-    assert _run(argv) == 2
+    assert run_cli(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no study named 'missing'" in err, err
-    assert _files(scratch) == []
+    assert files_under(scratch) == []
 
 
 def test_nothing_complete_is_exit_1(scratch: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["launch", str(TINY), "--n-trials", "1", *IMPOSSIBLE, *QUIET]) == 1
+    assert run_cli(["launch", str(TINY), "--n-trials", "1", *IMPOSSIBLE, *QUIET]) == 1
     err = capsys.readouterr().err
     assert "r3dnas launch: 0 of 1 trials complete (gave up)" in err
     study = optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db")
     assert study.trials and all(t.user_attrs["state"] == "infeasible" for t in study.trials)
 
     # A worker on that study gives up the same way.
-    assert _run(["worker", "--study", "tiny", *QUIET]) == 1
+    assert run_cli(["worker", "--study", "tiny", *QUIET]) == 1
     assert "0 of 1 completed trials" in capsys.readouterr().out
 
     ablate = ["ablate", str(TINY), "--factor", "with_pool2", "--study", "abl", *IMPOSSIBLE]
-    assert _run([*ablate, *QUIET]) == 1
+    assert run_cli([*ablate, *QUIET]) == 1
     assert "r3dnas ablate: 0 of 2 trials complete (gave up)" in capsys.readouterr().err
 
 
@@ -114,7 +95,7 @@ def test_launch_with_workers_shows_the_study_s_progress(
     """The workers run quietly (their bars would interleave), so the launching process shows
     one bar for the study: without it a build of hours printed nothing until the end."""
     argv = ["launch", str(TINY), "--n-trials", "2", "--workers", "2", "--wandb", "disabled"]
-    assert _run(argv) == 0
+    assert run_cli(argv) == 0
     err = capsys.readouterr().err
     assert "tiny: 100%" in err and "2/2" in err and "0 running" in err, err[-1000:]
 
@@ -123,7 +104,7 @@ def test_launch_fails_when_its_workers_fail(
     scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["launch", str(TINY), "--n-trials", "1", "--workers", "2", *IMPOSSIBLE, *QUIET]
-    assert _run(argv) == 1
+    assert run_cli(argv) == 1
     out = capsys.readouterr().out
     assert "worker exit codes: 1, 1" in out
 
@@ -146,14 +127,14 @@ def test_launch_fails_when_its_workers_fail(
 def test_usage_errors_are_exit_2_before_anything_is_written(
     argv: list[str], message: str, scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run([*argv, *QUIET]) == 2
+    assert run_cli([*argv, *QUIET]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
-    assert _files(scratch) == []
+    assert files_under(scratch) == []
 
 
 def test_argparse_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["pareto", "--format", "xml"]) == 2
+    assert run_cli(["pareto", "--format", "xml"]) == 2
     assert "invalid choice: 'xml'" in capsys.readouterr().err
 
 
@@ -161,7 +142,7 @@ def test_set_overrides_reach_the_stored_spec(
     scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["launch", str(TINY), "--n-trials", "1", "--set", "train.lr=0.01", *QUIET]
-    assert _run([*argv, "--set", "train.optimizer=sgd", "--set", "data.num_val_clips=4"]) == 0
+    assert run_cli([*argv, "--set", "train.optimizer=sgd", "--set", "data.num_val_clips=4"]) == 0
     spec = optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db").user_attrs
     assert spec["spec"]["train"]["lr"] == 0.01 and spec["spec"]["train"]["optimizer"] == "sgd"
     assert spec["spec"]["data"]["num_val_clips"] == 4

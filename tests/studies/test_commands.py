@@ -16,9 +16,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cli_runs import run_cli
 
 from runners.data.datasets import DataKind
-from studies.cli import main
 from studies.study.spec import load_spec, spec_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,13 +89,6 @@ def _argv(command: str) -> list[str]:
     return argv
 
 
-def _run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exc:  # argparse's usage errors
-        return int(exc.code or 0)
-
-
 def test_the_readme_shows_the_commands_this_test_expects() -> None:
     commands = readme_commands((ROOT / "README.md").read_text())
     assert commands[0] == "r3dnas launch"
@@ -103,15 +96,14 @@ def test_the_readme_shows_the_commands_this_test_expects() -> None:
     assert set(USAGE_ERRORS) <= set(commands), set(USAGE_ERRORS) - set(commands)
 
 
+@pytest.mark.usefixtures("scratch")  # tmp_path is the working directory
 def test_every_readme_command_runs_as_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
     failures = []
     for command in readme_commands((ROOT / "README.md").read_text()):
         before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.db"))
-        code = _run(_argv(command))
+        code = run_cli(_argv(command))
         out, err = capsys.readouterr()
         expected = USAGE_ERRORS.get(command)
         if expected is None and code != 0:
@@ -129,23 +121,22 @@ def test_every_readme_command_runs_as_written(
     assert (tmp_path / "runs" / "inflation-ablation-ablation" / "ablation.csv").is_file()
 
 
+@pytest.mark.usefixtures("scratch")  # tmp_path is the working directory
 @pytest.mark.parametrize("name", spec_names())
 def test_every_shipped_spec_launches_one_short_trial(
-    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
     spec = load_spec(name)
     argv = ["launch", name, "--n-trials", "1", "--wandb", "disabled", "--quiet"]
     argv += ["--runs-dir", "out"]
     if spec.data.kind in (DataKind.VIDEO_LIST, DataKind.CLASS_FOLDERS):
-        assert _run(argv) == 2
+        assert run_cli(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "does not exist" in err, err
         assert not (tmp_path / "out").exists()  # nothing written
         return
     sets = TRAIN_SET + (MOTION_SET if spec.data.kind.is_generated else [])
-    assert _run(argv + [a for s in sets for a in ("--set", s)]) == 0, capsys.readouterr().err
+    assert run_cli(argv + [a for s in sets for a in ("--set", s)]) == 0, capsys.readouterr().err
     url = f"sqlite:///{tmp_path / 'out' / f'{spec.study.name}.db'}"
     study = optuna.load_study(study_name=spec.study.name, storage=url)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
@@ -154,5 +145,5 @@ def test_every_shipped_spec_launches_one_short_trial(
     )
     # A worker joins it (the study is inferred: the only one in --runs-dir), builds the spec's
     # sampler (grid included) and finds the budget complete.
-    assert _run(["worker", "--runs-dir", "out", "--wandb", "disabled", "--quiet"]) == 0
+    assert run_cli(["worker", "--runs-dir", "out", "--wandb", "disabled", "--quiet"]) == 0
     assert "1 of 1 completed trials" in capsys.readouterr().out

@@ -9,27 +9,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from cli_runs import files_under, run_cli
 from tables import synthetic_table
-
-from studies.cli import main
-
-
-def _run(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as exc:  # argparse's usage errors
-        return int(exc.code or 0)
-
-
-def _files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-
-
-@pytest.fixture
-def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("R3DNAS_STORAGE", raising=False)
-    return tmp_path
 
 
 def _break_table(table: Path, how: str) -> int:
@@ -56,22 +37,22 @@ def test_a_damaged_table_is_one_line_naming_file_row_and_column(
 ) -> None:
     table = synthetic_table(scratch)
     line = _break_table(table, how)
-    before = _files(scratch)
+    before = files_under(scratch)
     spec = str(scratch / "prune.toml")
     argv = ["launch", spec, "--set", f'study.table="{table}"', "--wandb", "disabled", "--quiet"]
-    assert _run(argv) == 1
+    assert run_cli(argv) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"r3dnas launch: error: table {table} row {line}, column ")
     if how == "abc":
         assert err.endswith(f"column {column}: {what}")
-    assert _files(scratch) == before  # no empty study in runs/prune.db
+    assert files_under(scratch) == before  # no empty study in runs/prune.db
 
     # table retrain reads the same file the same way
-    assert _run(["table", "retrain", "--table", str(table), "--digest", "0"]) == 1
+    assert run_cli(["table", "retrain", "--table", str(table), "--digest", "0"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"r3dnas table: error: table {table} row {line}, column ")
-    assert len(err.splitlines()) == 1 and _files(scratch) == before
+    assert len(err.splitlines()) == 1 and files_under(scratch) == before
 
 
 @pytest.mark.parametrize(
@@ -88,11 +69,11 @@ def test_a_count_below_one_is_a_usage_error_before_any_work(
 ) -> None:
     synthetic_table(scratch)
     argv = [str(scratch / "prune.toml") if a == "SPEC" else a for a in argv]
-    before = _files(scratch)
-    assert _run(argv) == 2
+    before = files_under(scratch)
+    assert run_cli(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"r3dnas {argv[0]}: error: {flag} must be a positive int; got {value}"
-    assert _files(scratch) == before
+    assert files_under(scratch) == before
 
 
 @pytest.mark.parametrize("content", ["digest,seed\nabc,0\n", '{"format": "r3dnas-latency', ""])
@@ -102,7 +83,7 @@ def test_latency_table_refuses_to_overwrite_a_file_that_is_not_one(
     out = scratch / "mine.json"
     out.write_text(content)
     argv = ["latency-table", "--space", "default", "--out", str(out), "--repeats", "2", "-q"]
-    assert _run(argv) == 2
+    assert run_cli(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"r3dnas latency-table: error: --out {out} exists and is not a latency")
@@ -130,7 +111,7 @@ def test_an_infeasible_trial_is_one_line_and_its_traceback_goes_to_a_log(
             # known before training (DistinctNetworks); a grid walks every point
             "--set", 'study.sampler="grid"',
             "--n-trials", "2", "--wandb", "disabled", "--quiet"]  # fmt: skip
-    assert _run(argv) == 0
+    assert run_cli(argv) == 0
     out, err = capfd.readouterr()
     study = optuna.load_study(study_name="prune", storage=f"sqlite:///{scratch}/runs/prune.db")
     infeasible = [t for t in study.trials if t.user_attrs.get("state") == "infeasible"]
@@ -149,7 +130,7 @@ def test_an_infeasible_trial_is_one_line_and_its_traceback_goes_to_a_log(
     assert not [r for r in records if "failed with" in r.getMessage()]  # reached no handler
 
     monkeypatch.setenv("R3DNAS_DEBUG", "0")  # restored after the test: --debug sets it to 1
-    assert _run(["--debug", *argv, "--study", "prune-debug"]) == 0
+    assert run_cli(["--debug", *argv, "--study", "prune-debug"]) == 0
     # NOTE: Optuna's handler writes to the stream it was created with (captured by whichever
     # test imported Optuna first), so the records themselves are checked: left to the terminal
     shown = [r for r in records if "failed with parameters" in r.getMessage()]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from videos import video_list_data, write_list
 
 from runners.data.datasets import DataConfig, build_datasets, build_loader
 from runners.data.sampling import sample_frame_indices
@@ -66,11 +67,6 @@ def pipeline(*, test_mode: bool, num_clips: int = 1, interval: int = 2) -> ClipP
         crop_size=32,
         short_side=36,
     )
-
-
-def write_list(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(line + "\n" for line in lines))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -798,18 +794,7 @@ def test_config_from_dict_rejects_unknown_keys():
 
 def test_build_datasets_video_list(tmp_path, videos):
     root = videos["a"].parent
-    write_list(tmp_path / "train.txt", ["a.mp4 0", "b.mp4 1"])
-    write_list(tmp_path / "val.txt", ["m.avi 1"])
-    cfg = DataConfig(
-        kind="video_list",
-        root=str(root),
-        train_list=str(tmp_path / "train.txt"),
-        val_list=str(tmp_path / "val.txt"),
-        num_classes=2,
-        clip_len=4,
-        resolution=32,
-        num_clips=2,
-    )
+    cfg = video_list_data(root, tmp_path, train=["a.mp4 0", "b.mp4 1"], val=["m.avi 1"])
     train, val = build_datasets(cfg)
     assert len(train) == 2 and len(val) == 1
     assert train[0][0].shape == (3, 4, 32, 32)

@@ -15,14 +15,7 @@ pytest.importorskip("fvcore")
 
 from runners.scores.flops import FlopsMismatchError, FlopsResult, measure_flops  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: much faster on a shared 2-core machine; counts do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("include_head", [False, True])

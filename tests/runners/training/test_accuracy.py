@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from loader_pids import PidRecording, loading_pids
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -233,26 +234,6 @@ def test_same_config_and_seed_give_identical_results(tmp_path: Path) -> None:
     assert _without_seconds(c.history) != _without_seconds(a.history)
 
 
-class _PidRecording(Dataset):
-    """Motion clips that append the id of the process loading each one to a file (shared by
-    DataLoader workers), so a test sees where items were loaded."""
-
-    def __init__(self, data: MotionDataset, log: Path) -> None:
-        self.data, self.log = data, log
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int) -> Any:
-        with open(self.log, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return self.data[index]
-
-
-def loading_pids(log: Path) -> set[int]:
-    return {int(line) for line in log.read_text().split()}
-
-
 def test_training_leaves_the_callers_random_streams_where_they_were() -> None:
     def draw() -> tuple[float, float, float]:
         return random.random(), float(np.random.rand()), float(torch.rand(1))
@@ -274,7 +255,7 @@ def test_num_workers_reaches_the_data_loader(tmp_path: Path) -> None:
     """Training items load in ``num_workers`` other processes; the result does not change."""
     logs = {n: tmp_path / f"pids{n}.txt" for n in (0, 2)}
     results = {
-        n: _train(FAST.replace(epochs=3), num_workers=n, train_set=_PidRecording(_data(), log))
+        n: _train(FAST.replace(epochs=3), num_workers=n, train_set=PidRecording(_data(), log))
         for n, log in logs.items()
     }
     assert loading_pids(logs[0]) == {os.getpid()}

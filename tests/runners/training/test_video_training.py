@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from runners.data.datasets import DataConfig, build_datasets
+from videos import video_list_data
+
+from runners.data.datasets import build_datasets
 from runners.training.accuracy import TrainConfig, train_and_evaluate
 from search_space import ResNet3dConfig
 
@@ -16,19 +18,8 @@ def test_train_on_a_video_list_with_two_test_clips(
     root = make_video("train_a.mp4", 24).parent
     for name in ("train_b.mp4", "val_a.mp4", "val_b.mp4"):
         make_video(name, 24)
-    (tmp_path / "train.txt").write_text("train_a.mp4 0\ntrain_b.mp4 1\n")
-    (tmp_path / "val.txt").write_text("val_a.mp4 0\nval_b.mp4 1\n")
-    data = DataConfig(
-        kind="video_list",
-        root=str(root),
-        train_list=str(tmp_path / "train.txt"),
-        val_list=str(tmp_path / "val.txt"),
-        num_classes=2,
-        clip_len=4,
-        frame_interval=2,
-        num_clips=2,
-        resolution=32,
-    )
+    train, val = ["train_a.mp4 0", "train_b.mp4 1"], ["val_a.mp4 0", "val_b.mp4 1"]
+    data = video_list_data(root, tmp_path, train=train, val=val).replace(frame_interval=2)
     train_set, val_set = build_datasets(data)
     clip, label = val_set[0]
     assert tuple(clip.shape) == (2, 3, 4, 32, 32) and label == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from study_specs import TABLE_SPACE, merged, spec_toml
 
 from runners.scores.tabular import COLUMNS, BenchmarkTable
 from search_space.errors import ConfigError
@@ -25,54 +26,12 @@ from studies.study.sections import StudySpec
 from studies.study.spec import load_spec
 from studies.study.toml_text import dumps_toml
 
-TINY_TABLE = """
-[study]
-name = "tiny-table"
-objectives = ["top1:max", "gflops:min"]
-sampler = "grid"
-seed = 0
-n_trials = 8
-
-[space]
-input_shape = [1, 3, 8, 16, 16]
-
-[space.base]
-depth = 50
-stage_blocks = [1, 1, 1, 1]
-base_channels = 4
-inflate = [0, 0, 0, 0]
-zero_init_residual = false
-
-[space.dimensions]
-layer4.inflate = ["none", "all"]
-inflate_style = ["3x1x1", "3x3x3"]
-
-[data]
-kind = "motion_events"
-num_classes = 8
-clip_len = 8
-resolution = 16
-num_train_clips = 16
-num_val_clips = 16
-noise = 0.1
-seed = 0
-
-[train]
-epochs = 2
-batch_size = 8
-optimizer = "adamw"
-lr = 0.003
-seed = 0
-device = "cpu"
-num_threads = 1
-keep_checkpoints = "none"
-
-[measure]
-measure_latency = false
-
-[wandb]
-mode = "disabled"
-"""
+TINY_TABLE = merged(
+    TABLE_SPACE,
+    study={"name": "tiny-table", "sampler": "grid"},
+    data={"num_classes": 8, "num_val_clips": 16, "noise": 0.1, "seed": 0},
+    train={"epochs": 2, "optimizer": "adamw", "lr": 0.003},
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +42,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     os.chdir(folder)
     try:
         spec = folder / "tiny_table.toml"
-        spec.write_text(TINY_TABLE)
+        spec.write_text(spec_toml(TINY_TABLE))
         storage = f"sqlite:///{folder / 'table.db'}"
         study = ["--study", "tiny-table", "--storage", storage]
         assert main(["table", "build", str(spec), "--seeds", "2", "--storage", storage,
@@ -347,7 +306,6 @@ def test_table_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_toml_writer_round_trips_specs() -> None:
-    raw = tomllib.loads(TINY_TABLE)
-    assert tomllib.loads(dumps_toml(raw, header="a header\nof two lines")) == raw
+    assert tomllib.loads(dumps_toml(TINY_TABLE, header="a header\nof two lines")) == TINY_TABLE
     with pytest.raises(ConfigError, match="data.noise"):
         dumps_toml({"data": {"noise": float("nan")}})

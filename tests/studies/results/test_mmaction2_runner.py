@@ -17,53 +17,29 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
+from study_specs import ONE_TRIAL, spec_toml
 from videos import encode_video
 
 pytest.importorskip("av")
 
 RUNNER = Path(__file__).parents[1] / "mmaction2_runner.py"
-SPEC = """
-[study]
-name = "mm"
-objectives = ["top1:max"]
-sampler = "random"
-n_trials = 1
-
-[space]
-input_shape = [1, 3, 4, 32, 32]
-
-[space.base]
-depth = 18
-stage_blocks = [1, 1, 1, 1]
-base_channels = 4
-
-[data]
-kind = "video_list"
-root = "videos"
-train_list = "train.txt"
-val_list = "val.txt"
-num_classes = 2
-clip_len = 4
-frame_interval = 2
-resolution = 32
-
-[train]
-epochs = 1
-batch_size = 2
-lr = 0.01
-warmup_epochs = 0
-seed = 0
-device = "cpu"
-amp = "auto"
-num_threads = 1
-
-[measure]
-device = "cpu"
-measure_latency = false
-
-[wandb]
-mode = "disabled"
-"""
+SPEC = spec_toml(
+    ONE_TRIAL,
+    study={"name": "mm"},
+    space={"input_shape": [1, 3, 4, 32, 32]},
+    data={
+        "kind": "video_list",
+        "root": "videos",
+        "train_list": "train.txt",
+        "val_list": "val.txt",
+        "frame_interval": 2,
+        "resolution": 32,
+        "num_train_clips": None,
+        "num_val_clips": None,
+    },
+    train={"batch_size": 2, "lr": 0.01, "warmup_epochs": 0, "seed": 0, "amp": "auto"},
+    wandb={"mode": "disabled"},
+)
 
 
 @pytest.fixture(scope="module")

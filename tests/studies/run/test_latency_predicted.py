@@ -3,45 +3,38 @@ beside the measurement, and max_latency_ms rejects a network before anything is 
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import optuna
 import pytest
+from study_specs import tiny_spec
 
 from runners.latency.measure import LatencyConfig
 from runners.latency.table import build_latency_table
 from search_space import ConfigError
 from search_space.latency_model import predict_latency
 from studies.run.launch import launch
-from studies.study.spec import parse_spec
-
-TINY = Path(__file__).parents[1] / "specs" / "tiny.toml"
-
-
-def _spec(tmp_path: Path, **sections: dict) -> object:  # type: ignore[type-arg]
-    data = tomllib.loads(TINY.read_text())
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return parse_spec(data, source="tiny-variant", base_dir=tmp_path)
 
 
 @pytest.fixture(scope="module")
 def table_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("table")
-    spec = _spec(tmp)
+    spec = tiny_spec(tmp)
     cfg = LatencyConfig(
         device="cpu", warmup=0, repeats=2, blocks=2, threads=1, isolation="lock", reference=False
     )
-    build_latency_table(spec.space, cfg, calibrate=0, out=tmp / "tiny.json")  # type: ignore[attr-defined]
+    build_latency_table(spec.space, cfg, calibrate=0, out=tmp / "tiny.json")
     return tmp / "tiny.json"
 
 
 def test_predicted_latency_is_the_objective_and_nothing_is_timed(
     tmp_path: Path, table_path: Path
 ) -> None:
-    spec = _spec(tmp_path, study={"n_trials": 2},
-                 measure={"latency": "predicted", "latency_table": str(table_path)})  # fmt: skip
+    spec = tiny_spec(
+        tmp_path,
+        study={"n_trials": 2},
+        measure={"latency": "predicted", "latency_table": str(table_path)},
+    )
     url = f"sqlite:///{tmp_path / 'p.db'}"
     launch(spec, study_name="pred", storage=url, runs_dir=tmp_path, progress=False,
            wandb_mode="disabled", print_pareto=False)  # fmt: skip
@@ -54,7 +47,7 @@ def test_predicted_latency_is_the_objective_and_nothing_is_timed(
         assert t.user_attrs["state"] == "complete"
         assert "latency_s" not in t.user_attrs["timings"]  # not measured
         config = ResNet3dConfig.from_dict(t.user_attrs["config"])
-        expected = predict_latency(config, table, spec.measure.input_shape).latency_ms  # type: ignore[attr-defined]
+        expected = predict_latency(config, table, spec.measure.input_shape).latency_ms
         assert t.user_attrs["latency_ms"] == t.user_attrs["latency_pred_ms"] == expected
         assert t.user_attrs["latency_table"]["device"] == table.device
 
@@ -62,9 +55,12 @@ def test_predicted_latency_is_the_objective_and_nothing_is_timed(
 def test_both_checks_the_budget_from_the_prediction_before_building(
     tmp_path: Path, table_path: Path
 ) -> None:
-    spec = _spec(tmp_path, study={"n_trials": 1},
-                 measure={"latency": "both", "latency_table": str(table_path)},
-                 constraints={"max_latency_ms": 1e-6})  # fmt: skip
+    spec = tiny_spec(
+        tmp_path,
+        study={"n_trials": 1},
+        measure={"latency": "both", "latency_table": str(table_path)},
+        constraints={"max_latency_ms": 1e-6},
+    )
     url = f"sqlite:///{tmp_path / 'b.db'}"
     launch(spec, study_name="both", storage=url, runs_dir=tmp_path, progress=False,
            wandb_mode="disabled", print_pareto=False)  # fmt: skip
@@ -82,19 +78,31 @@ def test_spec_errors_name_the_key(tmp_path: Path, table_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"\[measure\] latency = 'predicted' needs latency_table"
     ):
-        _spec(tmp_path, measure={"latency": "predicted"})
+        tiny_spec(tmp_path, measure={"latency": "predicted"})
     with pytest.raises(ConfigError, match=r"\[measure\] latency must be one of"):
-        _spec(tmp_path, measure={"latency": "guessed"})
+        tiny_spec(tmp_path, measure={"latency": "guessed"})
     with pytest.raises(ConfigError, match="latency_isolation must be one of"):
-        _spec(tmp_path, measure={"latency_isolation": "quiet"})
+        tiny_spec(tmp_path, measure={"latency_isolation": "quiet"})
     with pytest.raises(ConfigError, match="latency_table was built for clips"):
-        _spec(tmp_path, measure={"latency": "predicted", "latency_table": str(table_path),
-                                 "input_shape": [1, 3, 8, 32, 32]})  # fmt: skip
+        tiny_spec(
+            tmp_path,
+            measure={
+                "latency": "predicted",
+                "latency_table": str(table_path),
+                "input_shape": [1, 3, 8, 32, 32],
+            },
+        )
     with pytest.raises(ConfigError, match="latency_table was measured in mode 'eager'"):
-        _spec(tmp_path, measure={"latency": "both", "latency_table": str(table_path),
-                                 "latency_mode": "channels_last"})  # fmt: skip
+        tiny_spec(
+            tmp_path,
+            measure={
+                "latency": "both",
+                "latency_table": str(table_path),
+                "latency_mode": "channels_last",
+            },
+        )
     with pytest.raises(ConfigError, match="cannot be read"):
-        _spec(tmp_path, measure={"latency": "predicted", "latency_table": "absent.json"})
+        tiny_spec(tmp_path, measure={"latency": "predicted", "latency_table": "absent.json"})
 
 
 @pytest.mark.parametrize("isolation", ["pause", "lock"])
@@ -109,12 +117,15 @@ def test_a_trial_can_be_paused_while_it_trains_and_only_then(
     from studies.run.measure import MeasureRequest, TrainingMeasure
 
     monkeypatch.setenv("R3DNAS_LOCK_DIR", str(tmp_path))
-    spec = _spec(tmp_path, train={"epochs": 2},
-                 measure={"latency_isolation": isolation, "measure_latency": False})  # fmt: skip
-    measure = TrainingMeasure(spec)  # type: ignore[arg-type]
+    spec = tiny_spec(
+        tmp_path,
+        train={"epochs": 2},
+        measure={"latency_isolation": isolation, "measure_latency": False},
+    )
+    measure = TrainingMeasure(spec)
     assert os.getpid() not in registered_workers()
     trial = optuna.create_study(directions=["maximize", "minimize", "minimize"]).ask()
-    config = spec.space.sample(trial)  # type: ignore[attr-defined]
+    config = spec.space.sample(trial)
     seen: list[bool] = []
     request = MeasureRequest(trial=trial, config=config, seed=0, timings={}, checkpoint=None,
                              on_epoch=lambda epoch, values: seen.append(
@@ -134,12 +145,15 @@ def test_cost_aware_candidates_carry_the_predicted_latency(
     from search_space.latency_model import LatencyTable
     from studies.sampling.candidates import build_candidates
 
-    spec = _spec(tmp_path, study={"sampler": "cost_aware"},
-                 measure={"latency": "predicted", "latency_table": str(table_path)})  # fmt: skip
-    candidates = build_candidates(spec)  # type: ignore[arg-type]
+    spec = tiny_spec(
+        tmp_path,
+        study={"sampler": "cost_aware"},
+        measure={"latency": "predicted", "latency_table": str(table_path)},
+    )
+    candidates = build_candidates(spec)
     table = LatencyTable.load(table_path)
     assert candidates.latency_source == "latency table" and len(candidates) > 1
     for params, latency_ms in zip(candidates.params, candidates.latency_ms, strict=True):
-        config = spec.space.config_from_params(params)  # type: ignore[attr-defined]
-        expected = predict_latency(config, table, spec.measure.input_shape).latency_ms  # type: ignore[attr-defined]
+        config = spec.space.config_from_params(params)
+        expected = predict_latency(config, table, spec.measure.input_shape).latency_ms
         assert latency_ms == expected

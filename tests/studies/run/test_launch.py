@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from study_specs import TINY, tiny_spec
 
 from search_space import ConfigError, ResNet3d, ResNet3dConfig
 from studies.results.export import export
@@ -25,20 +26,9 @@ from studies.run.launch import launch
 from studies.study.spec import load_spec, parse_spec
 from studies.tracking.offline import find_offline_runs, read_offline_run
 
-TINY = Path(__file__).parents[1] / "specs" / "tiny.toml"
-
 
 def _url(tmp_path: Path, name: str) -> str:
     return f"sqlite:///{tmp_path / f'{name}.db'}"
-
-
-def _spec(tmp_path: Path, **sections: dict) -> object:  # type: ignore[type-arg]
-    import tomllib
-
-    data = tomllib.loads(TINY.read_text())
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
-    return parse_spec(data, source="tiny-variant", base_dir=tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +135,7 @@ def test_wandb_offline_runs_match_the_storage(finished) -> None:  # type: ignore
 
 
 def test_a_repeated_architecture_is_not_retrained(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, space={"dimensions": {"with_pool2": [True]}})
+    spec = tiny_spec(tmp_path, space={"dimensions": {"with_pool2": [True]}})
     result = launch(spec, study_name="repeat", storage=_url(tmp_path, "r"), runs_dir=tmp_path,
                     progress=False, wandb_mode="disabled", print_pareto=False)  # fmt: skip
     # a one-network space and a budget of 3 trainings: the network is trained once, every
@@ -164,7 +154,7 @@ def test_a_repeated_architecture_is_not_retrained(tmp_path: Path) -> None:
 
 
 def test_an_infeasible_trial_is_recorded_and_never_trained(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, constraints={"max_gflops": 1e-6}, study={"n_trials": 1})
+    spec = tiny_spec(tmp_path, constraints={"max_gflops": 1e-6}, study={"n_trials": 1})
     result = launch(spec, study_name="infeasible", storage=_url(tmp_path, "i"),
                     runs_dir=tmp_path, progress=False, wandb_mode="disabled",
                     print_pareto=False)  # fmt: skip
@@ -181,7 +171,7 @@ def test_an_infeasible_trial_is_recorded_and_never_trained(tmp_path: Path) -> No
 def test_a_latency_budget_is_enforced_even_when_latency_is_not_measured_otherwise(
     tmp_path: Path,
 ) -> None:
-    spec = _spec(
+    spec = tiny_spec(
         tmp_path,
         study={"n_trials": 1, "objectives": ["top1:max", "gflops:min"]},
         measure={"measure_latency": False},
@@ -266,7 +256,7 @@ def test_interrupt_then_resume(tmp_path: Path) -> None:
 
 
 def test_ablate_tiny_grid(tmp_path: Path) -> None:
-    spec = _spec(tmp_path)
+    spec = tiny_spec(tmp_path)
     result = ablate(spec, factors=["with_pool2", "layer4.inflate"], seeds=2,
                     study_name="abl", storage=_url(tmp_path, "a"), runs_dir=tmp_path,
                     out_dir=tmp_path / "out", wandb_mode="disabled", progress=False)  # fmt: skip
@@ -309,7 +299,7 @@ def test_bad_specs_name_the_key_and_section(
     message: str,  # type: ignore[type-arg]
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        _spec(tmp_path, **{section: values})
+        tiny_spec(tmp_path, **{section: values})
 
 
 def test_shipped_specs_load() -> None:
@@ -345,7 +335,7 @@ def test_stored_spec_paths_do_not_depend_on_the_working_directory(tmp_path: Path
 
 
 def test_single_objective_study_prunes_with_the_median_pruner(tmp_path: Path) -> None:
-    spec = _spec(
+    spec = tiny_spec(
         tmp_path,
         study={"objectives": ["top1:max"], "pruner": "median", "n_startup_trials": 1,
                "n_trials": 3},
@@ -362,4 +352,4 @@ def test_single_objective_study_prunes_with_the_median_pruner(tmp_path: Path) ->
             assert t.user_attrs["state"] == "pruned"
             assert t.user_attrs["fail_reason"].startswith("pruned at epoch")
     with pytest.raises(ConfigError, match="needs a single objective"):
-        _spec(tmp_path, study={"pruner": "median"})
+        tiny_spec(tmp_path, study={"pruner": "median"})

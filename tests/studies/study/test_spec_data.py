@@ -5,86 +5,43 @@ and ``r3dnas data`` says what flipping does to the labels."""
 from __future__ import annotations
 
 import os
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
-from torch.utils.data import Dataset
+from loader_pids import PidRecording, loading_pids
+from study_specs import ONE_TRIAL, merged, parse_toml, spec_toml
 from videos import encode_video
 
 from runners.data.motion import MotionDataset
 from search_space.errors import ConfigError
 from studies.run.objective import TrialRunner
-from studies.study.spec import parse_spec
+from studies.study.sections import StudySpec
 
-TINY = """
-[study]
-name = "workers"
-objectives = ["top1:max"]
-sampler = "random"
-n_trials = 1
-
-[space]
-input_shape = [1, 3, 4, 16, 16]
-
-[space.base]
-depth = 18
-stage_blocks = [1, 1, 1, 1]
-base_channels = 4
-
-[data]
-kind = "motion"
-num_classes = 2
-clip_len = 4
-resolution = 16
-num_train_clips = 16
-num_val_clips = 8
-num_workers = 2
-
-[train]
-epochs = 1
-batch_size = 4
-device = "cpu"
-num_threads = 1
-
-[measure]
-device = "cpu"
-measure_latency = false
-"""
+WORKERS = merged(
+    ONE_TRIAL, study={"name": "workers"}, data={"num_workers": 2}, train={"batch_size": 4}
+)
 
 
-def _spec(text: str, tmp_path: Path) -> Any:
-    return parse_spec(tomllib.loads(text), source="test.toml", base_dir=tmp_path)
-
-
-class _PidRecording(Dataset):
-    """Motion clips that append the id of the loading process to a file shared by workers."""
-
-    def __init__(self, data: MotionDataset, log: Path) -> None:
-        self.data, self.log = data, log
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int) -> Any:
-        with open(self.log, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return self.data[index]
+def _spec(tmp_path: Path, **sections: Mapping[str, Any]) -> StudySpec:
+    """The workers spec with ``sections`` changed, as written to and read from TOML."""
+    return parse_toml(spec_toml(WORKERS, **sections), tmp_path)
 
 
 def test_data_num_workers_reaches_the_training_loader(tmp_path: Path) -> None:
     from runners.data.datasets import build_datasets
 
-    spec = _spec(TINY, tmp_path)
+    spec = _spec(tmp_path)
     assert spec.data.num_workers == 2
     train, val = build_datasets(spec.data)
+    assert isinstance(train, MotionDataset)  # kind "motion"
     log = tmp_path / "pids.txt"
-    runner = TrialRunner(spec, datasets=(_PidRecording(train, log), val))
+    runner = TrialRunner(spec, datasets=(PidRecording(train, log), val))
     study = optuna.create_study(direction="maximize")
     study.optimize(runner.run, n_trials=1)
-    pids = {int(line) for line in log.read_text().split()}
+    pids = loading_pids(log)
     assert len(pids) == 2 and os.getpid() not in pids  # two DataLoader worker processes
     attrs = study.trials[0].user_attrs
     assert attrs["amp"] is False and attrs["train_device"] == "cpu"
@@ -92,29 +49,23 @@ def test_data_num_workers_reaches_the_training_loader(tmp_path: Path) -> None:
 
 
 def test_train_num_workers_is_refused_naming_the_new_key(tmp_path: Path) -> None:
-    old = TINY.replace("num_workers = 2\n", "").replace("[train]\n", "[train]\nnum_workers = 8\n")
     with pytest.raises(ConfigError, match=r"^\[train\] .*move it to \[data\] num_workers") as info:
-        _spec(old, tmp_path)
+        _spec(tmp_path, data={"num_workers": None}, train={"num_workers": 8})
     assert "\n" not in str(info.value)
 
 
 def test_flip_label_map_from_toml(tmp_path: Path) -> None:
-    video = TINY.replace('kind = "motion"', 'kind = "class_folders"\nroot = "videos"').replace(
-        "num_train_clips = 16\nnum_val_clips = 8\n", ""
-    )
-    spec = _spec(
-        video.replace("num_classes = 2", "num_classes = 3\nflip_label_map = { 0 = 2, 2 = 0 }"),
-        tmp_path,
-    )
+    video = {"kind": "class_folders", "root": "videos", "num_classes": 3}
+    video |= {"num_train_clips": None, "num_val_clips": None}
+    spec = _spec(tmp_path, data=video | {"flip_label_map": {"0": 2, "2": 0}})
     assert spec.data.flip_label_map == ((0, 2), (2, 0))
-    one_way = video.replace("num_classes = 2", "num_classes = 3\nflip_label_map = { 0 = 2 }")
     with pytest.raises(ConfigError, match=r"^\[data\] flip_label_map must swap labels both ways"):
-        _spec(one_way, tmp_path)
-    on_motion = TINY.replace("num_workers = 2", "flip_label_map = { 0 = 1, 1 = 0 }")
+        _spec(tmp_path, data=video | {"flip_label_map": {"0": 2}})
+    on_motion = {"num_workers": None, "flip_label_map": {"0": 1, "1": 0}}
     with pytest.raises(
         ConfigError, match=r"^\[data\] flip_label_map must be \(\) for kind 'motion'"
     ):
-        _spec(on_motion, tmp_path)
+        _spec(tmp_path, data=on_motion)
 
 
 @pytest.mark.parametrize(
