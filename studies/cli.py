@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from studies.benchmark.latency_flags import add_latency_args, latency_config
 from studies.core.defaults import RUNS_DIR
 from studies.run.worker_args import (
     add_heartbeat_args,
@@ -27,7 +28,6 @@ from studies.run.worker_args import (
 )
 
 if TYPE_CHECKING:
-    from runners.latency.measure import LatencyConfig
     from studies.results.pareto import TrialChoice
 
 Handler = Callable[[argparse.Namespace], int]
@@ -240,7 +240,7 @@ def _latency_table(args: argparse.Namespace) -> int:
     # shape, to WorkerArgs.from_namespace).
     table = build_latency_table(
         load_space(args.space),
-        _latency_config(args, device=args.device, mode=args.mode),
+        latency_config(args, device=args.device, mode=args.mode),
         input_shape=args.input,
         calibrate=args.calibrate,
         seed=args.seed,
@@ -251,21 +251,6 @@ def _latency_table(args: argparse.Namespace) -> int:
     )
     print(format_table_summary(table, args.out))
     return 0
-
-
-def _latency_config(args: argparse.Namespace, *, device: str, mode: str) -> LatencyConfig:
-    """The timing protocol the latency flags ask for (``latency-table`` and ``table latency``)."""
-    from runners.latency.measure import LatencyConfig
-
-    return LatencyConfig(
-        device=device,
-        mode=mode,
-        warmup=args.warmup,
-        repeats=args.repeats,
-        threads=args.threads,
-        isolation=args.isolation,
-        reference=not args.no_reference,
-    )
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -304,7 +289,7 @@ def _table(args: argparse.Namespace) -> int:
     if args.action == "latency":
         timed = table.measure_table_latency(
             study,
-            latency=_latency_config(args, device="cpu", mode="eager"),
+            latency=latency_config(args, device="cpu", mode="eager"),
             limit=args.limit,
             on_progress=None if args.quiet else table.print_progress,
         )
@@ -431,30 +416,6 @@ def _add_study_commands(sub: Subparsers) -> None:
     p.set_defaults(handler=_ablate)
 
 
-def _add_reference_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--no-reference", action="store_true",
-        help="time without the drift reference (runners.latency.reference): raw medians",
-    )  # fmt: skip
-
-
-def _add_latency_args(
-    p: argparse.ArgumentParser, *, threads: int | None, warmup: int, repeats: int, what: str
-) -> None:
-    """The timing protocol's flags (see :func:`_latency_config`), with this command's defaults."""
-    p.add_argument(
-        "--threads", type=int, default=threads,
-        help=f"{what}CPU threads (default {threads or 'all this process may use'})",
-    )  # fmt: skip
-    p.add_argument("--warmup", type=int, default=warmup, help=f"{what}untimed runs ({warmup})")
-    p.add_argument("--repeats", type=int, default=repeats, help=f"{what}timed runs ({repeats})")
-    p.add_argument(
-        "--isolation", default="pause", choices=("none", "lock", "pause"),
-        help=f"{what}pause (default): registered study workers stop while timing",
-    )  # fmt: skip
-    _add_reference_arg(p)
-
-
 def _add_result_commands(sub: Subparsers) -> None:
     """Commands over a study's results: pareto, export, reproduce."""
     p = sub.add_parser("pareto", help="the Pareto front of a study")
@@ -502,7 +463,7 @@ def _add_benchmark_commands(sub: Subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--mode", default="eager", choices=("eager", "channels_last", "compile"))
     # NOTE: per layer: a layer is short, so fewer runs than a whole network's table latency.
-    _add_latency_args(p, threads=None, warmup=5, repeats=30, what="per layer: ")
+    add_latency_args(p, threads=None, warmup=5, repeats=30, what="per layer: ")
     p.add_argument(
         "--calibrate", type=int, default=10,
         help="whole networks measured to fit the per-network term (default 10)",
@@ -526,7 +487,7 @@ def _add_benchmark_commands(sub: Subparsers) -> None:
         "--limit", type=int, help="build: only this many architectures (a pilot); latency: as many"
     )
     # NOTE: retrain takes --threads too: a count other than the table's is another setup.
-    _add_latency_args(p, threads=1, warmup=5, repeats=100, what="latency, retrain: ")
+    add_latency_args(p, threads=1, warmup=5, repeats=100, what="latency, retrain: ")
     p.add_argument("--out", help="export: the table CSV (its spec goes beside it as .toml)")
     p.add_argument("--with", dest="with_studies", action="append", default=[], metavar="STUDY",
                    help="export: also the rows of this study (more seeds of the same networks, "
@@ -584,6 +545,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # NOTE: looked up lazily so that `r3dnas version` need not import torch.
         errors = sys.modules.get("search_space.errors")
+        interrupts = sys.modules.get("studies.run.interrupts")
+        if not args.debug and interrupts is not None and interrupts.interrupt_requested():
+            # a library's own clean-up failing after Ctrl-C / SIGTERM: the interrupt is the news
+            print(f"r3dnas {args.command}: interrupted ({type(exc).__name__} while stopping)",
+                  file=sys.stderr)  # fmt: skip
+            return 130
         if args.debug or errors is None or not isinstance(exc, errors.R3dnasError):
             raise
         print(f"r3dnas {args.command}: error: {exc}", file=sys.stderr)
