@@ -1,6 +1,6 @@
 """Is a benchmark table good ground truth? Prints the quality numbers of issues #11 and #23.
 
-    python benchmarks/bench_table_quality.py benchmarks/tables/motion_events_r3d.csv
+    python benchmarks/bench_table_quality.py benchmarks/tables/bench_v2.csv --plot v2.png
 
 * not saturated: the best architecture's mean top-1 (target <= 95%);
 * graded, not split: the span of mean top-1 over architectures (target >= 30 points) and the
@@ -16,6 +16,9 @@
   above 0.6).
 
 Architectures with fewer than two seeds in the table are left out of the seed comparisons.
+``--plot FILE`` draws the two pictures behind the numbers: seed against seed per architecture
+(with the +-2 between-seed std band), and the architectures sorted by mean top-1 with each
+seed's value (the grading and its gaps).
 """
 
 from __future__ import annotations
@@ -66,6 +69,45 @@ def seed_agreement(table: BenchmarkTable) -> dict[str, float]:
     }
 
 
+def plot_quality(table: BenchmarkTable, path: str) -> None:
+    """Seed a vs seed b, and the architectures sorted by mean top-1 (see the docstring)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a, b = table.seeds[:2]
+    pairs = [
+        (ra.top1, rb.top1)
+        for d in table.digests
+        if (ra := table.lookup(d, a)) is not None and (rb := table.lookup(d, b)) is not None
+    ]
+    x, y = np.array(pairs).T
+    sd = float(np.sqrt(np.mean((x - y) ** 2) / 2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    low, high = min(x.min(), y.min()) - 2, max(x.max(), y.max()) + 2
+    line = np.array([low, high])
+    left.fill_between(line, line - 2 * sd, line + 2 * sd, color="0.9", label="+-2 seed std")
+    left.plot(line, line, color="0.5", lw=1)
+    left.scatter(x, y, s=14)
+    left.set_xlim(low, high)
+    left.set_ylim(low, high)
+    left.set(xlabel=f"top-1, seed {a}", ylabel=f"top-1, seed {b}",
+             title=f"{len(pairs)} architectures, between-seed std {sd:.2f}")  # fmt: skip
+    left.legend(loc="upper left")
+    per_arch = [[r.top1 for r in table.rows if r.digest == d] for d in table.digests]
+    ordered = sorted(per_arch, key=lambda v: float(np.mean(v)))
+    for rank, values in enumerate(ordered):
+        right.scatter([rank] * len(values), values, s=8, color="tab:blue", alpha=0.6)
+    right.plot([float(np.mean(v)) for v in ordered], color="tab:orange", label="mean")
+    right.set(xlabel="architecture (sorted by mean top-1)", ylabel="top-1",
+              title="grading: every seed's top-1")  # fmt: skip
+    right.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def dimension_effects(
     digests: list[str], means: dict[str, float], factors: dict[str, dict], *, seed: int = 0
 ) -> list[dict[str, float | str]]:
@@ -106,6 +148,7 @@ def dimension_effects(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("table", help="a table CSV written by r3dnas table export")
+    parser.add_argument("--plot", metavar="FILE.png", help="draw seed agreement and grading")
     args = parser.parse_args()
     table = BenchmarkTable.load(args.table)
     digests, means, factors = _levels(table)
@@ -158,6 +201,9 @@ def main() -> int:
         print(f"| {e['dimension']} | {float(e['effect']):.1f} | "
               f"[{float(e['ci_low']):.1f}, {float(e['ci_high']):.1f}] | "
               f"{float(e['eta2']):.2f} | {e['levels']} |")  # fmt: skip
+    if args.plot and len(table.seeds) >= 2:
+        plot_quality(table, args.plot)
+        print(f"\nplot written to {args.plot}")
     return 0 if all(met for *_, met in checks) else 1
 
 

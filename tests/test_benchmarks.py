@@ -64,7 +64,10 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
 
     table = synthetic_table(tmp_path, seeds=(0, 1), latency=True)
     # exit 1: a made-up table misses targets (no factors, so no dimension has an effect)
-    quality = _run("benchmarks/bench_table_quality.py", str(table), exit_code=1)
+    plot = tmp_path / "quality.png"
+    quality = _run("benchmarks/bench_table_quality.py", str(table), "--plot", str(plot),
+                   exit_code=1)  # fmt: skip
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot written to {plot}" in quality
     # seed 1 is seed 0 shifted by one point: the rankings agree exactly
     assert "| Spearman seed rankings, all | 1 | >= 0.85 | yes |" in quality
     assert "| between-seed std (points) | 0.707 | <= 3 | yes |" in quality
