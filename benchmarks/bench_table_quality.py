@@ -49,8 +49,8 @@ def _levels(table: BenchmarkTable) -> tuple[list[str], dict[str, float], dict[st
     return digests, means, factors
 
 
-def seed_agreement(table: BenchmarkTable) -> dict[str, float]:
-    """Spearman of seed a vs seed b (first two seeds) over all and the better half."""
+def _seed_pairs(table: BenchmarkTable) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 of the first two seeds, over the architectures that have both."""
     a, b = table.seeds[:2]
     pairs = [
         (ra.top1, rb.top1)
@@ -58,6 +58,13 @@ def seed_agreement(table: BenchmarkTable) -> dict[str, float]:
         if (ra := table.lookup(d, a)) is not None and (rb := table.lookup(d, b)) is not None
     ]
     x, y = np.array(pairs).T
+    return x, y
+
+
+def seed_agreement(table: BenchmarkTable) -> dict[str, float]:
+    """Spearman of seed a vs seed b (first two seeds) over all and the better half."""
+    x, y = _seed_pairs(table)
+    pairs = x
     mean = (x + y) / 2
     better = mean >= np.median(mean)
     return {
@@ -77,12 +84,8 @@ def plot_quality(table: BenchmarkTable, path: str) -> None:
     import matplotlib.pyplot as plt
 
     a, b = table.seeds[:2]
-    pairs = [
-        (ra.top1, rb.top1)
-        for d in table.digests
-        if (ra := table.lookup(d, a)) is not None and (rb := table.lookup(d, b)) is not None
-    ]
-    x, y = np.array(pairs).T
+    x, y = _seed_pairs(table)
+    pairs = x
     sd = float(np.sqrt(np.mean((x - y) ** 2) / 2))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     low, high = min(x.min(), y.min()) - 2, max(x.max(), y.max()) + 2
