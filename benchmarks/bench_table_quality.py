@@ -64,11 +64,10 @@ def _seed_pairs(table: BenchmarkTable) -> tuple[np.ndarray, np.ndarray]:
 def seed_agreement(table: BenchmarkTable) -> dict[str, float]:
     """Spearman of seed a vs seed b (first two seeds) over all and the better half."""
     x, y = _seed_pairs(table)
-    pairs = x
     mean = (x + y) / 2
     better = mean >= np.median(mean)
     return {
-        "architectures_with_2_seeds": float(len(pairs)),
+        "architectures_with_2_seeds": float(len(x)),
         "spearman_all": float(stats.spearmanr(x, y).statistic),
         "spearman_better_half": float(stats.spearmanr(x[better], y[better]).statistic),
         # std of one run's top-1 around its architecture's mean: |a - b| / sqrt(2) on average
@@ -85,7 +84,6 @@ def plot_quality(table: BenchmarkTable, path: str) -> None:
 
     a, b = table.seeds[:2]
     x, y = _seed_pairs(table)
-    pairs = x
     sd = float(np.sqrt(np.mean((x - y) ** 2) / 2))
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     low, high = min(x.min(), y.min()) - 2, max(x.max(), y.max()) + 2
@@ -96,7 +94,7 @@ def plot_quality(table: BenchmarkTable, path: str) -> None:
     left.set_xlim(low, high)
     left.set_ylim(low, high)
     left.set(xlabel=f"top-1, seed {a}", ylabel=f"top-1, seed {b}",
-             title=f"{len(pairs)} architectures, between-seed std {sd:.2f}")  # fmt: skip
+             title=f"{len(x)} architectures, between-seed std {sd:.2f}")  # fmt: skip
     left.legend(loc="upper left")
     per_arch = [[r.top1 for r in table.rows if r.digest == d] for d in table.digests]
     ordered = sorted(per_arch, key=lambda v: float(np.mean(v)))
