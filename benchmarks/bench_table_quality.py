@@ -75,6 +75,40 @@ def seed_agreement(table: BenchmarkTable) -> dict[str, float]:
     }
 
 
+def expected_agreement(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """What seed noise alone lets two seed rankings agree to, and why (the "why" of a miss).
+
+    With top-1 = true mean + independent seed noise, the covariance of the two seeds estimates
+    the variance of the true means (signal) and half the mean squared difference the noise;
+    two noisy rankings then correlate by about signal / (signal + noise) (Pearson; Spearman
+    is close). So a missed Spearman target is either too little spread between architectures
+    or too much seed noise, and this says which amount of noise would meet a target.
+    """
+    signal = max(float(np.cov(x, y)[0, 1]), 0.0)
+    noise = float(np.mean((x - y) ** 2) / 2)
+    return {
+        "spread_std": math.sqrt(signal),
+        "seed_std": math.sqrt(noise),
+        "expected": signal / (signal + noise) if signal + noise > 0 else math.nan,
+    }
+
+
+def _why_rankings_disagree(table: BenchmarkTable) -> list[str]:
+    """One line per ranking check: spread vs noise, the expected correlation, the noise it needs."""
+    x, y = _seed_pairs(table)
+    better = (x + y) / 2 >= np.median((x + y) / 2)
+    lines = []
+    for name, keep, target in (("all", slice(None), 0.85), ("better half", better, 0.6)):
+        e = expected_agreement(x[keep], y[keep])
+        needed = e["spread_std"] * math.sqrt((1 - target) / target)
+        lines.append(
+            f"rankings ({name}): true means spread with sd {e['spread_std']:.2f} against seed "
+            f"noise sd {e['seed_std']:.2f}, so two seeds agree to about {e['expected']:.2f}; "
+            f"{target:g} needs seed noise <= {needed:.2f} at this spread"
+        )
+    return lines
+
+
 def plot_quality(table: BenchmarkTable, path: str) -> None:
     """Seed a vs seed b, and the architectures sorted by mean top-1 (see the docstring)."""
     import matplotlib
@@ -202,6 +236,15 @@ def main() -> int:
         print(f"| {e['dimension']} | {float(e['effect']):.1f} | "
               f"[{float(e['ci_low']):.1f}, {float(e['ci_high']):.1f}] | "
               f"{float(e['eta2']):.2f} | {e['levels']} |")  # fmt: skip
+    if agreement:
+        print("\nwhy (seed noise against the spread between architectures):")
+        for line in _why_rankings_disagree(table):
+            print(f"- {line}")
+        gap_at = int(np.argmax(np.diff(y)))
+        print(f"- largest neighbour gap: between mean top-1 {y[gap_at]:.1f} and "
+              f"{y[gap_at + 1]:.1f} ({gap_at + 1} of {len(y)} architectures below it)")  # fmt: skip
+        print(f"- dimensions above 2x seed std ({twice_std:.2f}): "
+              f"{', '.join(str(e['dimension']) for e in above) or 'none'}")  # fmt: skip
     if args.plot and len(table.seeds) >= 2:
         plot_quality(table, args.plot)
         print(f"\nplot written to {args.plot}")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +74,7 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
     assert "| between-seed std (points) | 0.707 | <= 3 | yes |" in quality
     assert "| dimensions with effect > 2x seed std | 0 | >= 4 | NO |" in quality
     assert "not memorised: n/a (the table has no train_top1 column)" in quality
+    assert "- rankings (all): true means spread with sd" in quality
     search = _run("benchmarks/bench_search.py", str(table), "--reps", "2", "--trials", "10",
                   "--samplers", "random,tpe", "--out", str(tmp_path / "search"))  # fmt: skip
     rows = [line for line in search.splitlines() if line.startswith(("| random", "| tpe"))]
@@ -269,3 +271,25 @@ def test_bench_confirm_compares_fronts_with_and_without_confirmation(tmp_path: P
     )  # fmt: skip
     assert one_seed.returncode == 2
     assert "confirmation needs two" in one_seed.stderr.strip().splitlines()[-1]
+
+
+def test_table_quality_explains_seed_agreement_by_spread_and_noise() -> None:
+    """The quality script's "why": with top-1 = true mean + seed noise, two seeds' rankings
+    agree to about signal / (signal + noise). Checked on draws where both are known."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "bench_table_quality.py"
+    module_spec = importlib.util.spec_from_file_location("bench_table_quality", path)
+    assert module_spec is not None and module_spec.loader is not None
+    quality = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(quality)
+    rng = np.random.default_rng(0)
+    true = rng.normal(80, 4, size=20_000)
+    x, y = true + rng.normal(0, 2, true.size), true + rng.normal(0, 2, true.size)
+    found = quality.expected_agreement(x, y)
+    assert found["spread_std"] == pytest.approx(4, rel=0.03)
+    assert found["seed_std"] == pytest.approx(2, rel=0.03)
+    assert found["expected"] == pytest.approx(16 / 20, abs=0.01)
+    assert found["expected"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=0.01)
+    # no spread at all: nothing to rank, whatever the noise
+    assert quality.expected_agreement(x - true, y - true)["expected"] == pytest.approx(0, abs=0.02)
