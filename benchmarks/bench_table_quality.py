@@ -94,7 +94,7 @@ def expected_agreement(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def _why_rankings_disagree(table: BenchmarkTable) -> list[str]:
-    """One line per ranking check: spread vs noise, the expected correlation, the noise it needs."""
+    """Per ranking check: spread vs noise, the expected correlation, the noise it needs."""
     x, y = _seed_pairs(table)
     better = (x + y) / 2 >= np.median((x + y) / 2)
     lines = []
@@ -241,8 +241,9 @@ def main() -> int:
         for line in _why_rankings_disagree(table):
             print(f"- {line}")
         gap_at = int(np.argmax(np.diff(y)))
-        print(f"- largest neighbour gap: between mean top-1 {y[gap_at]:.1f} and "
-              f"{y[gap_at + 1]:.1f} ({gap_at + 1} of {len(y)} architectures below it)")  # fmt: skip
+        low, high = y[gap_at], y[gap_at + 1]
+        print(f"- largest neighbour gap: between mean top-1 {low:.1f} and {high:.1f} "
+              f"({gap_at + 1} of {len(y)} architectures below it)")  # fmt: skip
         print(f"- dimensions above 2x seed std ({twice_std:.2f}): "
               f"{', '.join(str(e['dimension']) for e in above) or 'none'}")  # fmt: skip
     if args.plot and len(table.seeds) >= 2:
