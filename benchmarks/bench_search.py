@@ -77,8 +77,9 @@ def run_study(table_path: Path, sampler: str, seed: int, trials: int, objectives
     import optuna
 
     from search_space.errors import TrialFailure
+    from studies.run.budget import is_completed
     from studies.run.launch import prepare_study
-    from studies.run.loop import is_completed, make_objective, quiet_optuna
+    from studies.run.loop import make_objective, quiet_optuna
     from studies.run.objective import TrialRunner
     from studies.study.spec import load_spec
 

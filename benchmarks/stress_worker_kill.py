@@ -86,8 +86,8 @@ def _had_heartbeat(url: str, number: int) -> str:
 
 def one_run(kind: str, moment: str, deadline_s: float, folder: Path) -> tuple[bool, str]:
     """One scenario; ``(hung, summary)``."""
+    from studies.run.budget import is_completed
     from studies.run.launch import prepare_study
-    from studies.run.loop import is_completed
     from studies.study.spec import parse_spec
     from studies.study.storage import storage_settings
 

@@ -4,7 +4,7 @@ for all trials, not just the front.
 ``trials(study)`` gives one row per trial, in trial order, with these columns:
 
 * ``trial``, ``state`` (r3dnas's: complete | reused | infeasible | failed | pruned | running |
-  over_budget | waiting), ``optuna_state`` (Optuna's: COMPLETE, PRUNED, FAIL, ...);
+  over_budget | duplicate | waiting), ``optuna_state`` (Optuna's: COMPLETE, PRUNED, FAIL, ...);
 * one column per objective, by name (a reused trial shows the values it reused; a trial with
   none shows NaN), then the other measured metrics (``top1``, ``gflops``, ...);
 * ``reason`` (why it failed, was infeasible or pruned; ``reused trial N`` for a reuse),

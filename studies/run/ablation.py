@@ -21,13 +21,8 @@ from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
 from studies.core.defaults import RUNS_DIR
-from studies.run.loop import (
-    StopReason,
-    exit_status,
-    is_completed,
-    is_counted,
-    requeue_interrupted,
-)
+from studies.run.budget import is_completed, is_counted
+from studies.run.loop import StopReason, exit_status, requeue_interrupted
 from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ Rounds, each read from the study (so a resumed study goes on where it stopped):
    is re-run, never enqueued twice); then the next round, until one adds nothing.
 
 A confirmation trial trains the same network with another seed: a different training, so it is
-never a reuse (:func:`studies.run.loop.is_counted` counts it, beyond ``n_trials``). Its
+never a reuse (:func:`studies.run.budget.is_counted` counts it, beyond ``n_trials``). Its
 ``about`` says which network it confirms and the network's top-1 mean ± std so far
 (:func:`studies.results.frames.describe_confirmation`).
 """
@@ -113,20 +113,20 @@ def confirm_networks(
     ``searched`` outcome when every round completed, with every worker's exit codes).
 
     ``run(budget)`` runs the study's trials until ``budget`` trials count
-    (:func:`studies.run.loop.is_counted`): the search's trainings plus the confirmation slots.
+    (:func:`studies.run.budget.is_counted`): the search's trainings plus the confirmation slots.
     """
     import dataclasses
 
-    from studies.run.loop import is_counted
+    from studies.run.budget import count_counted
     from studies.study.record import StudyRecord
 
     codes = searched.worker_exit_codes
     while True:
         added = enqueue_round(study, spec, n_trials=n_trials)
         every = study.get_trials(deepcopy=False)
-        trained = sum(is_counted(t) and "confirm_of" not in t.user_attrs for t in every)
+        trained = count_counted([t for t in every if "confirm_of" not in t.user_attrs])
         budget = trained + _slots(study)
-        if added == 0 and sum(is_counted(t) for t in every) >= budget:
+        if added == 0 and count_counted(every) >= budget:
             return dataclasses.replace(searched, worker_exit_codes=codes)
         # NOTE: workers that join now (r3dnas worker) read the budget from the study.
         StudyRecord(study).record_n_trials(budget)

@@ -134,7 +134,7 @@ def launch(
                           heartbeat_s=heartbeat_s, grace_s=grace_s)  # fmt: skip
 
         def run(n: int) -> RunOutcome:
-            """Run trials until ``n`` count toward the budget (studies.run.loop.is_counted)."""
+            """Run trials until ``n`` count toward the budget (studies.run.budget.is_counted)."""
             return run_study(
                 study, spec, n_trials=n, tracker=tracker, datasets=datasets, settings=settings,
                 progress=progress, label=name, workers=workers, worker_args=args,
@@ -158,7 +158,7 @@ def _result(
     *,
     wall_s: float,
 ) -> LaunchResult:
-    from studies.run.loop import is_counted
+    from studies.run.budget import count_counted
     from studies.study.storage import display_url
 
     trials = study.get_trials(deepcopy=False)
@@ -167,7 +167,7 @@ def _result(
         study_name=study.study_name,
         storage=display_url(url),
         n_trials=budget,
-        completed=sum(is_counted(t) for t in trials),
+        completed=count_counted(trials),
         failed=sum(s == "failed" for s in states),
         infeasible=sum(s == "infeasible" for s in states),
         stopped=outcome.stopped,

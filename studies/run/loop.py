@@ -6,7 +6,8 @@ start local worker processes with :func:`spawn_workers`); what a trial *measures
 
 Guarantees:
 
-* **Exact budget of trainings.** ``n_trials`` counts networks measured (:func:`is_counted`),
+* **Exact budget of trainings.** ``n_trials`` counts networks measured
+  (:func:`studies.run.budget.is_counted`),
   across every worker on the same storage: a worker starts a trial only while counted + running
   trials are below the budget, and a trial that loses a race to an earlier-numbered one stops
   before doing any work (recorded as ``over_budget``). A trial whose sampler proposed a network
@@ -38,6 +39,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from search_space.errors import TrialFailure
+from studies.run.budget import (
+    count_trials,
+    duplicate_retry_of,
+    retry_origin,
+    within_budget,
+)
 from studies.run.interrupts import interrupt_requested, interrupts_as_keyboard_interrupt
 
 if TYPE_CHECKING:
@@ -56,8 +63,6 @@ __all__ = [
     "check_data",
     "enqueue_presets",
     "exit_status",
-    "is_completed",
-    "is_counted",
     "make_objective",
     "quiet_optuna",
     "requeue_interrupted",
@@ -69,7 +74,7 @@ __all__ = [
 POLL_S = 1.0
 WATCH_S = 5.0  # how often a process waiting for its local workers shows the study's progress
 # Trial states that get one line (their ``about``) instead of Optuna's traceback.
-QUIET_STATES = ("infeasible", "failed", "pruned")
+QUIET_STATES = ("infeasible", "failed", "pruned", "duplicate")
 # Reused trials in a row after which the loop stops: the sampler proposes only networks the
 # study has already measured (a stuck sampler, or a space exhausted).
 REUSE_STREAK = 10
@@ -133,71 +138,7 @@ def quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(previous)
 
 
-# ---------------------------------------------------------------------- budget and queue
-def is_completed(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` has results: COMPLETE, or a reused trial (recorded PRUNED so that
-    Optuna and optuna-dashboard see each network once; its ``state`` attribute is ``reused``
-    and its metrics are those of the trial it reused)."""
-    from optuna.trial import TrialState
-
-    return trial.state == TrialState.COMPLETE or (
-        trial.state == TrialState.PRUNED and trial.user_attrs.get("state") == "reused"
-    )
-
-
-def is_counted(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` counts toward ``n_trials``, a budget of trainings.
-
-    A COMPLETE trial (a network measured) counts. A reused one counts only when it was
-    enqueued (``enqueued_config``: a grid point x seed, a preset, a confirmation seed): it was
-    asked for by name, so a grid is run exactly; a reuse the sampler proposed costs nothing and
-    does not count. A confirmation seed that failed for good (not interrupted, not stale: those
-    are retried) counts too, so that the queue of confirmations ends.
-    """
-    from optuna.trial import TrialState
-
-    attrs = trial.user_attrs
-    if trial.state == TrialState.FAIL:
-        reason = str(attrs.get("fail_reason", ""))
-        return "confirm_of" in attrs and not reason.startswith(("interrupted", "stale"))
-    return is_completed(trial) and (
-        trial.state == TrialState.COMPLETE or "enqueued_config" in attrs
-    )
-
-
-_FINISHED_OR_RUNNING = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
-
-
-def count_trials(study: optuna.Study) -> tuple[int, int]:
-    """``(counted, running)`` trials of the study (counted: :func:`is_counted`)."""
-    from optuna.trial import TrialState
-
-    states = tuple(TrialState[s] for s in _FINISHED_OR_RUNNING)
-    trials = study.get_trials(deepcopy=False, states=states)
-    complete = sum(is_counted(t) for t in trials)
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    return complete, running
-
-
-def _within_budget(study: optuna.Study, number: int, n_trials: int) -> bool:
-    """Completed trials plus the running or waiting trials numbered before ``number`` leave
-    room for it.
-
-    Waiting trials count too: a retry enqueued by another worker's stale-trial check may not yet
-    be visible to this worker's ``ask()``, which then creates a newer trial instead of taking the
-    retry; the older retry keeps its claim on the budget.
-    """
-    from optuna.trial import TrialState
-
-    waiting = (TrialState.RUNNING, TrialState.WAITING)
-    taken = sum(
-        is_counted(t) or (t.state in waiting and t.number < number)
-        for t in study.get_trials(deepcopy=False)
-        if t.number != number
-    )
-    return taken < n_trials
-
-
+# ---------------------------------------------------------------------- queue
 # The user attributes a trial is enqueued with; a retry carries them over.
 ENQUEUED_ATTRS = (
     "enqueued_config", "enqueued_preset", "factors", "train_seed", "confirm_of",
@@ -211,7 +152,7 @@ def requeue_interrupted(study: optuna.Study) -> int:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {retry_origin(t) for t in trials}
     count = 0
     for t in trials:
         if (
@@ -276,11 +217,17 @@ def make_objective(
     find = _reusable_finder(study)
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        if not _within_budget(study, trial.number, n_trials):
+        if not within_budget(study, trial.number, n_trials):
             trial.set_user_attr("about", "over budget: other workers filled it")
             trial.set_user_attr("state", "over_budget")
             trial.set_user_attr("fail_reason", "over_budget: other workers filled the budget")
             raise TrialFailure("over_budget")
+        if (other := duplicate_retry_of(study, trial.number)) is not None:
+            reason = f"duplicate: trial {other} already retries the same failed trial"
+            trial.set_user_attr("about", reason)
+            trial.set_user_attr("state", "duplicate")
+            trial.set_user_attr("fail_reason", reason)
+            raise TrialFailure("duplicate")
         config = None
         enqueued = trial.user_attrs.get("enqueued_config")
         if enqueued:

@@ -18,7 +18,7 @@ A **reused** trial (the sampler proposed a network already measured with the sam
 copies the earlier trial's metrics into its attributes and ends PRUNED in Optuna's terms: it
 measured nothing, and Optuna, its samplers and optuna-dashboard then see each network once, so
 the dashboard's Pareto front is ``r3dnas pareto``'s. The run loop counts it toward ``n_trials``
-like a completed trial (:func:`studies.run.loop.is_completed`).
+like a completed trial (:func:`studies.run.budget.is_completed`).
 
 An **infeasible** trial (a broken budget, or a network too small for the input) fails with its
 constraint values where Optuna keeps them (``trial.set_constraint``; a network that cannot run

@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from studies.run.loop import StopReason, count_trials
+from studies.run.budget import count_trials
+from studies.run.loop import StopReason
 
 if TYPE_CHECKING:
     import optuna

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
 from studies.core.defaults import RUNS_DIR
-from studies.run.loop import StopReason, exit_status, is_counted
+from studies.run.budget import count_counted
+from studies.run.loop import StopReason, exit_status
 
 if TYPE_CHECKING:
     from studies.run.worker_args import WorkerArgs
@@ -27,7 +28,7 @@ __all__ = ["WorkerResult", "run_worker", "worker"]
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WorkerResult:
     study_name: str
-    n_trials: int  # the study's budget of trainings (studies.run.loop.is_counted)
+    n_trials: int  # the study's budget of trainings (studies.run.budget.is_counted)
     completed: int  # trials counted toward it when this worker stopped
     stopped: StopReason
 
@@ -118,7 +119,7 @@ def run_worker(args: WorkerArgs) -> WorkerResult:
         progress=not args.quiet, label=f"{study_name} worker {os.getpid()}",
     )  # fmt: skip
     tracker.close()
-    completed = sum(is_counted(t) for t in study.get_trials(deepcopy=False))
+    completed = count_counted(study.get_trials(deepcopy=False))
     return WorkerResult(
         study_name=study_name, n_trials=budget, completed=completed, stopped=outcome.stopped
     )

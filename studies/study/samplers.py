@@ -26,7 +26,7 @@ def distinct_networks(sampler: BaseSampler, spec: StudySpec) -> BaseSampler:
     worker is measuring (:class:`studies.sampling.distinct.DistinctNetworks`).
 
     Why: the run loop does not count a reuse toward ``n_trials`` and asks the sampler again
-    (:func:`studies.run.loop.is_counted`); a sampler that learns nothing from reused trials (GP)
+    (:func:`studies.run.budget.is_counted`); a sampler that learns nothing from reused trials (GP)
     would propose them until the loop stops it as stuck. ``cost_aware`` picks distinct networks
     itself, and ``grid`` walks its own grid (ablations and tables enqueue their points), so both
     are left as they are.

@@ -14,8 +14,8 @@ from tables import SPACE, synthetic_table
 from runners.scores.tabular import BenchmarkTable
 from search_space.errors import ConfigError
 from studies.results.pareto import pareto
+from studies.run.budget import is_completed
 from studies.run.launch import launch
-from studies.run.loop import is_completed
 from studies.run.pruning import (
     moasha_rule,
     moasha_rungs,
@@ -159,7 +159,7 @@ def test_pareto_pruner_in_a_tabular_study(table: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'prune.db'}"
     study = _launch(_spec(table), url, tmp_path, n_trials=5)
     trials = study.get_trials(deepcopy=False)
-    # the budget counts trainings (studies.run.loop.is_counted): neither reused trials
+    # the budget counts trainings (studies.run.budget.is_counted): neither reused trials
     # (recorded PRUNED) nor those the pruner stopped
     complete = [t for t in trials if is_completed(t)]
     pruned = [t for t in trials if t.user_attrs.get("state") == "pruned"]

@@ -26,8 +26,8 @@ import pytest
 from optuna.trial import TrialState
 
 from search_space import ConfigError, ResNet3dConfig
+from studies.run.budget import is_completed, is_counted
 from studies.run.launch import prepare_study
-from studies.run.loop import is_completed, is_counted
 from studies.study.spec import parse_spec
 from studies.study.storage import display_url, resolve_storage_url, storage_settings
 
@@ -389,3 +389,75 @@ def test_a_worker_gives_up_on_a_study_where_nothing_happens(tmp_path: Path) -> N
     assert "nothing in the study changed for 3 s while waiting for 1 running trial" in (
         err.decode()
     )
+
+
+def test_a_trial_retried_twice_trains_once_and_the_grid_completes(
+    storage_url: str, tmp_path: Path
+) -> None:
+    """A worker killed mid-trial can be retried by two paths at once: a restart's requeue
+    (``retry_of``) and a live worker's stale-trial reaper (``failed_trial``). Issue 23's build
+    trained such a point twice, counted both, and ended a grid point short. Now the first
+    retry trains, the other ends as a duplicate without training, and every point runs."""
+    from studies.run.ablation import prepare_ablation
+    from studies.run.budget import count_counted, retry_origin
+
+    name = f"twice-{uuid.uuid4().hex[:8]}"
+    args = dict(factors=["with_pool2", "layer4.inflate"], seeds=2, study_name=name,
+                storage_url=storage_url, runs_dir=tmp_path)  # fmt: skip
+    study, total = prepare_ablation(_spec(epochs=1), **args)  # type: ignore[arg-type]
+    cut, later = study.ask(), study.ask()  # two grid points x seeds, then killed
+    for trial in (cut, later):
+        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C / SIGTERM)")
+        study.tell(trial, state=TrialState.FAIL)
+    frozen = study.trials[cut.number]
+    study.add_trial(optuna.create_trial(  # what the reaper enqueues
+        state=TrialState.WAITING, params={}, distributions={}, user_attrs=frozen.user_attrs,
+        system_attrs={"failed_trial": cut.number, "retry_history": [cut.number]}))  # fmt: skip
+    study.enqueue_trial({}, user_attrs={  # the race: a requeue that did not see it
+        "retry_of": cut.number, **{k: frozen.user_attrs[k] for k in
+                                   ("enqueued_config", "factors", "train_seed")}})  # fmt: skip
+    _, again = prepare_ablation(_spec(epochs=1), **args)  # type: ignore[arg-type]
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    # a restart now sees both retries of the first and retries only the second
+    assert again == total == 8
+    assert sorted(retry_origin(t) for t in waiting if retry_origin(t) is not None) == [
+        cut.number,
+        cut.number,
+        later.number,
+    ]
+    proc = _worker(name, storage_url)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if is_completed(t)]
+    points = {(json.dumps(t.user_attrs["factors"], sort_keys=True), t.user_attrs["seed"])
+              for t in complete}  # fmt: skip
+    assert len(complete) == len(points) == 8 == count_counted(trials)
+    duplicate = [t for t in trials if t.user_attrs.get("state") == "duplicate"]
+    assert len(duplicate) == 1 and duplicate[0].state == TrialState.FAIL
+    assert "already retries the same failed trial" in duplicate[0].user_attrs["fail_reason"]
+    assert "history" not in duplicate[0].user_attrs  # it trained nothing
+
+
+def test_budget_counts_the_retries_of_one_failed_trial_once() -> None:
+    """Two retries of trial 0 that both completed (a study written before the fix) count once,
+    so a resumed grid makes room for the point they crowded out."""
+    from studies.run.budget import count_counted, retry_origin
+
+    def trial(number: int, state: TrialState, **attrs: object) -> optuna.trial.FrozenTrial:
+        system = {"failed_trial": attrs.pop("failed_trial")} if "failed_trial" in attrs else {}
+        made = optuna.create_trial(state=state, values=[1.0] if state.is_finished() and
+                                   state != TrialState.FAIL else None,
+                                   user_attrs=dict(attrs), system_attrs=system)  # fmt: skip
+        made.number = number
+        return made
+
+    failed = trial(0, TrialState.FAIL, fail_reason="interrupted")
+    by_reaper = trial(1, TrialState.COMPLETE, failed_trial=0)
+    by_requeue = trial(2, TrialState.COMPLETE, retry_of=0)
+    retry_of_retry = trial(3, TrialState.COMPLETE, retry_of=1)
+    other = trial(4, TrialState.COMPLETE)
+    assert [retry_origin(t) for t in (failed, by_reaper, by_requeue)] == [None, 0, 0]
+    assert count_counted([failed, by_reaper, by_requeue, other]) == 2
+    assert count_counted([failed, by_reaper, retry_of_retry, other]) == 2
+    assert count_counted([failed, other]) == 1
