@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from search_space.errors import ConfigError
 from studies.core.defaults import RUNS_DIR
-from studies.run.budget import is_completed, is_counted
+from studies.run.budget import first_attempts, is_completed, is_counted
 from studies.run.loop import StopReason, exit_status, requeue_interrupted
 from studies.study.record import StudyRecord
 
@@ -318,13 +318,18 @@ def ablate(
 
 def _trial_table(study: optuna.Study) -> pd.DataFrame:
     """One row per completed trial (reused ones too): its factors, seed, metrics and
-    architecture."""
+    architecture. Two retries of one failed trial that both completed (studies written before
+    :func:`studies.run.budget.duplicate_retry_of`) are one grid point x seed: the first stays."""
     import pandas as pd
 
     records = []
+    first = first_attempts(study.get_trials(deepcopy=False))
+    seen: set[int] = set()
     for t in study.get_trials(deepcopy=False):
-        if not is_completed(t):
+        if not is_completed(t) or first.get(t.number, -1) in seen:
             continue
+        if t.number in first:
+            seen.add(first[t.number])
         row = {
             "trial": t.number,
             **t.user_attrs.get("factors", {}),

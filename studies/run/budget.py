@@ -19,6 +19,7 @@ __all__ = [
     "count_counted",
     "count_trials",
     "duplicate_retry_of",
+    "first_attempts",
     "is_completed",
     "is_counted",
     "retry_origin",
@@ -70,7 +71,7 @@ def retry_origin(trial: FrozenTrial) -> int | None:
     return None if origin is None else int(origin)
 
 
-def _first_attempts(trials: Sequence[FrozenTrial]) -> dict[int, int]:
+def first_attempts(trials: Sequence[FrozenTrial]) -> dict[int, int]:
     """``trial number -> number of the first attempt it retries`` (retries of retries too)."""
     direct = {t.number: origin for t in trials if (origin := retry_origin(t)) is not None}
     first: dict[int, int] = {}
@@ -91,7 +92,7 @@ def count_counted(trials: Sequence[FrozenTrial]) -> int:
     retries ran and counted, so a resumed grid ended one point short (issue 23's build lost
     a row that way).
     """
-    first = _first_attempts(trials)
+    first = first_attempts(trials)
     retried: set[int] = set()
     count = 0
     for t in trials:
@@ -111,7 +112,7 @@ def duplicate_retry_of(study: optuna.Study, number: int) -> int | None:
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    first = _first_attempts(trials)
+    first = first_attempts(trials)
     if number not in first:
         return None
     for t in trials:

@@ -461,3 +461,22 @@ def test_budget_counts_the_retries_of_one_failed_trial_once() -> None:
     assert count_counted([failed, by_reaper, by_requeue, other]) == 2
     assert count_counted([failed, by_reaper, retry_of_retry, other]) == 2
     assert count_counted([failed, other]) == 1
+
+
+def test_an_old_study_with_two_completed_retries_summarises_one_row() -> None:
+    """A study written before the fix holds both retries, completed: the ablation's table (and
+    ``table build``'s count) shows the grid point x seed once, the first retry's."""
+    from studies.run.ablation import _trial_table
+
+    study = optuna.create_study(directions=["maximize"])
+    attrs = {"factors": {"with_pool2": True}, "seed": 0, "top1": 50.0}
+    study.add_trial(optuna.create_trial(state=TrialState.FAIL, user_attrs=attrs))
+    study.add_trial(optuna.create_trial(values=[50.0], user_attrs=attrs,
+                                        system_attrs={"failed_trial": 0}))  # fmt: skip
+    study.add_trial(optuna.create_trial(values=[51.0], user_attrs={**attrs, "retry_of": 0,
+                                                                   "top1": 51.0}))  # fmt: skip
+    study.add_trial(
+        optuna.create_trial(values=[60.0], user_attrs={**attrs, "seed": 1, "top1": 60.0})
+    )
+    table = _trial_table(study)
+    assert table["trial"].tolist() == [1, 3] and table["top1"].tolist() == [50.0, 60.0]
