@@ -235,10 +235,10 @@ def main() -> int:
         t0 = time.perf_counter()
         results[name], curves[name] = [], []
         for rep in range(args.reps):
+            table_seed = table.full_seeds[rep % len(table.full_seeds)]
             rows = run_study(table_path, pruner=pruner, sampler=args.sampler, seed=rep,
-                             trials=args.long, objectives=objectives,
-                             table_seed=table.seeds[rep % len(table.seeds)], margin=margin,
-                             startup=args.startup)  # fmt: skip
+                             trials=args.long, objectives=objectives, table_seed=table_seed,
+                             margin=margin, startup=args.startup)  # fmt: skip
             results[name].append(score(rows[: args.trials], points, exact, front))
             curves[name].append(hv_by_epochs(rows, points, exact))
             print(f"\r{name}: {rep + 1}/{args.reps}", end="", file=sys.stderr)

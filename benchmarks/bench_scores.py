@@ -235,7 +235,7 @@ def search(
                 pool=pool, seed=10_000 + rep,
             )  # fmt: skip
             if table_path is not None:
-                seed = table.seeds[rep % len(table.seeds)]
+                seed = table.full_seeds[rep % len(table.full_seeds)]
                 picks = run_enqueued(table_path, [first[d].factors for d in picks], seed)
             per_budget = results.setdefault((name, pool), {b: [] for b in budgets})
             for b in budgets:

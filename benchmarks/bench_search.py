@@ -241,7 +241,7 @@ def _run_sampler(sampler: str, args: argparse.Namespace, table: BenchmarkTable,
             digests, used = oracle_order(points)[: args.trials], args.trials
         else:
             digests, used = run_study(table_path, sampler, rep, args.trials, objectives,
-                                      table_seed=table.seeds[rep % len(table.seeds)],
+                                      table_seed=table.full_seeds[rep % len(table.full_seeds)],
                                       attempts=args.attempts)  # fmt: skip
         runs.append({"digests": digests, "trials": used})
         print(f"\r{sampler}: {rep + 1}/{args.reps}", end="", file=sys.stderr)

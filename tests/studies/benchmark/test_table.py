@@ -160,6 +160,7 @@ def test_committed_tables_name_one_spelling_per_network_and_no_trivial_top5() ->
     assert len(v2.digests) == spec.space.size() == 192 and v2.seeds == (0, 1, 2)
     assert all(v2.lookup(d, s) is not None for d in v2.digests for s in (0, 1))
     assert sum(v2.lookup(d, 2) is not None for d in v2.digests) >= 50
+    assert v2.full_seeds == (0, 1)  # what a simulated search may look up for any network
     dims = set(spec.space.param_names())
     for row in v2.rows:
         if spec.data.num_classes <= 5:
@@ -312,3 +313,14 @@ def test_toml_writer_round_trips_specs() -> None:
     assert tomllib.loads(dumps_toml(TINY_TABLE, header="a header\nof two lines")) == TINY_TABLE
     with pytest.raises(ConfigError, match="data.noise"):
         dumps_toml({"data": {"noise": float("nan")}})
+
+
+def test_full_seeds_are_the_seeds_every_network_has(tmp_path: Path) -> None:
+    """A third seed on a subset (bench_v2's) is a seed a simulated search must not draw."""
+    from tables import synthetic_table
+
+    table = BenchmarkTable.load(synthetic_table(tmp_path, seeds=(0, 1, 2)))
+    assert table.full_seeds == (0, 1, 2)
+    dropped = table.digests[0]
+    partial = BenchmarkTable(r for r in table.rows if (r.digest, r.seed) != (dropped, 1))
+    assert partial.seeds == (0, 1, 2) and partial.full_seeds == (0, 2)
