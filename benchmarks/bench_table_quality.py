@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from runners.scores.tabular import BenchmarkTable  # noqa: E402
 
 MEMORISED = 10.0  # points of training top-1 above validation top-1 that count as memorised
+LAGGING = 10.0  # points between two seeds of one network that say one run lagged behind
 
 
 def _levels(table: BenchmarkTable) -> tuple[list[str], dict[str, float], dict[str, dict]]:
@@ -241,6 +242,12 @@ def main() -> int:
         for line in _why_rankings_disagree(table):
             print(f"- {line}")
         gap_at = int(np.argmax(np.diff(y)))
+        x, z = _seed_pairs(table)
+        robust = 1.4826 * float(np.median(np.abs(x - z))) / math.sqrt(2)
+        lagging = int(np.sum(np.abs(x - z) > LAGGING))
+        print(f"- seed noise: robust sd {robust:.2f} (1.4826 x median |a - b| / sqrt 2) "
+              f"against rms sd {twice_std / 2:.2f}; {lagging} of {len(x)} pairs differ by more "
+              f"than {LAGGING:g} points (one run lagging behind the other)")  # fmt: skip
         low, high = y[gap_at], y[gap_at + 1]
         print(f"- largest neighbour gap: between mean top-1 {low:.1f} and {high:.1f} "
               f"({gap_at + 1} of {len(y)} architectures below it)")  # fmt: skip

@@ -75,6 +75,11 @@ def test_table_benchmarks_run_on_a_table(tmp_path: Path) -> None:
     assert "| dimensions with effect > 2x seed std | 0 | >= 4 | NO |" in quality
     assert "not memorised: n/a (the table has no train_top1 column)" in quality
     assert "- rankings (all): true means spread with sd" in quality
+    # every pair differs by exactly 1: robust sd 1.4826 / sqrt 2, rms sd 1 / sqrt 2
+    assert (
+        "- seed noise: robust sd 1.05 (1.4826 x median |a - b| / sqrt 2) against rms sd 0.71; "
+        "0 of 12 pairs" in quality
+    )
     search = _run("benchmarks/bench_search.py", str(table), "--reps", "2", "--trials", "10",
                   "--samplers", "random,tpe", "--out", str(tmp_path / "search"))  # fmt: skip
     rows = [line for line in search.splitlines() if line.startswith(("| random", "| tpe"))]
