@@ -23,6 +23,7 @@ __all__ = [
     "is_completed",
     "is_counted",
     "retry_origin",
+    "was_cut_short",
     "within_budget",
 ]
 
@@ -52,11 +53,26 @@ def is_counted(trial: FrozenTrial) -> bool:
     attrs = trial.user_attrs
     if trial.state == TrialState.FAIL:
         reason = str(attrs.get("fail_reason", ""))
-        return "confirm_of" in attrs and not reason.startswith(
-            ("interrupted", "stale", "duplicate")
-        )
+        retried = was_cut_short(trial) or reason.startswith(("stale", "duplicate"))
+        return "confirm_of" in attrs and not retried
     return is_completed(trial) and (
         trial.state == TrialState.COMPLETE or "enqueued_config" in attrs
+    )
+
+
+def was_cut_short(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` failed because its process was stopped, so it must run again.
+
+    Ctrl-C or SIGTERM records the reason "interrupted". A signal that lands inside a storage
+    write (PostgreSQL: in the middle of psycopg's exchange) can leave the trial FAIL with no
+    reason at all: Optuna failed it, and the reason could not be written. r3dnas records a
+    reason for every failure of its own, so a FAIL trial without one was cut short too.
+    """
+    from optuna.trial import TrialState
+
+    reason = trial.user_attrs.get("fail_reason")
+    return trial.state == TrialState.FAIL and (
+        reason is None or str(reason).startswith("interrupted")
     )
 
 

@@ -43,6 +43,7 @@ from studies.run.budget import (
     count_trials,
     duplicate_retry_of,
     retry_origin,
+    was_cut_short,
     within_budget,
 )
 from studies.run.interrupts import interrupt_requested, interrupts_as_keyboard_interrupt
@@ -149,17 +150,12 @@ def requeue_interrupted(study: optuna.Study) -> int:
     """Enqueue the parameters of trials an interrupt cut short, once each, with what they were
     enqueued with (a configuration, an ablation's grid point and seed, a preset's name), so an
     ablation's point is run again instead of being lost."""
-    from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
     retried = {retry_origin(t) for t in trials}
     count = 0
     for t in trials:
-        if (
-            t.state == TrialState.FAIL
-            and t.user_attrs.get("fail_reason", "").startswith("interrupted")
-            and t.number not in retried
-        ):
+        if was_cut_short(t) and t.number not in retried:
             attrs = {"retry_of": t.number}
             attrs.update({k: t.user_attrs[k] for k in ENQUEUED_ATTRS if k in t.user_attrs})
             study.enqueue_trial(t.params, user_attrs=attrs, skip_if_exists=False)
