@@ -153,6 +153,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     result = run_worker(WorkerArgs.from_namespace(args))
     print(f"worker done: the study has {result.completed} of {result.n_trials} completed trials")
+    if result.stopped == "interrupted":
+        print("r3dnas worker: interrupted", file=sys.stderr)
     return result.exit_code
 
 

@@ -22,7 +22,9 @@ Guarantees:
 * **Nothing lost.** Each trial is written to the Optuna storage as it ends; a failed or
   infeasible trial keeps its reason (user attribute ``fail_reason``) and the study goes on.
 * **Clean interrupts.** Ctrl-C or SIGTERM marks the running trial failed ("interrupted"), and
-  the next ``launch`` of the same study re-runs that trial's parameters first.
+  the next ``launch`` of the same study re-runs that trial's parameters first. A signal between
+  trials (Optuna asking or telling, a worker waiting) stops the loop at its next step instead:
+  no trial is left RUNNING with nobody to run it, and no finished result is lost.
 * **Crash safety.** A trial whose worker dies is failed after a grace period and retried once
   with the same parameters (:mod:`studies.run.heartbeat`).
 """
@@ -46,7 +48,11 @@ from studies.run.budget import (
     was_cut_short,
     within_budget,
 )
-from studies.run.interrupts import interrupt_requested, interrupts_as_keyboard_interrupt
+from studies.run.interrupts import (
+    interrupt_requested,
+    interruptible,
+    interrupts_as_keyboard_interrupt,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -73,6 +79,7 @@ __all__ = [
 ]
 
 POLL_S = 1.0
+INTERRUPTED_BEFORE_START = "interrupted (Ctrl-C / SIGTERM) before the trial started"
 WATCH_S = 5.0  # how often a process waiting for its local workers shows the study's progress
 # Trial states that get one line (their ``about``) instead of Optuna's traceback.
 QUIET_STATES = ("infeasible", "failed", "pruned", "duplicate")
@@ -285,7 +292,9 @@ def run_trials(
     try:
         from studies.run.trial_log import trial_warnings_to_file
 
-        with quiet_optuna(), interrupts_as_keyboard_interrupt():
+        # NOTE: deferred: a signal raises only inside a trial's objective, never inside
+        # Optuna's ask or tell (see studies.run.interrupts)
+        with quiet_optuna(), interrupts_as_keyboard_interrupt(deferred=True):
             stall = stall_limit(grace) if stall_s is None else stall_s
             with trial_warnings_to_file(study) as log:
                 return _loop(study, objective, n_trials, timeout_s, label, reap, bar, stall, log)
@@ -318,13 +327,23 @@ def _loop(
 
     def tracked(trial: optuna.Trial) -> tuple[float, ...]:
         current.append(trial)
-        return objective(trial)
+        started = False
+        try:
+            with interruptible():  # a signal that came while Optuna asked raises here
+                started = True
+                return objective(trial)
+        except KeyboardInterrupt:
+            if not started:
+                trial.set_user_attr("fail_reason", INTERRUPTED_BEFORE_START)
+            raise
 
     # NOTE: guards against a space that is all infeasible or failing; reuses are not attempts
     # (they cost nothing), the reuse streak bounds them.
     max_attempts = 5 * n_trials + 20
     reused_in_a_row = 0
     while True:
+        if interrupt_requested():  # deferred: it came between trials
+            return "interrupted"
         if path is not None and not path.exists():
             print(f"{label}: the study's storage file {path} is gone; stopping", file=sys.stderr)
             return "gave_up"

@@ -40,6 +40,12 @@ def _spec(epochs: int) -> object:
     return parse_spec(data, source="tiny", base_dir=Path.cwd())
 
 
+# NOTE: the tests that stop a worker mid-training find a trial between its first epoch and its
+# result, and signal it. Tiny trials train an epoch in ~25 ms here; with 4 epochs that window
+# was ~0.1 s, and a faster machine's CI signalled a trial already finished. 30 epochs keep it
+# near a second.
+TRAINING_EPOCHS = 30
+
 Worker = Callable[..., "subprocess.Popen[bytes]"]
 _started: list[subprocess.Popen[bytes]] = []
 
@@ -77,8 +83,8 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
     name = f"kill-{uuid.uuid4().hex[:8]}"
     n_trials = 6
     study = prepare_study(
-        _spec(epochs=4), study_name=name, storage_url=storage_url, n_trials=n_trials,
-        runs_dir=tmp_path, settings=storage_settings(1, 5),
+        _spec(epochs=TRAINING_EPOCHS), study_name=name, storage_url=storage_url,
+        n_trials=n_trials, runs_dir=tmp_path, settings=storage_settings(1, 5),
     )  # fmt: skip
     workers = {}
     for _ in range(3):
@@ -89,7 +95,7 @@ def test_three_workers_one_killed_nothing_lost(storage_url: str, tmp_path: Path)
     victim = None
     deadline = time.monotonic() + 180
     while victim is None and time.monotonic() < deadline:
-        time.sleep(0.3)
+        time.sleep(0.05)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             pid = int(t.user_attrs.get("worker", "x:0").rsplit(":", 1)[1])
             if pid in workers and "digest" in t.user_attrs and "state" not in t.user_attrs:
@@ -217,7 +223,8 @@ def test_a_resumed_ablation_reruns_interrupted_points_and_nothing_off_grid(
     name = f"resume-{uuid.uuid4().hex[:8]}"
     args = dict(factors=["with_pool2", "layer4.inflate"], seeds=2, study_name=name,
                 storage_url=storage_url, runs_dir=tmp_path)  # fmt: skip
-    study, total = prepare_ablation(_spec(epochs=4), **args)  # type: ignore[arg-type]
+    spec = _spec(epochs=TRAINING_EPOCHS)
+    study, total = prepare_ablation(spec, **args)  # type: ignore[arg-type]
     proc = _worker(name, storage_url)
     deadline = time.monotonic() + 120
     # NOTE: wait for a first epoch on record, so the SIGTERM lands in training (where it is
@@ -227,19 +234,23 @@ def test_a_resumed_ablation_reruns_interrupted_points_and_nothing_off_grid(
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     ):
         assert time.monotonic() < deadline, "no trial reached its first epoch"
-        time.sleep(0.2)  # fmt: skip
+        time.sleep(0.05)  # fmt: skip
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=120)
-    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    assert len(failed) == 1
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    trials = study.get_trials(deepcopy=False)
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    states = [(t.number, t.state.name, len(t.user_attrs.get("history", []))) for t in trials]
+    assert len(failed) == 1, f"the SIGTERM did not land in training: {states}"
     # "interrupted", or no reason where the signal landed inside a storage write (PostgreSQL
     # CI saw it): either way the trial was cut short and is run again
     assert was_cut_short(failed[0])
     assert failed[0].user_attrs.get("fail_reason", "interrupted").startswith("interrupted")
 
-    _, total_again = prepare_ablation(_spec(epochs=4), **args)  # type: ignore[arg-type]
+    _, total_again = prepare_ablation(spec, **args)  # type: ignore[arg-type]
     assert total_again == total == 8
-    prepare_ablation(_spec(epochs=4), **args)  # type: ignore[arg-type]  # idempotent
+    prepare_ablation(spec, **args)  # type: ignore[arg-type]  # idempotent
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     lost = failed[0].user_attrs
     same = [t for t in waiting if t.user_attrs["factors"] == lost["factors"]
