@@ -42,9 +42,9 @@ def _spec(epochs: int) -> object:
 
 # NOTE: the tests that stop a worker mid-training find a trial between its first epoch and its
 # result, and signal it. Tiny trials train an epoch in ~25 ms here; with 4 epochs that window
-# was ~0.1 s, and a faster machine's CI signalled a trial already finished. 30 epochs keep it
-# near a second.
-TRAINING_EPOCHS = 30
+# was ~0.1 s against a 0.2 s poll, and a faster machine's CI signalled a trial already
+# finished. 16 epochs and a 0.05 s poll give the window 8 polls.
+TRAINING_EPOCHS = 16
 
 Worker = Callable[..., "subprocess.Popen[bytes]"]
 _started: list[subprocess.Popen[bytes]] = []
