@@ -60,17 +60,23 @@ def _load_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from search_space import ConfigError, ResNet3dConfig, preset
 
     if args.config:
+        from search_space._files import read_text
+
         path = Path(args.config)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"--config: file {args.config!r} not found")
-        return ResNet3dConfig.from_json(path.read_text())
+        return ResNet3dConfig.from_json(
+            read_text(path, failure="--config: cannot read {path}: {reason}")
+        )
     return preset(args.preset)
 
 
 def _shapes(args: argparse.Namespace) -> int:
+    import math
+
     import torch
 
-    from search_space import build_resnet3d, output_shapes
+    from search_space import ConfigError, build_resnet3d, output_shapes
 
     config = _load_config(args)
     table = output_shapes(config, args.input)
@@ -78,8 +84,18 @@ def _shapes(args: argparse.Namespace) -> int:
     print(table.format())
     if not args.no_forward:
         model = build_resnet3d(config).eval()
-        with torch.inference_mode():
-            out = model(torch.zeros(table.input_shape))
+        try:
+            with torch.inference_mode():
+                out = model(torch.zeros(table.input_shape))
+        except (RuntimeError, MemoryError) as exc:
+            if not isinstance(exc, MemoryError) and "alloc" not in str(exc):
+                raise
+            gib = math.prod(table.input_shape) * 4 / 2**30
+            raise ConfigError(
+                f"--input {'x'.join(map(str, table.input_shape))}: the forward check does not fit "
+                f"in memory ({gib:.3g} GiB for the input alone); add --no-forward for the shapes "
+                "by inference only"
+            ) from None
         outs = out if isinstance(out, tuple) else (out,)
         real = tuple(tuple(o.shape) for o in outs)
         verdict = "matches" if real == table.outputs else "DIFFERS from"
@@ -135,8 +151,11 @@ def _data(args: argparse.Namespace) -> int:
     import json
 
     from runners.data.check import inspect_data
+    from search_space import ConfigError
     from studies.study.spec import load_spec
 
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be a positive int; got {args.workers}")
     spec = load_spec(args.spec, overrides=args.set)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     report = inspect_data(spec.data, workers=workers, progress=not args.quiet)

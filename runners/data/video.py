@@ -34,6 +34,7 @@ from torch.utils.data import Dataset
 
 from runners.data.transforms import ClipPipeline
 from runners.data.video_reader import VideoDecodeError, VideoReader
+from search_space._files import read_text
 from search_space.errors import ConfigError
 
 __all__ = [
@@ -162,37 +163,37 @@ class VideoClipDataset(Dataset):
 
 def _read_list(list_file: Path, root: Path, num_classes: int) -> list[tuple[str, int]]:
     """Parse and check an mmaction2 annotation list; ConfigError names the file and line."""
-    if not list_file.is_file():
+    if not list_file.exists():
         raise ConfigError(f"list file {list_file} does not exist")
+    text = read_text(list_file, failure="cannot read list file {path}: {reason}")
     videos: list[tuple[str, int]] = []
     missing: list[str] = []
-    with open(list_file, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"list file {list_file} line {lineno}"
-            if len(fields) != 2:
-                raise ConfigError(
-                    f"{where}: expected '<relative/path/video.mp4> <label>' (2 fields); "
-                    f"got {len(fields)} fields in {line.strip()!r}"
-                )
-            rel, label_text = fields
-            try:
-                label = int(label_text)
-            except ValueError:
-                raise ConfigError(
-                    f"{where}: label must be an integer in [0, {num_classes}); got {label_text!r}"
-                ) from None
-            if not 0 <= label < num_classes:
-                raise ConfigError(
-                    f"{where}: label must be in [0, {num_classes}) (num_classes={num_classes}); "
-                    f"got {label}"
-                )
-            path = root / rel
-            if not path.is_file():
-                missing.append(f"{where}: video file {path} does not exist")
-            videos.append((str(path), label))
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"list file {list_file} line {lineno}"
+        if len(fields) != 2:
+            raise ConfigError(
+                f"{where}: expected '<relative/path/video.mp4> <label>' (2 fields); "
+                f"got {len(fields)} fields in {line.strip()!r}"
+            )
+        rel, label_text = fields
+        try:
+            label = int(label_text)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: label must be an integer in [0, {num_classes}); got {label_text!r}"
+            ) from None
+        if not 0 <= label < num_classes:
+            raise ConfigError(
+                f"{where}: label must be in [0, {num_classes}) (num_classes={num_classes}); "
+                f"got {label}"
+            )
+        path = root / rel
+        if not path.is_file():
+            missing.append(f"{where}: video file {path} does not exist")
+        videos.append((str(path), label))
     if missing:
         more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
         raise ConfigError(missing[0] + more)

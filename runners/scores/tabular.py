@@ -13,6 +13,7 @@ mapping columns are JSON), next to the spec that built it.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from search_space._files import read_text
 from search_space.errors import ConfigError, DataError
 
 __all__ = ["COLUMNS", "BenchmarkTable", "TableRow", "load_table"]
@@ -172,9 +174,10 @@ class BenchmarkTable:
         """Read a table written by :meth:`write`; a missing file or column is one clear error, a
         malformed value a :class:`DataError` naming its row (the file's line) and column."""
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"table: {path} does not exist (build one with r3dnas table)")
-        with path.open(newline="") as handle:
+        text = read_text(path, failure="table: cannot read {path}: {reason}")
+        with io.StringIO(text, newline="") as handle:
             reader = csv.DictReader(handle)
             present = reader.fieldnames or ()
             missing = [c for c in COLUMNS if c not in present and c not in _OPTIONAL_COLUMNS]

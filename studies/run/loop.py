@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from search_space.errors import TrialFailure
+from search_space.errors import ConfigError, TrialFailure
 from studies.run.budget import (
     count_trials,
     duplicate_retry_of,
@@ -122,14 +122,22 @@ def check_data(spec: StudySpec) -> tuple[Dataset, Dataset]:
     Why: every trial trains on them, so a missing list or file, a bad label or an empty list is
     one clear error at the start, not a failure recorded on trial after trial (each of which
     may first spend minutes measuring latency). A tabular spec's table is read here too, so a
-    malformed table is an error before the study exists.
+    malformed table is an error before the study exists. So are the devices it trains and
+    measures on: ``cuda`` on a machine without CUDA failed every trial, one by one.
     """
+    from runners import resolve_device
     from runners.data.datasets import build_datasets
 
     if spec.study.table is not None:
         from runners.scores.tabular import load_table
 
-        load_table(spec.study.table)
+        load_table(spec.study.table)  # NOTE: a tabular trial trains and times nothing here
+    else:
+        for section, device in (("train", spec.train.device), ("measure", spec.measure.device)):
+            try:
+                resolve_device(device)
+            except ConfigError as exc:
+                raise ConfigError(f"[{section}] {exc}") from None
     return build_datasets(spec.data)
 
 

@@ -85,7 +85,7 @@ def add_study_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--storage",
-        help="Optuna storage URL: sqlite:///F.db, postgresql://..., journal:///F.log "
+        help="Optuna storage URL: sqlite:///F.db, postgresql://..., journal://F.log "
         "(default $R3DNAS_STORAGE, else RUNS_DIR/<study>.db)",
     )
     parser.add_argument(

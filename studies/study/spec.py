@@ -26,7 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search_space._files import read_text
 from search_space.errors import ConfigError
+from studies.core.study_names import check_study_name
 from studies.study.sections import (
     COSTS_BEFORE_TRAINING,
     KEEP_CHECKPOINTS,
@@ -111,6 +113,11 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
     if n_trials < 1:
         raise ConfigError(f"[study] n_trials must be a positive int; got {n_trials}")
     timeout = get("timeout_s")
+    if timeout is not None:
+        timeout = _typed("study", "timeout_s", timeout, float)
+        if not timeout > 0 or timeout == float("inf"):
+            raise ConfigError(f"[study] timeout_s must be a positive number of seconds (leave it "
+                              f"out for no limit); got {timeout}")  # fmt: skip
     presets = tuple(get("enqueue_presets"))
     if presets:
         from search_space.presets import preset
@@ -151,12 +158,14 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
         table=table_path,
         pruner=pruner,
         pruner_margin=margin,
-        name=_typed("study", "name", table.get("name", fallback_name), str),
+        name=check_study_name(
+            _typed("study", "name", table.get("name", fallback_name), str), field="[study] name"
+        ),
         objectives=objectives,
         sampler=sampler,
         seed=_typed("study", "seed", get("seed"), int),
         n_trials=n_trials,
-        timeout_s=None if timeout is None else _typed("study", "timeout_s", timeout, float),
+        timeout_s=timeout,
         enqueue_presets=presets,
         n_startup_trials=_typed("study", "n_startup_trials", get("n_startup_trials"), int),
     )
@@ -398,14 +407,18 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     """The TOML tables with ``SECTION.KEY=VALUE`` overrides (the CLI's ``--set``) applied.
 
     ``VALUE`` is read as a TOML value (``1``, ``0.5``, ``true``, ``[1, 3, 8, 64, 64]``,
-    ``"sgd"``); anything that is not one is taken as a string. Keys are checked afterwards by
-    :func:`parse_spec`, like the file's own.
+    ``"sgd"``); anything that is not one is taken as a string. ``KEY`` may itself be dotted,
+    as in the file: ``space.dimensions.layer3.inflate=["all"]`` sets what the line
+    ``layer3.inflate = ["all"]`` sets under ``[space.dimensions]``, and leaves the other
+    dimensions as they are. Keys are checked afterwards by :func:`parse_spec`, like the file's.
     """
-    tables = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    import copy
+
+    tables = copy.deepcopy(dict(data))
     for item in overrides:
         path, sep, text = item.partition("=")
-        section, dot, key = path.strip().partition(".")
-        if not (sep and dot and section and key):
+        parts = [part.strip() for part in path.split(".")]
+        if not (sep and len(parts) >= 2 and all(parts)):
             raise ConfigError(
                 f"--set expects SECTION.KEY=VALUE (e.g. train.epochs=1); got {item!r}"
             )
@@ -413,10 +426,13 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
-        table = tables.setdefault(section, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"--set {item!r}: {section} is not a section")
-        table[key.strip()] = value
+        table = tables
+        for depth, part in enumerate(parts[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                where = ".".join(parts[: depth + 1])
+                raise ConfigError(f"--set {item!r}: {where} is a value, not a table")
+        table[parts[-1]] = value
     return tables
 
 
@@ -440,9 +456,9 @@ def load_spec(
         text = shipped.read_text()
         source, base_dir = f"{target}.toml", Path.cwd()
     else:
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"study spec file {target!r} not found")
-        text = path.read_text()
+        text = read_text(path, failure="cannot read study spec file {path}: {reason}")
         source, base_dir = str(path), path.parent.resolve()
     try:
         data = tomllib.loads(text)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from search_space.errors import ConfigError, R3dnasError
 from studies.core.defaults import RUNS_DIR
+from studies.core.study_names import check_study_name
 from studies.study.record import StudyRecord
 
 if TYPE_CHECKING:
@@ -82,15 +83,34 @@ def resolve_storage_url(
     if "://" not in chosen or scheme not in SCHEMES:
         raise ConfigError(
             f"storage URL {display_url(chosen)!r} is not supported; use sqlite:///FILE.db, "
-            "postgresql://USER:PASSWORD@HOST/DB or journal:///FILE.log"
+            "postgresql://USER:PASSWORD@HOST/DB or journal://FILE.log"
         )
     return chosen
+
+
+def _journal_file(url: str) -> Path:
+    """The file of a ``journal://`` URL: ``journal://rel.log`` is relative to the working
+    folder, ``journal:///abs/dir/f.log`` absolute.
+
+    A file right under ``/`` (``journal:///f.log``) is refused: it is what a user who copied
+    the relative ``sqlite:///f.db`` pattern gets, and it wrote to the filesystem's root.
+    A folder is refused too (Optuna reads it as a file and fails with a traceback).
+    """
+    path = Path(url.removeprefix("journal://"))
+    if path.is_absolute() and path.parent == Path(path.anchor):
+        raise ConfigError(
+            f"storage {display_url(url)} names {path}, a file at the filesystem's root; write "
+            f"journal://{path.name} for a file in this folder, or journal:///DIR/{path.name}"
+        )
+    if path.is_dir():
+        raise ConfigError(f"storage {display_url(url)} names the folder {path}, not a file")
+    return path
 
 
 def _storage_file(url: str) -> Path | None:
     """The file a SQLite or journal URL names (None for a server, or SQLite in memory)."""
     if url.startswith("journal://"):
-        return Path(url.removeprefix("journal://"))
+        return _journal_file(url)
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         return Path(url.removeprefix("sqlite:///"))
     return None
@@ -215,9 +235,18 @@ def storage_settings(
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be a positive number of seconds; got {value}")
     defaults = StorageSettings()
+    heartbeat = heartbeat_s or defaults.heartbeat_interval
+    grace = grace_s or defaults.grace_period
+    # NOTE: a trial whose beat is older than the grace period is failed and retried by the
+    # other workers: with beats as slow as the grace, every live trial would look dead.
+    if heartbeat >= grace:
+        raise ConfigError(
+            f"--grace ({grace} s) must be longer than --heartbeat ({heartbeat} s): a trial "
+            "that beats less often than that looks dead to other workers"
+        )
     return StorageSettings(
-        heartbeat_interval=heartbeat_s or defaults.heartbeat_interval,
-        grace_period=grace_s or defaults.grace_period,
+        heartbeat_interval=heartbeat,
+        grace_period=grace,
         max_retry=defaults.max_retry,
         stall_s=stall_s,
     )
@@ -238,6 +267,7 @@ def open_study(
     """
     import optuna
 
+    check_study_name(study_name, field="study name")
     directions = list(spec.directions)
     study = optuna.create_study(
         study_name=study_name,
@@ -318,11 +348,17 @@ def open_storage(url: str, settings: StorageSettings | None = None) -> BaseStora
 
     settings = settings or StorageSettings()
     if url.startswith("journal://"):
-        path = Path(url.removeprefix("journal://"))
+        path = _journal_file(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages import journal
 
-        return optuna.storages.JournalStorage(journal.JournalFileBackend(str(path)))
+        try:
+            return optuna.storages.JournalStorage(journal.JournalFileBackend(str(path)))
+        except ValueError as exc:  # json's decode errors: the file is not a journal
+            raise ConfigError(
+                f"cannot open storage {display_url(url)}: {path} is not an Optuna journal file "
+                f"({type(exc).__name__}); name a new file or a journal"
+            ) from None
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql"):

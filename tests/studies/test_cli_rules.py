@@ -122,6 +122,15 @@ def test_launch_fails_when_its_workers_fail(
         (["launch", str(TINY), "--set", "train.epoch=1"], "unknown train config key(s) 'epoch'"),
         (["launch", str(TINY), "--set", "epochs=1"], "--set expects SECTION.KEY=VALUE"),
         (["launch", "no-such-spec"], "unknown study spec 'no-such-spec'"),
+        # a study name is a file name under the runs folder (an empty one wrote to /checkpoints)
+        (["launch", str(TINY), "--set", 'study.name=""'], "[study] name '' is empty"),
+        (["launch", str(TINY), "--study", "../up"], "study name '../up' holds a path separator"),
+        (["launch", str(TINY), "--set", "study.timeout_s=0"], "timeout_s must be a positive"),
+        (["launch", str(TINY), "--heartbeat", "60", "--grace", "5"], "--grace (5 s) must be"),
+        # checked before any trial (it failed 25 trials one by one): no such device here
+        (["launch", str(TINY), "--set", 'train.device="cuda:99"'], "[train] device 'cuda:99'"),
+        (["launch", str(TINY), "--storage", "journal:///j.log"], "at the filesystem's root"),
+        (["launch", str(TINY), "--set", "train.epochs.x=1"], "train.epochs is a value, not a"),
     ],
 )
 def test_usage_errors_are_exit_2_before_anything_is_written(
@@ -142,7 +151,45 @@ def test_set_overrides_reach_the_stored_spec(
     scratch: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["launch", str(TINY), "--n-trials", "1", "--set", "train.lr=0.01", *QUIET]
-    assert run_cli([*argv, "--set", "train.optimizer=sgd", "--set", "data.num_val_clips=4"]) == 0
-    spec = optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db").user_attrs
+    # a dotted key reaches one dimension, as the file's `layer3.inflate = [...]` line does
+    nested = ["--set", 'space.dimensions.layer3.inflate=["all"]']
+    assert run_cli([*argv, "--set", "train.optimizer=sgd", "--set", "data.num_val_clips=4",
+                    *nested]) == 0  # fmt: skip
+    study = optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db")
+    spec = study.user_attrs
     assert spec["spec"]["train"]["lr"] == 0.01 and spec["spec"]["train"]["optimizer"] == "sgd"
     assert spec["spec"]["data"]["num_val_clips"] == 4
+    dimensions = spec["spec"]["space"]["dimensions"]
+    assert dimensions["layer3"] == {"inflate": ["all"]}
+    assert dimensions["layer4"] == {"inflate": ["none", "all"]}  # the others are kept
+    assert study.trials[0].user_attrs["config"]["inflate"][2] == [1]
+
+
+def test_unreadable_inputs_are_one_line_errors(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spec that is not UTF-8, or a folder or a foreign file where a spec or a journal
+    belongs: one line, exit 2, nothing written (each was a UnicodeDecodeError,
+    IsADirectoryError or JSONDecodeError traceback)."""
+    tmp_path = scratch / "inputs"
+    tmp_path.mkdir()
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(TINY.read_bytes().replace(b'name = "tiny"', b'name = "caf\xe9"'))
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    not_a_journal = tmp_path / "notes.log"
+    not_a_journal.write_text("not a journal\nat all\n")
+    cases = [
+        (["launch", str(latin1)], "not UTF-8 text (byte 0xe9 at offset"),
+        (["launch", str(folder)], "cannot read study spec file"),
+        (["pareto", "--storage", f"journal://{not_a_journal}"], "not an Optuna journal file"),
+        (["pareto", "--storage", f"journal://{tmp_path}"], f"names the folder {tmp_path}"),
+        (["data", str(TINY), "--workers", "0"], "--workers must be a positive int"),
+    ]
+    before = files_under(scratch)
+    for argv, message in cases:
+        assert run_cli([*argv, *(QUIET if argv[0] == "launch" else [])]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert files_under(scratch) == before
+    assert not_a_journal.read_text() == "not a journal\nat all\n"

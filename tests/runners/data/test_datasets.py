@@ -646,6 +646,14 @@ def test_missing_list_file_and_root(tmp_path, videos):
         VideoListDataset(
             None, tmp_path / "missing.txt", num_classes=2, pipeline=pipeline(test_mode=True)
         )
+    for name, make in (("latin1.txt", lambda f: f.write_bytes(b"caf\xe9.mp4 0\n")),
+                       ("folder.txt", lambda f: f.mkdir())):  # fmt: skip
+        make(tmp_path / name)
+        with pytest.raises(ConfigError, match=f"cannot read list file .*{name}") as info:
+            VideoListDataset(
+                None, tmp_path / name, num_classes=2, pipeline=pipeline(test_mode=True)
+            )
+        assert "\n" not in str(info.value)
     lst = write_list(tmp_path / "ok.txt", ["a.mp4 0"])
     with pytest.raises(ConfigError, match="root .*nowhere is not a directory"):
         VideoListDataset(
