@@ -291,6 +291,11 @@ def _table(args: argparse.Namespace) -> int:
     if args.action == "build":
         from studies.study.spec import load_spec
 
+        if args.spec is None:  # NOTE: no default: a whole space x seeds is hours of training
+            raise ConfigError(
+                "table build needs a spec: a shipped name (e.g. bench_v2) or a TOML file; it "
+                "trains every architecture of its space with --seeds seeds"
+            )
         result = table.build_table(
             load_spec(args.spec, overrides=args.set),
             seeds=args.seeds,

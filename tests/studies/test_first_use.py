@@ -76,6 +76,16 @@ def test_a_count_below_one_is_a_usage_error_before_any_work(
     assert files_under(scratch) == before
 
 
+def test_table_build_without_a_spec_trains_nothing(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It used to start the default spec's build: 384 trainings of about a minute each."""
+    assert run_cli(["table", "build"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("r3dnas table: error: table build needs a spec: a shipped name")
+    assert files_under(scratch) == []
+
+
 @pytest.mark.parametrize("content", ["digest,seed\nabc,0\n", '{"format": "r3dnas-latency', ""])
 def test_latency_table_refuses_to_overwrite_a_file_that_is_not_one(
     scratch: Path, capsys: pytest.CaptureFixture[str], content: str
