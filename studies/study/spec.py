@@ -318,6 +318,15 @@ def _parse_space(table: dict[str, Any], base_dir: Path) -> SearchSpace:
         return space
     if not table:
         return load_space("default")
+    if "name" in table and "base" not in table:
+        # NOTE: a named space with more than input_shape read as an inline space whose base was
+        # missing, an error that did not say where the rest of the keys belong
+        extra = sorted(set(table) - {"name", "input_shape"})
+        raise ConfigError(
+            f"[space] a named space (name = {table['name']!r}) takes only input_shape; got also "
+            f"{', '.join(extra)}. To change its dimensions, copy the space into the spec as an "
+            "inline [space] with base, input_shape and [space.dimensions]"
+        )
     return SearchSpace.from_dict(table, root=base_dir)
 
 
@@ -330,7 +339,10 @@ def parse_spec(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Study
                 + ", ".join(f"[{s}]" for s in _SECTIONS)
             )
     if "study" not in data:
-        raise ConfigError(f"{source} has no [study] section (it needs at least a name)")
+        raise ConfigError(
+            f"{source} has no [study] section: a study spec has one (name, objectives, sampler, "
+            "...; an empty [study] takes its defaults and the file's name)"
+        )
     from runners.data.datasets import DataConfig
     from runners.training.accuracy import TrainConfig
 

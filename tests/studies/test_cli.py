@@ -67,6 +67,8 @@ def test_shapes_from_a_json_config(tmp_path, capsys) -> None:  # type: ignore[no
         (["shapes", "--preset", "nope"], "unknown preset 'nope'; choose one of"),
         (["shapes", "--input", "1,3,1,64,64", "--no-forward"], "collapses at"),
         (["shapes", "--config", "/nonexistent.json"], "not found"),
+        # the forward check of a huge clip: MemoryError's traceback before
+        (["shapes", "--input", "1,3,100000,100000,100000"], "does not fit in memory"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(

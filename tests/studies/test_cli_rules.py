@@ -177,6 +177,10 @@ def test_unreadable_inputs_are_one_line_errors(
     latin1.write_bytes(TINY.read_bytes().replace(b'name = "tiny"', b'name = "caf\xe9"'))
     folder = tmp_path / "folder.toml"
     folder.mkdir()
+    named = tmp_path / "named.toml"  # dimensions beside a shipped space's name
+    named.write_text(
+        '[study]\n[space]\nname = "default"\n[space.dimensions]\nwith_pool2 = [true]\n'
+    )
     not_a_journal = tmp_path / "notes.log"
     not_a_journal.write_text("not a journal\nat all\n")
     cases = [
@@ -185,6 +189,7 @@ def test_unreadable_inputs_are_one_line_errors(
         (["pareto", "--storage", f"journal://{not_a_journal}"], "not an Optuna journal file"),
         (["pareto", "--storage", f"journal://{tmp_path}"], f"names the folder {tmp_path}"),
         (["data", str(TINY), "--workers", "0"], "--workers must be a positive int"),
+        (["launch", str(named)], "a named space (name = 'default') takes only input_shape"),
     ]
     before = files_under(scratch)
     for argv, message in cases:
