@@ -72,10 +72,12 @@ def pareto(
     study = resolve_study(study, storage=storage, runs_dir=runs_dir)
     names = StudyRecord(study).objectives
     directions = [d.name.lower() for d in study.directions]
-    chosen = list(objectives) if objectives else names
+    chosen = [n.strip() for n in objectives] if objectives else names
     for name in chosen:
         if name not in names:
             raise ConfigError(f"objective {name!r} is not one of this study's: {', '.join(names)}")
+    if len(set(chosen)) < len(chosen):
+        raise ConfigError(f"objectives {', '.join(chosen)} name one twice; give each once")
     idx = [names.index(n) for n in chosen]
     dirs = [directions[i] for i in idx]
     trials = [

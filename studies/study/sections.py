@@ -93,6 +93,14 @@ def parse_objective(text: str) -> Objective:
     }
     if direction not in aliases:
         raise ConfigError(f"objective {text!r}: direction must be 'max' or 'min'")
+    if aliases[direction] != OBJECTIVES[name]:
+        # NOTE: the samplers, pruners and reference points read each metric one way (a
+        # cost-aware model knows GFLOPs go down); the other way round was a study of nothing
+        natural = "max" if OBJECTIVES[name] == "maximize" else "min"
+        raise ConfigError(
+            f"objective {text!r}: {name} is only {OBJECTIVES[name]}d; write {name} or "
+            f"{name}:{natural}"
+        )
     return Objective(name=name, direction=aliases[direction])  # type: ignore[arg-type]
 
 

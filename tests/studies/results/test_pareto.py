@@ -76,6 +76,8 @@ def test_front_over_a_subset_of_objectives(study: optuna.Study) -> None:
     assert list(front["trial"]) == [3]
     with pytest.raises(ConfigError, match="not one of this study's"):
         pareto(study, objectives=["accuracy"])
+    with pytest.raises(ConfigError, match="name one twice"):
+        pareto(study, objectives=["top1", "top1"])
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json", "markdown"])

@@ -285,6 +285,8 @@ def test_ablate_tiny_grid(tmp_path: Path) -> None:
         ("study", {"colour": "red"}, "unknown key 'colour' in \\[study\\]"),
         ("study", {"sampler": "cmaes"}, "sampler must be one of"),
         ("study", {"objectives": ["accuracy"]}, "objective 'accuracy' is not a metric"),
+        ("study", {"objectives": ["top1:min"]}, "top1 is only maximized; write top1 or top1:max"),
+        ("study", {"objectives": ["gflops:max"]}, "gflops is only minimized"),
         ("train", {"optimiser": "sgd"}, "optimiser"),
         ("data", {"kind": "youtube"}, "kind"),
         ("measure", {"latency_mode": "turbo"}, "latency_mode must be one of"),
