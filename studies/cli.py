@@ -309,6 +309,7 @@ def _table(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     """``r3dnas score SPEC``: rank a space's architectures by training-free scores."""
     from runners.scores.training_free import parse_score_names
+    from search_space._files import output_file
     from search_space.errors import ConfigError
     from studies.benchmark.score import score_space
     from studies.study.spec import load_spec
@@ -317,12 +318,14 @@ def _score(args: argparse.Namespace) -> int:
     names = parse_score_names(args.scores)  # NOTE: a bad name fails before any work
     if args.rank_by is not None and args.rank_by not in names:
         raise ConfigError(f"--rank-by must be one of {', '.join(names)}; got {args.rank_by!r}")
+    if args.out is not None:
+        output_file(args.out, option="--out")  # NOTE: written after the scoring: checked before
     spec = load_spec(args.spec, overrides=args.set)
     result = score_space(spec, scores=names, sample=args.sample, seed=args.seed,
                          batch_size=args.batch_size, threads=args.threads,
                          progress=not args.quiet)  # fmt: skip
     print(result.format(by=args.rank_by, top=args.top))
-    if args.out:
+    if args.out is not None:
         print(f"wrote {result.write_csv(args.out)}", file=sys.stderr)
     return 0
 

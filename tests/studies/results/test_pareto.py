@@ -12,6 +12,7 @@ import random
 
 import optuna
 import pytest
+from cli_runs import files_under, run_cli
 
 from search_space import ConfigError, ResNet3dConfig
 from search_space.config import readable_architecture
@@ -58,6 +59,12 @@ def study(request: pytest.FixtureRequest, tmp_path) -> optuna.Study:  # type: ig
         _add(study, values)
     _add(study, (99, 0.5, 1.0), feasible=False)  # would dominate everything: must not show
     return study
+
+
+def _url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """The storage URL of the ``study`` fixture, as a user types it."""
+    sqlite = tmp_path / "s.db"
+    return f"sqlite:///{sqlite}" if sqlite.exists() else f"journal://{tmp_path / 's.log'}"
 
 
 def test_front_is_the_non_dominated_feasible_trials(study: optuna.Study) -> None:
@@ -114,6 +121,24 @@ def test_select_errors(study: optuna.Study) -> None:
         select_trial(study, trial=42)
     with pytest.raises(ConfigError, match="--pick must be one of"):
         select_trial(study, pick="best")
+
+
+@pytest.mark.parametrize("fmt", ["json", "mmaction2", "checkpoint"])
+@pytest.mark.parametrize("out", ["folder", ""])
+def test_cli_export_refuses_an_out_that_is_a_folder_before_any_work(  # type: ignore[no-untyped-def]
+    study: optuna.Study, tmp_path, capsys, fmt: str, out: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    before = files_under(tmp_path)
+    argv = ["export", "--storage", _url(tmp_path), "--format", fmt, "--out"]
+    assert run_cli([*argv, str(tmp_path / out) if out else ""]) == 2
+    out_text, err = capsys.readouterr()
+    expected = f", not an existing folder; got {str(tmp_path / out)!r}" if out else "; got ''"
+    assert (
+        out_text == ""
+        and err.strip() == f"r3dnas export: error: --out must be a file path{expected}"
+    )
+    assert files_under(tmp_path) == before
 
 
 def test_export_json_builds_the_same_network_here_and_in_mmaction2(
