@@ -524,6 +524,15 @@ def _runs_dir(args: argparse.Namespace) -> str:
     return str(args.runs_dir or RUNS_DIR)
 
 
+def _check_runs_dir(args: argparse.Namespace) -> None:
+    """``--runs-dir`` of any command that takes it, as a folder, before its handler runs: a
+    file there failed a launch with a traceback and left a query saying "no study in FILE/"."""
+    if getattr(args, "runs_dir", None) is not None:
+        from search_space._files import output_dir
+
+        output_dir(args.runs_dir, option="--runs-dir")
+
+
 def _add_set_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -543,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.environ[DEBUG_ENV] = "1"
     try:
+        _check_runs_dir(args)
         return handler(args)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
