@@ -179,15 +179,20 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from studies.results.pareto import format_pareto, pareto, plot_pareto
+    from studies.results.pareto import check_plot_path, format_pareto, pareto, plot_pareto
     from studies.study.storage import resolve_study
 
+    if args.plot is not None:
+        check_plot_path(args.plot)
     study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
     front = pareto(study, objectives=objectives)
-    print(format_pareto(front, fmt=args.format, wide=args.wide))
-    if args.plot:
-        print(f"plot written to {plot_pareto(front, study, args.plot)}", file=sys.stderr)
+    text = format_pareto(front, fmt=args.format, wide=args.wide)
+    # NOTE: plotted before the front is printed, so that a front it cannot plot is an error alone
+    plot = plot_pareto(front, study, args.plot) if args.plot is not None else None
+    print(text)
+    if plot is not None:
+        print(f"plot written to {plot}", file=sys.stderr)
     return 0
 
 
@@ -427,7 +432,8 @@ def _add_result_commands(sub: Subparsers) -> None:
     add_study_args(p)
     p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
-    p.add_argument("--plot", help="also write a PNG plot of the front")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also write a plot of the front (.png, .pdf, .svg, ...)")  # fmt: skip
     p.add_argument("--wide", action="store_true",
                    help="table: architecture, digest and state as columns")  # fmt: skip
     p.set_defaults(handler=_pareto)

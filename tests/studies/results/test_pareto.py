@@ -38,8 +38,9 @@ def _add(study: optuna.Study, values: tuple[float, float, float], *, feasible: b
         "params_m": 1.0,
     }
     system = {"constraints:gflops": -1.0 if feasible else 1.0}
+    values = list(values)[: len(study.directions)]  # a study of fewer objectives: the first
     study.add_trial(
-        optuna.trial.create_trial(values=list(values), user_attrs=attrs, system_attrs=system)
+        optuna.trial.create_trial(values=values, user_attrs=attrs, system_attrs=system)
     )
 
 
@@ -105,6 +106,71 @@ def test_formats(study: optuna.Study, fmt: str) -> None:
 def test_plot_is_written(study: optuna.Study, tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = plot_pareto(pareto(study), study, tmp_path / "front.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_plot_names_the_file_it_wrote(study: optuna.Study, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    plot = tmp_path / "front.svg"
+    assert run_cli(["pareto", "--storage", _url(tmp_path), "--plot", str(plot)]) == 0
+    assert capsys.readouterr().err.strip() == f"plot written to {plot}"
+    assert plot.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize(
+    ("plot", "message"),
+    [
+        ("front.txt", "--plot must end in one of "),
+        ("front", "--plot must end in one of "),  # matplotlib would write front.png
+        ("folder", "--plot must be a file path, not an existing folder; got "),
+        ("", "--plot must be a file path; got ''"),
+    ],
+)
+def test_cli_plot_path_is_checked_before_the_front(  # type: ignore[no-untyped-def]
+    study: optuna.Study, tmp_path, capsys, plot: str, message: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    before = files_under(tmp_path)
+    argv = ["pareto", "--storage", _url(tmp_path), "--plot", str(tmp_path / plot) if plot else ""]
+    assert run_cli(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"r3dnas pareto: error: {message}")
+    if "end in" in message:
+        assert all(f".{ext}," in err for ext in ("pdf", "png", "svg"))
+    assert files_under(tmp_path) == before
+
+
+def test_cli_plot_of_a_study_without_a_feasible_trial_is_one_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    study = optuna.create_study(study_name="empty", storage=url, directions=DIRECTIONS)
+    study.set_user_attr("objectives", OBJECTIVES)
+    _add(study, (99, 0.5, 1.0), feasible=False)
+    before = files_under(tmp_path)
+    assert run_cli(["pareto", "--storage", url, "--plot", str(tmp_path / "front.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == (
+        "r3dnas pareto: error: --plot: study 'empty' has no completed feasible trial yet; "
+        "nothing to plot"
+    )
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("n_objectives", [1, 2])
+def test_cli_plot_without_a_colour_objective_warns_of_nothing(  # type: ignore[no-untyped-def]
+    tmp_path, capsys, recwarn, n_objectives: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'few.db'}"
+    study = optuna.create_study(
+        study_name="few", storage=url, directions=DIRECTIONS[:n_objectives]
+    )
+    study.set_user_attr("objectives", OBJECTIVES[:n_objectives])
+    for values in [(80, 2.0, 10.0), (70, 1.0, 5.0), (90, 4.0, 30.0)]:
+        _add(study, values)
+    plot = tmp_path / "front.png"
+    assert run_cli(["pareto", "--storage", url, "--plot", str(plot)]) == 0
+    assert capsys.readouterr().err.strip() == f"plot written to {plot}"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, UserWarning)]
 
 
 @pytest.mark.parametrize(("pick", "expected"), [("top1", 3), ("min-latency", 1)])
