@@ -198,15 +198,20 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _pareto(args: argparse.Namespace) -> int:
-    from studies.results.pareto import format_pareto, pareto, plot_pareto
+    from studies.results.pareto import check_plot_path, format_pareto, pareto, plot_pareto
     from studies.study.storage import resolve_study
 
+    if args.plot is not None:
+        check_plot_path(args.plot)
     study = resolve_study(args.study, storage=args.storage, runs_dir=_runs_dir(args))
     objectives = args.objectives.split(",") if args.objectives else None
     front = pareto(study, objectives=objectives)
-    print(format_pareto(front, fmt=args.format, wide=args.wide))
-    if args.plot:
-        print(f"plot written to {plot_pareto(front, study, args.plot)}", file=sys.stderr)
+    text = format_pareto(front, fmt=args.format, wide=args.wide)
+    # NOTE: plotted before the front is printed, so that a front it cannot plot is an error alone
+    plot = plot_pareto(front, study, args.plot) if args.plot is not None else None
+    print(text)
+    if plot is not None:
+        print(f"plot written to {plot}", file=sys.stderr)
     return 0
 
 
@@ -333,6 +338,7 @@ def _table(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     """``r3dnas score SPEC``: rank a space's architectures by training-free scores."""
     from runners.scores.training_free import parse_score_names
+    from search_space._files import output_file
     from search_space.errors import ConfigError
     from studies.benchmark.score import score_space
     from studies.study.spec import load_spec
@@ -341,12 +347,14 @@ def _score(args: argparse.Namespace) -> int:
     names = parse_score_names(args.scores)  # NOTE: a bad name fails before any work
     if args.rank_by is not None and args.rank_by not in names:
         raise ConfigError(f"--rank-by must be one of {', '.join(names)}; got {args.rank_by!r}")
+    if args.out is not None:
+        output_file(args.out, option="--out")  # NOTE: written after the scoring: checked before
     spec = load_spec(args.spec, overrides=args.set)
     result = score_space(spec, scores=names, sample=args.sample, seed=args.seed,
                          batch_size=args.batch_size, threads=args.threads,
                          progress=not args.quiet)  # fmt: skip
     print(result.format(by=args.rank_by, top=args.top))
-    if args.out:
+    if args.out is not None:
         print(f"wrote {result.write_csv(args.out)}", file=sys.stderr)
     return 0
 
@@ -448,7 +456,8 @@ def _add_result_commands(sub: Subparsers) -> None:
     add_study_args(p)
     p.add_argument("--objectives", help="comma-separated subset of the study's objectives")
     p.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
-    p.add_argument("--plot", help="also write a PNG plot of the front")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also write a plot of the front (.png, .pdf, .svg, ...)")  # fmt: skip
     p.add_argument("--wide", action="store_true",
                    help="table: architecture, digest and state as columns")  # fmt: skip
     p.set_defaults(handler=_pareto)
@@ -545,6 +554,15 @@ def _runs_dir(args: argparse.Namespace) -> str:
     return str(args.runs_dir or RUNS_DIR)
 
 
+def _check_runs_dir(args: argparse.Namespace) -> None:
+    """``--runs-dir`` of any command that takes it, as a folder, before its handler runs: a
+    file there failed a launch with a traceback and left a query saying "no study in FILE/"."""
+    if getattr(args, "runs_dir", None) is not None:
+        from search_space._files import output_dir
+
+        output_dir(args.runs_dir, option="--runs-dir")
+
+
 def _add_set_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -564,6 +582,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.environ[DEBUG_ENV] = "1"
     try:
+        _check_runs_dir(args)
         return handler(args)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

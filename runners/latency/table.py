@@ -40,6 +40,7 @@ from runners.latency.measure import (
     library_versions,
     measure_model_latency,
 )
+from search_space._files import output_file
 from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError
 from search_space.latency_model import (
@@ -276,6 +277,8 @@ def build_latency_table(
     Returns:
         The table, also written to ``out`` when given.
     """
+    if out is not None:
+        output_file(out, option="--out")  # NOTE: not after an hour of measuring
     shape = space.input_shape if input_shape is None else parse_input_shape(input_shape)
     if latency.batch_size != 1:
         latency = latency.replace(batch_size=1)

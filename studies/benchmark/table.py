@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from search_space._files import output_file
 from search_space.errors import ConfigError, R3dnasError
 from studies.core.defaults import RUNS_DIR
 from studies.study.record import StudyRecord
@@ -259,10 +260,19 @@ def export_table(study: Any, out: str | Path, *, extra: Sequence[Any] = ()) -> t
     NAME --set train.seed=2 --seeds 1 --limit K``: a third seed on the first K networks of the
     build's seeded order); their rows join the table. Their spec must be ``study``'s but for
     ``[train] seed`` (and ``[study]``), so that ``table retrain`` of any row runs what trained it.
+
+    Raises:
+        ConfigError: ``out`` cannot be written (a folder, say) or ends in ``.toml``, the spec's
+            own path; found before anything is read or written.
     """
     from runners.scores.tabular import BenchmarkTable
     from studies.study.toml_text import dumps_toml
 
+    if output_file(out, option="--out").suffix.lower() == ".toml":
+        raise ConfigError(
+            f"--out must not end in .toml: the table's spec is written beside it as .toml; "
+            f"got {str(out)!r} (e.g. --out table.csv)"
+        )
     rows = table_rows(study)
     if not rows:
         raise ConfigError(f"study {study.study_name!r} has no trained architecture yet")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Unpack
 
+from search_space._files import output_file
 from search_space.errors import ConfigError
 from studies.results.mmaction2_config import TrainedWith, mmaction2_config_text
 from studies.study.record import StudyRecord
@@ -79,6 +80,8 @@ def export(
         raise ConfigError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {fmt!r}")
     if fmt == "checkpoint" and out is None:
         raise ConfigError("--format checkpoint needs --out FILE (e.g. --out best.pth)")
+    if out is not None:
+        output_file(out, option="--out")  # NOTE: before the trial is chosen or anything written
     study, chosen = choose_trial(study, **choice)
     config = chosen.user_attrs["config"]
     if fmt == "checkpoint":

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
+from search_space._files import output_file
 from search_space.errors import ConfigError
 from studies.core.defaults import RUNS_DIR
 from studies.core.dominance import hypervolume, is_feasible, minimised, non_dominated
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PICKS",
     "TrialChoice",
+    "check_plot_path",
     "choose_trial",
     "format_pareto",
     "pareto",
@@ -206,15 +208,40 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def check_plot_path(path: str | Path) -> Path:
+    """``path`` as a plot file matplotlib can write, checked before any work (the CLI's
+    ``--plot``). Why a suffix is required: matplotlib writes a path without one as
+    ``path.png``, and the command would then name a file that does not exist.
+
+    Raises:
+        ConfigError: not a writable file path, or a suffix matplotlib has no writer for.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    suffixes = {f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes()}
+    return output_file(path, option="--plot", suffixes=suffixes)
+
+
 def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> Path:
-    """Scatter every completed feasible trial, the front highlighted; PNG at ``path``.
+    """Scatter every completed feasible trial, the front highlighted; written at ``path`` in
+    the format its suffix names (``.png``, ``.pdf``, ``.svg``, ...).
 
     Drawn on a bare matplotlib ``Figure`` (no pyplot), so the caller's backend and open
     figures are left as they are.
+
+    Raises:
+        ConfigError: ``path`` is not a plot file (:func:`check_plot_path`), or the front is
+            empty (nothing is written).
     """
     from matplotlib.figure import Figure
     from optuna.trial import TrialState
 
+    out = check_plot_path(path)
+    if not len(frame):
+        raise ConfigError(
+            f"--plot: study {frame.attrs.get('study')!r} has no completed feasible trial yet; "
+            "nothing to plot"
+        )
     objectives = frame.attrs["objectives"]
     names = StudyRecord(study).recorded_objectives or list(objectives)
     x_name = objectives[1] if len(objectives) > 1 else objectives[0]
@@ -232,17 +259,17 @@ def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> P
         c="#bbbbbb",
         label="completed trials",
     )
-    color, vmax = None, None
     if len(objectives) > 2:
         color = frame[objectives[2]]
         # NOTE: one outlier must not squeeze every other colour together: the scale ends at
         # the far-out fence, beyond it the colour saturates (the colour bar's arrow).
         vmax = robust_max([float(v) for v in color])
-    points = ax.scatter(frame[x_name], frame[y_name], c=color, cmap="viridis", s=60,
-                        edgecolors="black", label="Pareto front", vmax=vmax)  # fmt: skip
-    if color is not None:
-        clipped = vmax is not None and vmax < float(color.max())
-        fig.colorbar(points, ax=ax, label=objectives[2], extend="max" if clipped else "neither")
+        points = ax.scatter(frame[x_name], frame[y_name], c=color, cmap="viridis", vmax=vmax,
+                            s=60, edgecolors="black", label="Pareto front")  # fmt: skip
+        extend = "max" if vmax < float(color.max()) else "neither"
+        fig.colorbar(points, ax=ax, label=objectives[2], extend=extend)
+    else:  # NOTE: no colour map without a third objective (matplotlib warns of an unused one)
+        ax.scatter(frame[x_name], frame[y_name], s=60, edgecolors="black", label="Pareto front")
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
     ax.set_title(f"{study.study_name}: Pareto front (HV {frame.attrs['hypervolume']:.4g})")
@@ -254,7 +281,6 @@ def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> P
         [(float(x), float(y)) for x, y in zip(frame[x_name], frame[y_name], strict=True)],
         [f"#{t}" for t in frame["trial"]],
     )
-    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from search_space._files import output_dir
 from search_space.errors import ConfigError
 from studies.core.defaults import RUNS_DIR
 from studies.run.budget import first_attempts, is_completed, is_counted
@@ -280,6 +281,8 @@ def ablate(
     if workers < 1:
         raise ConfigError(f"--workers must be a positive int; got {workers}")
     spec.space.grid(factors)  # an unknown or repeated factor is an error before any write
+    if out_dir is not None:
+        output_dir(out_dir, option="--out")  # NOTE: written after the training, checked before
     name = study_name or f"{spec.study.name}-ablation"
     url = resolve_storage_url(storage, study_name=name, runs_dir=runs_dir)
     datasets = check_data(spec)

@@ -142,6 +142,42 @@ def test_usage_errors_are_exit_2_before_anything_is_written(
     assert files_under(scratch) == []
 
 
+FOLDER_IS_FILE = "must be a folder, not an existing file; got 'taken'"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # NOTE: ablate's --out is a folder written after the training: checked before it
+        (["ablate", str(TINY), "--factor", "with_pool2", "--out", "taken"], "--out"),
+        (["ablate", str(TINY), "--factor", "with_pool2", "--out", ""], "--out"),
+        (["ablate", str(TINY), "--factor", "with_pool2", "--runs-dir", "taken"], "--runs-dir"),
+        (["launch", str(TINY), "--runs-dir", "taken"], "--runs-dir"),
+        (["launch", str(TINY), "--runs-dir", "taken/sub"], "--runs-dir"),
+        (["table", "build", str(TINY), "--runs-dir", "taken"], "--runs-dir"),
+        (["worker", "--runs-dir", "taken"], "--runs-dir"),
+        (["pareto", "--runs-dir", "taken"], "--runs-dir"),
+        (["export", "--runs-dir", "taken"], "--runs-dir"),
+        (["reproduce", "--runs-dir", "taken"], "--runs-dir"),
+    ],
+)
+def test_an_output_folder_that_is_a_file_is_exit_2_before_anything_is_written(
+    argv: list[str], message: str, scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (scratch / "taken").write_text("mine\n")
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"r3dnas {argv[0]}: error: {message}")
+    value = argv[argv.index(message) + 1]
+    if value == "taken":
+        assert err.endswith(f"{message} {FOLDER_IS_FILE}"), err
+    elif value:
+        assert err.endswith(
+            f"cannot be written: {str(scratch / 'taken')!r} is a file, not a folder"
+        )
+    assert files_under(scratch) == ["taken"] and (scratch / "taken").read_text() == "mine\n"
+
+
 def test_argparse_usage_errors_are_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(["pareto", "--format", "xml"]) == 2
     assert "invalid choice: 'xml'" in capsys.readouterr().err

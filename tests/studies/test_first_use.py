@@ -101,6 +101,27 @@ def test_latency_table_refuses_to_overwrite_a_file_that_is_not_one(
     assert out.read_text() == content
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("folder", "--out must be a file path, not an existing folder; got 'folder'"),
+        ("", "--out must be a file path; got ''"),
+        ("taken/table.json", "--out 'taken/table.json' cannot be written: "),
+    ],
+)
+def test_latency_table_refuses_an_out_it_cannot_write_before_measuring(
+    scratch: Path, capsys: pytest.CaptureFixture[str], out: str, message: str
+) -> None:
+    """Found at once, not after measuring every layer (which then left ``folder.partial``)."""
+    (scratch / "folder").mkdir()
+    (scratch / "taken").write_text("mine\n")
+    assert run_cli(["latency-table", "--space", "default", "--out", out, "-q"]) == 2
+    out_text, err = capsys.readouterr()
+    assert out_text == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"r3dnas latency-table: error: {message}")
+    assert files_under(scratch) == ["folder", "taken"]
+
+
 def test_an_infeasible_trial_is_one_line_and_its_traceback_goes_to_a_log(
     scratch: Path,
     capfd: pytest.CaptureFixture[str],

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from cli_runs import files_under
 
 from search_space.errors import ConfigError
 from studies.benchmark.score import (
@@ -51,6 +52,26 @@ def test_an_unknown_score_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixt
     )
     assert main(["score", str(TINY), "--scores", "snip", "--rank-by", "zico"]) == 2
     assert "--rank-by must be one of snip; got 'zico'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("folder", "--out must be a file path, not an existing folder; got 'folder'"),
+        ("", "--out must be a file path; got ''"),
+        ("taken/scores.csv", "--out 'taken/scores.csv' cannot be written: "),
+    ],
+)
+def test_an_out_it_cannot_write_is_refused_before_scoring(
+    scratch: Path, capsys: pytest.CaptureFixture[str], out: str, message: str
+) -> None:
+    (scratch / "folder").mkdir()
+    (scratch / "taken").write_text("mine\n")
+    assert main(["score", str(TINY), "--scores", "synflow", "-q", "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
+    assert captured.err.startswith(f"r3dnas score: error: {message}")
+    assert files_under(scratch) == ["folder", "taken"]
 
 
 def test_python_api_samples_and_is_reproducible() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cli_runs import files_under
 from study_specs import TABLE_SPACE, merged, spec_toml
 
 from runners.scores.tabular import COLUMNS, BenchmarkTable
@@ -307,6 +308,32 @@ def test_table_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
                  "--digest", "abc"]) == 2  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("r3dnas") for line in err)
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("folder", "--out must be a file path, not an existing folder; got "),
+        ("", "--out must be a file path; got ''"),
+        ("t.toml", "--out must not end in .toml: the table's spec is written beside it as .toml"),
+    ],
+)
+def test_export_refuses_an_out_it_cannot_write(
+    exported: tuple[Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    out: str,
+    message: str,
+) -> None:
+    """A folder left ``folder.tmp`` behind; ``t.toml`` was the CSV, then overwritten by the
+    spec."""
+    _, storage = exported
+    (tmp_path / "folder").mkdir()
+    argv = ["table", "export", "--study", "tiny-table", "--storage", storage, "--out"]
+    assert main([*argv, str(tmp_path / out) if out else ""]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"r3dnas table: error: {message}")
+    assert files_under(tmp_path) == ["folder"]
 
 
 def test_toml_writer_round_trips_specs() -> None:

@@ -12,6 +12,7 @@ import random
 
 import optuna
 import pytest
+from cli_runs import files_under, run_cli
 
 from search_space import ConfigError, ResNet3dConfig
 from search_space.config import readable_architecture
@@ -37,8 +38,9 @@ def _add(study: optuna.Study, values: tuple[float, float, float], *, feasible: b
         "params_m": 1.0,
     }
     system = {"constraints:gflops": -1.0 if feasible else 1.0}
+    values = list(values)[: len(study.directions)]  # a study of fewer objectives: the first
     study.add_trial(
-        optuna.trial.create_trial(values=list(values), user_attrs=attrs, system_attrs=system)
+        optuna.trial.create_trial(values=values, user_attrs=attrs, system_attrs=system)
     )
 
 
@@ -58,6 +60,12 @@ def study(request: pytest.FixtureRequest, tmp_path) -> optuna.Study:  # type: ig
         _add(study, values)
     _add(study, (99, 0.5, 1.0), feasible=False)  # would dominate everything: must not show
     return study
+
+
+def _url(tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """The storage URL of the ``study`` fixture, as a user types it."""
+    sqlite = tmp_path / "s.db"
+    return f"sqlite:///{sqlite}" if sqlite.exists() else f"journal://{tmp_path / 's.log'}"
 
 
 def test_front_is_the_non_dominated_feasible_trials(study: optuna.Study) -> None:
@@ -102,6 +110,71 @@ def test_plot_is_written(study: optuna.Study, tmp_path) -> None:  # type: ignore
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_plot_names_the_file_it_wrote(study: optuna.Study, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    plot = tmp_path / "front.svg"
+    assert run_cli(["pareto", "--storage", _url(tmp_path), "--plot", str(plot)]) == 0
+    assert capsys.readouterr().err.strip() == f"plot written to {plot}"
+    assert plot.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize(
+    ("plot", "message"),
+    [
+        ("front.txt", "--plot must end in one of "),
+        ("front", "--plot must end in one of "),  # matplotlib would write front.png
+        ("folder", "--plot must be a file path, not an existing folder; got "),
+        ("", "--plot must be a file path; got ''"),
+    ],
+)
+def test_cli_plot_path_is_checked_before_the_front(  # type: ignore[no-untyped-def]
+    study: optuna.Study, tmp_path, capsys, plot: str, message: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    before = files_under(tmp_path)
+    argv = ["pareto", "--storage", _url(tmp_path), "--plot", str(tmp_path / plot) if plot else ""]
+    assert run_cli(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"r3dnas pareto: error: {message}")
+    if "end in" in message:
+        assert all(f".{ext}," in err for ext in ("pdf", "png", "svg"))
+    assert files_under(tmp_path) == before
+
+
+def test_cli_plot_of_a_study_without_a_feasible_trial_is_one_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    study = optuna.create_study(study_name="empty", storage=url, directions=DIRECTIONS)
+    study.set_user_attr("objectives", OBJECTIVES)
+    _add(study, (99, 0.5, 1.0), feasible=False)
+    before = files_under(tmp_path)
+    assert run_cli(["pareto", "--storage", url, "--plot", str(tmp_path / "front.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip() == (
+        "r3dnas pareto: error: --plot: study 'empty' has no completed feasible trial yet; "
+        "nothing to plot"
+    )
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("n_objectives", [1, 2])
+def test_cli_plot_without_a_colour_objective_warns_of_nothing(  # type: ignore[no-untyped-def]
+    tmp_path, capsys, recwarn, n_objectives: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'few.db'}"
+    study = optuna.create_study(
+        study_name="few", storage=url, directions=DIRECTIONS[:n_objectives]
+    )
+    study.set_user_attr("objectives", OBJECTIVES[:n_objectives])
+    for values in [(80, 2.0, 10.0), (70, 1.0, 5.0), (90, 4.0, 30.0)]:
+        _add(study, values)
+    plot = tmp_path / "front.png"
+    assert run_cli(["pareto", "--storage", url, "--plot", str(plot)]) == 0
+    assert capsys.readouterr().err.strip() == f"plot written to {plot}"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [str(w.message) for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 @pytest.mark.parametrize(("pick", "expected"), [("top1", 3), ("min-latency", 1)])
 def test_select_by_pick(study: optuna.Study, pick: str, expected: int) -> None:
     assert select_trial(study, pick=pick)["trial"] == expected
@@ -116,6 +189,24 @@ def test_select_errors(study: optuna.Study) -> None:
         select_trial(study, trial=42)
     with pytest.raises(ConfigError, match="--pick must be one of"):
         select_trial(study, pick="best")
+
+
+@pytest.mark.parametrize("fmt", ["json", "mmaction2", "checkpoint"])
+@pytest.mark.parametrize("out", ["folder", ""])
+def test_cli_export_refuses_an_out_that_is_a_folder_before_any_work(  # type: ignore[no-untyped-def]
+    study: optuna.Study, tmp_path, capsys, fmt: str, out: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    before = files_under(tmp_path)
+    argv = ["export", "--storage", _url(tmp_path), "--format", fmt, "--out"]
+    assert run_cli([*argv, str(tmp_path / out) if out else ""]) == 2
+    out_text, err = capsys.readouterr()
+    expected = f", not an existing folder; got {str(tmp_path / out)!r}" if out else "; got ''"
+    assert (
+        out_text == ""
+        and err.strip() == f"r3dnas export: error: --out must be a file path{expected}"
+    )
+    assert files_under(tmp_path) == before
 
 
 def test_export_json_builds_the_same_network_here_and_in_mmaction2(
