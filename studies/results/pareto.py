@@ -244,7 +244,9 @@ def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> P
         )
     objectives = frame.attrs["objectives"]
     names = StudyRecord(study).recorded_objectives or list(objectives)
-    x_name = objectives[1] if len(objectives) > 1 else objectives[0]
+    # NOTE: one objective has no trade-off to draw: its trials by number, the best marked
+    single = len(objectives) == 1
+    x_name = "trial" if single else objectives[1]
     y_name = objectives[0]
     trials = [
         t
@@ -254,25 +256,27 @@ def plot_pareto(frame: pd.DataFrame, study: optuna.Study, path: str | Path) -> P
     fig = Figure(figsize=(7, 5), dpi=120)
     ax = fig.subplots()
     ax.scatter(
-        [t.values[names.index(x_name)] for t in trials],
+        [t.number if single else t.values[names.index(x_name)] for t in trials],
         [t.values[names.index(y_name)] for t in trials],
         c="#bbbbbb",
         label="completed trials",
     )
+    front_label = "best" if single else "Pareto front"
     if len(objectives) > 2:
         color = frame[objectives[2]]
         # NOTE: one outlier must not squeeze every other colour together: the scale ends at
         # the far-out fence, beyond it the colour saturates (the colour bar's arrow).
         vmax = robust_max([float(v) for v in color])
         points = ax.scatter(frame[x_name], frame[y_name], c=color, cmap="viridis", vmax=vmax,
-                            s=60, edgecolors="black", label="Pareto front")  # fmt: skip
+                            s=60, edgecolors="black", label=front_label)  # fmt: skip
         extend = "max" if vmax < float(color.max()) else "neither"
         fig.colorbar(points, ax=ax, label=objectives[2], extend=extend)
     else:  # NOTE: no colour map without a third objective (matplotlib warns of an unused one)
-        ax.scatter(frame[x_name], frame[y_name], s=60, edgecolors="black", label="Pareto front")
+        ax.scatter(frame[x_name], frame[y_name], s=60, edgecolors="black", label=front_label)
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
-    ax.set_title(f"{study.study_name}: Pareto front (HV {frame.attrs['hypervolume']:.4g})")
+    what = "best trial" if single else f"Pareto front (HV {frame.attrs['hypervolume']:.4g})"
+    ax.set_title(f"{study.study_name}: {what}")
     ax.legend(loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()  # NOTE: before the labels, which are placed in final pixel positions

@@ -110,6 +110,22 @@ def test_plot_is_written(study: optuna.Study, tmp_path) -> None:  # type: ignore
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_one_objective_plot_draws_top1_by_trial(  # type: ignore[no-untyped-def]
+    study: optuna.Study, tmp_path
+) -> None:
+    """One objective has no trade-off: top1 against top1 was a diagonal line."""
+    import warnings
+
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}), warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's warnings included
+        path = plot_pareto(pareto(study, objectives=["top1"]), study, tmp_path / "best.svg")
+    svg = path.read_text()
+    assert ">trial<" in svg and ">top1<" in svg and "front: best trial" in svg
+    assert "Pareto front" not in svg
+
+
 def test_cli_plot_names_the_file_it_wrote(study: optuna.Study, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     plot = tmp_path / "front.svg"
     assert run_cli(["pareto", "--storage", _url(tmp_path), "--plot", str(plot)]) == 0
