@@ -434,6 +434,11 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             raise ConfigError(
                 f"--set expects SECTION.KEY=VALUE (e.g. train.epochs=1); got {item!r}"
             )
+        if parts[0] not in _SECTIONS:
+            raise ConfigError(
+                f"--set {item!r}: unknown section [{parts[0]}]; allowed: "
+                + ", ".join(f"[{section}]" for section in _SECTIONS)
+            )
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:

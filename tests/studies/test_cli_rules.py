@@ -131,6 +131,7 @@ def test_launch_fails_when_its_workers_fail(
         (["launch", str(TINY), "--set", 'train.device="cuda:99"'], "[train] device 'cuda:99'"),
         (["launch", str(TINY), "--storage", "journal:///j.log"], "at the filesystem's root"),
         (["launch", str(TINY), "--set", "train.epochs.x=1"], "train.epochs is a value, not a"),
+        (["launch", str(TINY), "--set", "foo.bar=1"], "--set 'foo.bar=1': unknown section [foo]"),
     ],
 )
 def test_usage_errors_are_exit_2_before_anything_is_written(
