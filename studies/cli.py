@@ -13,9 +13,10 @@ written; 130 interrupted. An :class:`~search_space.errors.R3dnasError` is one li
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from studies.benchmark.latency_flags import add_latency_args, latency_config
@@ -563,6 +564,26 @@ def _check_runs_dir(args: argparse.Namespace) -> None:
         output_dir(args.runs_dir, option="--runs-dir")
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM ends a command as Ctrl-C does (one line, exit 130) from its first step.
+
+    Why: the run loop handles both signals once trials run, but a worker stopped while it was
+    still importing torch or building its data died of the signal (exit -15, no word).
+    """
+    import signal
+
+    try:
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: the signal is not ours to handle
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _add_set_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -583,7 +604,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[DEBUG_ENV] = "1"
     try:
         _check_runs_dir(args)
-        return handler(args)
+        with _sigterm_as_ctrl_c():
+            return handler(args)
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

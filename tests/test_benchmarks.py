@@ -255,6 +255,14 @@ def test_stress_worker_kill_runs_one_scenario() -> None:
     assert "6/6 complete" in out
 
 
+def test_stress_interrupts_runs_one_scenario() -> None:
+    """One run of the interrupt stress on a journal file: the SIGTERM lands, the grid resumes."""
+    out = _run("benchmarks/stress_interrupts.py", "--runs", "1", "--storage", "journal",
+               "--max-delay", "3")  # fmt: skip
+    assert out.strip().splitlines()[-1].endswith("; 0 failed")
+    assert "run  1: SIGTERM after" in out and " ok" in out
+
+
 def test_bench_confirm_compares_fronts_with_and_without_confirmation(tmp_path: Path) -> None:
     """bench_confirm on a two-seed table, as benchmarks/README.md runs it on the real one."""
     from tables import synthetic_table

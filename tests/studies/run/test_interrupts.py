@@ -189,3 +189,21 @@ def test_the_run_loop_leaves_no_trial_running_wherever_the_signal_lands(
         assert was_cut_short(trials[0])
     if where == "ask":
         assert trials[0].user_attrs["fail_reason"] == INTERRUPTED_BEFORE_START
+
+
+def test_sigterm_before_the_run_loop_is_one_line_and_exit_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker stopped while it still imports torch or builds its data died of the signal
+    (exit -15, no word); now any command ends as on Ctrl-C, and the handler is put back."""
+    import studies.cli
+
+    def slow_start(args: object) -> int:
+        _signal_self(signal.SIGTERM)
+        pytest.fail("SIGTERM must stop the command")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(studies.cli, "_version", slow_start)
+    assert main(["version"]) == 130
+    assert capsys.readouterr().err.strip() == "r3dnas version: interrupted"
+    assert signal.getsignal(signal.SIGTERM) is before
