@@ -32,6 +32,17 @@ def check_int(name: str, value: object, *, minimum: int, extra: str = "") -> Non
         raise ConfigError(f"{name} must be an int >= {minimum}{extra}; got {value!r}")
 
 
+# NOTE: torch.set_num_threads(100000) segfaulted a trial (and made libgomp run out of memory in
+# a latency table); 1024 ran. No CPU a study runs on comes near it.
+MAX_THREADS = 1024
+
+
+def check_threads(name: str, value: object, *, extra: str = "") -> None:
+    """A CPU thread count: an int in ``[1, MAX_THREADS]`` (``extra`` completes the rule)."""
+    if not is_int(value) or not 1 <= value <= MAX_THREADS:
+        raise ConfigError(f"{name} must be an int in [1, {MAX_THREADS}]{extra}; got {value!r}")
+
+
 def check_positive_int(name: str, value: object) -> None:
     """A positive int; a value of another type is a :class:`ConfigTypeError` (a TypeError)."""
     if not is_int(value):

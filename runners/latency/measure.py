@@ -83,7 +83,7 @@ from search_space.config import ResNet3dConfig
 from search_space.errors import ConfigError, TrialFailure
 from search_space.resnet3d import build_resnet3d
 from search_space.shapes import output_shapes, parse_input_shape
-from search_space.strict import StrictConfig, check_int
+from search_space.strict import StrictConfig, check_threads
 
 __all__ = [
     "LatencyConfig",
@@ -173,7 +173,7 @@ class LatencyConfig(StrictConfig):
                 f"sample; got {self.repeats}"
             )
         if self.threads is not None:
-            check_int("threads", self.threads, minimum=1, extra=" or null (all cores)")
+            check_threads("threads", self.threads, extra=" or null (all cores)")
         self.check_ints(batch_size=1, seed=0)
         if not isinstance(self.reference, bool):
             raise ConfigError(f"reference must be true or false; got {self.reference!r}")

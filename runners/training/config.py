@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from runners._device import DEVICE_PATTERN
 from search_space.errors import ConfigError
-from search_space.strict import StrictConfig, check_keys
+from search_space.strict import StrictConfig, check_keys, check_threads
 
 __all__ = ["OPTIMIZERS", "TrainConfig"]
 
@@ -70,7 +70,9 @@ class TrainConfig(StrictConfig):
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field and what is allowed."""
-        self.check_ints(epochs=1, batch_size=1, eval_every=1, seed=0, num_threads=1)
+        self.check_ints(epochs=1, batch_size=1, eval_every=1, seed=0)
+        if self.num_threads is not None:
+            check_threads("num_threads", self.num_threads, extra=" or null (all cores)")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(
                 f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))}; "

@@ -210,6 +210,15 @@ def _enqueue_grid(
     return count
 
 
+def check_seeds(seeds: int) -> None:
+    """``--seeds`` of ``ablate`` and ``table build``: [1, MAX_SEEDS] (a million queued trials for
+    minutes before anything trained, and stayed queued)."""
+    from studies.study.spec import MAX_SEEDS
+
+    if not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"--seeds must be an int in [1, {MAX_SEEDS}]; got {seeds}")
+
+
 def prepare_ablation(
     spec: StudySpec,
     *,
@@ -231,6 +240,7 @@ def prepare_ablation(
     from studies.study.storage import open_study
 
     study = open_study(spec, study_name=study_name, storage_url=storage_url)
+    check_seeds(seeds)
     seed_values = [spec.train.seed + k for k in range(seeds)]
     _enqueue_grid(study, spec.space, factors, seed_values, order_seed)
     requeue_interrupted(study)
@@ -276,8 +286,7 @@ def ablate(
         spec = load_spec(spec or "inflation_ablation")
     if not factors:
         raise ConfigError("ablate needs at least one --factor (a search-space parameter name)")
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be a positive int; got {seeds}")
+    check_seeds(seeds)
     if workers < 1:
         raise ConfigError(f"--workers must be a positive int; got {workers}")
     spec.space.grid(factors)  # an unknown or repeated factor is an error before any write

@@ -133,9 +133,13 @@ def check_data(spec: StudySpec) -> tuple[Dataset, Dataset]:
 
         load_table(spec.study.table)  # NOTE: a tabular trial trains and times nothing here
     else:
+        from runners.training.loop import resolve_flag
+
         for section, device in (("train", spec.train.device), ("measure", spec.measure.device)):
             try:
-                resolve_device(device)
+                resolved = resolve_device(device)
+                if section == "train":  # NOTE: amp on a CPU failed every trial, one by one
+                    resolve_flag("amp", spec.train.amp, resolved)
             except ConfigError as exc:
                 raise ConfigError(f"[{section}] {exc}") from None
     return build_datasets(spec.data)

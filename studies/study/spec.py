@@ -118,7 +118,7 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
         if not timeout > 0 or timeout == float("inf"):
             raise ConfigError(f"[study] timeout_s must be a positive number of seconds (leave it "
                               f"out for no limit); got {timeout}")  # fmt: skip
-    presets = tuple(get("enqueue_presets"))
+    presets = tuple(_typed("study", "enqueue_presets", get("enqueue_presets"), (list, tuple)))
     if presets:
         from search_space.presets import preset
 
@@ -150,6 +150,8 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
                 f"[study] table: {table_path} does not exist (a CSV of r3dnas table export)"
             )
     confirm = _typed("study", "confirm_seeds", get("confirm_seeds"), int)
+    if confirm > MAX_SEEDS:
+        raise ConfigError(f"[study] confirm_seeds must be at most {MAX_SEEDS}; got {confirm}")
     if confirm < 0 or (confirm and "top1" not in names):
         raise ConfigError(f"[study] confirm_seeds must be an int >= 0 (> 0 needs top1 among the "
                           f"objectives, {names}); got {confirm}")  # fmt: skip
@@ -163,12 +165,32 @@ def _parse_study(table: Mapping[str, Any], fallback_name: str) -> StudySection:
         ),
         objectives=objectives,
         sampler=sampler,
-        seed=_typed("study", "seed", get("seed"), int),
+        seed=_study_seed(get("seed")),
         n_trials=n_trials,
         timeout_s=timeout,
         enqueue_presets=presets,
-        n_startup_trials=_typed("study", "n_startup_trials", get("n_startup_trials"), int),
+        n_startup_trials=_at_least("n_startup_trials", get("n_startup_trials"), 0),
     )
+
+
+# NOTE: seeds per network (confirm_seeds, ablate --seeds): a million queued 19,525 trials in
+# two minutes before anything trained; 100 is far beyond any study's statistics.
+MAX_SEEDS = 100
+
+
+def _study_seed(value: Any) -> int:
+    """The samplers' seed: numpy takes only [0, 2**32 - 1] (-1 was a traceback there)."""
+    seed = _typed("study", "seed", value, int)
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"[study] seed must be an int in [0, 2**32 - 1]; got {seed}")
+    return int(seed)
+
+
+def _at_least(key: str, value: Any, minimum: int) -> int:
+    number = _typed("study", key, value, int)
+    if number < minimum:
+        raise ConfigError(f"[study] {key} must be an int >= {minimum}; got {number}")
+    return int(number)
 
 
 def _check_multi_objective_pruner(pruner: str, names: list[str]) -> None:
@@ -201,6 +223,9 @@ def _parse_measure(
     for key in ("latency_warmup", "latency_repeats", "throughput_batch"):
         if key in values and (_typed("measure", key, values[key], int) < 1):
             raise ConfigError(f"[measure] {key} must be a positive int; got {values[key]}")
+    for key in ("include_head", "measure_latency"):  # NOTE: "no" was taken as true
+        if key in values:
+            _typed("measure", key, values[key], bool)
     if "latency_repeats" in values and values["latency_repeats"] < 2:
         raise ConfigError("[measure] latency_repeats must be at least 2 (for the run-to-run CV)")
     source = values.get("latency", _default(MeasureSpec, "latency"))
@@ -261,8 +286,8 @@ def _parse_constraints(table: Mapping[str, Any]) -> Constraints:
     values = {}
     for key, value in table.items():
         number = _typed("constraints", key, value, float)
-        if number <= 0:
-            raise ConfigError(f"[constraints] {key} must be positive; got {value}")
+        if not 0 < number < float("inf"):  # NOTE: nan failed every trial inside Optuna
+            raise ConfigError(f"[constraints] {key} must be a positive finite number; got {value}")
         values[key] = number
     return Constraints(**values)
 

@@ -85,6 +85,11 @@ def resolve_storage_url(
             f"storage URL {display_url(chosen)!r} is not supported; use sqlite:///FILE.db, "
             "postgresql://USER:PASSWORD@HOST/DB or journal://FILE.log"
         )
+    if scheme == "sqlite" and chosen.rstrip("/") in ("sqlite:", "sqlite:///:memory:"):
+        raise ConfigError(
+            f"storage URL {display_url(chosen)!r} is an in-memory database: a study there is "
+            "lost when the command ends and no worker can join it; use sqlite:///FILE.db"
+        )
     return chosen
 
 
@@ -347,9 +352,17 @@ def open_storage(url: str, settings: StorageSettings | None = None) -> BaseStora
     import optuna
 
     settings = settings or StorageSettings()
+    folder = _storage_file(url)
+    if folder is not None:
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder belongs, no permission
+            raise ConfigError(
+                f"cannot open storage {display_url(url)}: cannot make the folder "
+                f"{folder.parent}: {exc.strerror}"
+            ) from None
     if url.startswith("journal://"):
         path = _journal_file(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages import journal
 
         try:
@@ -359,8 +372,6 @@ def open_storage(url: str, settings: StorageSettings | None = None) -> BaseStora
                 f"cannot open storage {display_url(url)}: {path} is not an Optuna journal file "
                 f"({type(exc).__name__}); name a new file or a journal"
             ) from None
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql"):
         from search_space._imports import require
 

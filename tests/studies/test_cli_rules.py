@@ -132,6 +132,17 @@ def test_launch_fails_when_its_workers_fail(
         (["launch", str(TINY), "--storage", "journal:///j.log"], "at the filesystem's root"),
         (["launch", str(TINY), "--set", "train.epochs.x=1"], "train.epochs is a value, not a"),
         (["launch", str(TINY), "--set", "foo.bar=1"], "--set 'foo.bar=1': unknown section [foo]"),
+        # a second sweep: a segfault, tracebacks, trials failed one by one, queues of millions
+        (["launch", str(TINY), "--set", "train.num_threads=100000"], "in [1, 1024]"),
+        (["launch", str(TINY), "--set", "study.seed=-1"], "[study] seed must be an int in [0,"),
+        (["launch", str(TINY), "--set", "constraints.max_gflops=nan"], "positive finite"),
+        (["launch", str(TINY), "--set", "train.amp=true"], "[train] amp=True needs a CUDA"),
+        (["launch", str(TINY), "--set", "study.confirm_seeds=1000000"], "at most 100"),
+        (["ablate", str(TINY), "--factor", "with_pool2", "--seeds", "1000000"], "[1, 100]"),
+        (["launch", str(TINY), "--set", 'measure.include_head="no"'], "include_head must be bool"),
+        (["launch", str(TINY), "--set", 'study.enqueue_presets="x"'], "must be list or tuple"),
+        (["launch", str(TINY), "--set", "study.n_startup_trials=-1"], "must be an int >= 0"),
+        (["launch", str(TINY), "--storage", "sqlite:///:memory:"], "an in-memory database"),
     ],
 )
 def test_usage_errors_are_exit_2_before_anything_is_written(
@@ -226,6 +237,10 @@ def test_unreadable_inputs_are_one_line_errors(
         (["pareto", "--storage", f"journal://{not_a_journal}"], "not an Optuna journal file"),
         (["pareto", "--storage", f"journal://{tmp_path}"], f"names the folder {tmp_path}"),
         (["data", str(TINY), "--workers", "0"], "--workers must be a positive int"),
+        (
+            ["launch", str(TINY), "--storage", f"sqlite:///{not_a_journal}/s.db"],
+            f"cannot make the folder {not_a_journal}",
+        ),
         (["launch", str(named)], "a named space (name = 'default') takes only input_shape"),
     ]
     before = files_under(scratch)
