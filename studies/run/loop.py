@@ -329,6 +329,8 @@ def _loop(
     log: Path | None = None,
 ) -> StopReason:
     """One trial at a time while the budget has room; see :func:`run_trials`."""
+    import optuna
+
     from studies.run.heartbeat import Stall, storage_file
 
     started = time.monotonic()
@@ -339,15 +341,26 @@ def _loop(
 
     def tracked(trial: optuna.Trial) -> tuple[float, ...]:
         current.append(trial)
-        started = False
+        entered = False
         try:
             with interruptible():  # a signal that came while Optuna asked raises here
-                started = True
+                entered = True
                 return objective(trial)
         except KeyboardInterrupt:
-            if not started:
+            if not entered:
                 trial.set_user_attr("fail_reason", INTERRUPTED_BEFORE_START)
             raise
+        except (TrialFailure, optuna.TrialPruned):
+            raise
+        except Exception as exc:
+            # NOTE: any other error of the objective (Optuna's own ValueError from a sampler,
+            # a bug) is a failed trial with its reason, and the study goes on. It used to be
+            # taken for a trial reaped by another worker ("declared stale elsewhere").
+            reason = f"{type(exc).__name__}: {exc}"
+            trial.set_user_attr("state", "failed")
+            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr("about", f"failed: {reason}")
+            raise TrialFailure(reason) from exc
 
     # NOTE: guards against a space that is all infeasible or failing; reuses are not attempts
     # (they cost nothing), the reuse streak bounds them.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,6 +298,26 @@ def open_study(
             f"study {study_name!r} records objectives {record.recorded_objectives}, the spec "
             f"asks for {list(spec.objective_names)}; use another --study name"
         )
+    else:
+        changed = changed_keys(record.spec or {}, _jsonable(spec.raw))
+        space = [key for key in changed if key.split(".")[0] == "space"]
+        if space:
+            # NOTE: Optuna cannot change a parameter's choices inside a study: every trial
+            # failed ("CategoricalDistribution does not support dynamic value space")
+            raise ConfigError(
+                f"study {study_name!r} was launched with another search space (this spec "
+                f"differs in {', '.join(space[:4])}); use another --study name"
+            )
+        if changed:
+            # NOTE: a resumed study with another space or training mixes incomparable trials
+            # on one front, silently; resuming with a shorter schedule is legitimate, so this
+            # is said, not refused
+            shown = ", ".join(changed[:6]) + (
+                f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+            )
+            print(f"note: study {study_name!r} was launched with another spec; this run differs "
+                  f"in {shown}. Its workers and exports keep the spec it was launched with; "
+                  "use another --study name for a new experiment", file=sys.stderr)  # fmt: skip
     name_objectives(study)
     return study
 
@@ -312,6 +333,21 @@ def use_search(study: optuna.Study, spec: StudySpec) -> None:
 
     study.sampler = build_sampler(spec)
     study.pruner = build_pruner(spec)
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two specs' tables (``space.dimensions.
+    layer3.inflate``), sorted; a whole table added or removed is one key."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return [] if old == new else [prefix or "(the spec)"]
+    keys: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if key not in old or key not in new:
+            keys.append(name)
+        else:
+            keys.extend(changed_keys(old[key], new[key], name))
+    return keys
 
 
 def _jsonable(value: Any) -> Any:

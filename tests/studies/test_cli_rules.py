@@ -250,3 +250,28 @@ def test_unreadable_inputs_are_one_line_errors(
         assert len(err.splitlines()) == 1 and message in err, err
     assert files_under(scratch) == before
     assert not_a_journal.read_text() == "not a journal\nat all\n"
+
+
+def test_resuming_with_another_spec_says_what_differs(
+    scratch: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resumed study with another space or training mixed incomparable trials on one front
+    without a word; resuming with the same spec says nothing."""
+    argv = ["launch", str(TINY), "--n-trials", "1", *QUIET]
+    assert run_cli(argv) == 0
+    assert run_cli(argv) == 0
+    assert "note:" not in capsys.readouterr().err
+    changed = ["--set", "train.lr=0.01", "--set", "data.noise=0.2"]
+    assert run_cli([*argv, "--n-trials", "2", *changed]) == 0
+    err = capsys.readouterr().err
+    assert "note: study 'tiny' was launched with another spec; this run differs in " in err
+    assert "data.noise, train.lr." in err
+    # another search space: Optuna cannot change a parameter's choices (every trial failed)
+    space = ["--set", 'space.dimensions.layer3.inflate=["all"]']
+    assert run_cli([*argv, "--n-trials", "3", *space]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "r3dnas launch: error: study 'tiny' was launched with another search space (this spec "
+        "differs in space.dimensions.layer3.inflate); use another --study name"
+    )
+    assert len(optuna.load_study(study_name="tiny", storage="sqlite:///runs/tiny.db").trials) == 2

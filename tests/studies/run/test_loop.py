@@ -127,3 +127,38 @@ def test_plots_leave_matplotlib_backend_alone(tmp_path: Path) -> None:
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(previous)
+
+
+def test_an_unexpected_error_is_a_failed_trial_and_the_study_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An error the objective did not expect (here Optuna's own ValueError, as a resumed
+    study with changed choices raised it) fails its trial with the reason; it was taken for a
+    trial reaped by another worker ("declared stale elsewhere") and retried 25 times."""
+    from studies.study.storage import open_storage
+
+    spec = _spec()
+    measure = TableMeasure([5.0])
+    calls = []
+
+    def first_fails(request: MeasureRequest) -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("CategoricalDistribution does not support dynamic value space.")
+        return measure(request)
+
+    runner = TrialRunner(spec, measure=first_fails)
+    study = optuna.create_study(
+        directions=list(spec.directions), storage=open_storage(f"sqlite:///{tmp_path}/s.db")
+    )
+    stop = run_trials(study, runner.run, n_trials=2, timeout_s=60, progress=False, label="t",
+                      reap=lambda: None)  # fmt: skip
+    assert stop == "done"
+    first = study.trials[0]
+    assert first.state == TrialState.FAIL
+    assert first.user_attrs["fail_reason"] == (
+        "ValueError: CategoricalDistribution does not support dynamic value space."
+    )
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 2
+    out = capsys.readouterr().out
+    assert "t: trial 0 failed: ValueError" in out and "elsewhere" not in out
