@@ -324,7 +324,8 @@ def _with_section(section: str, build: Any, table: Mapping[str, Any]) -> Any:
         message = str(exc)
         if f"[{section}]" in message:
             raise
-        raise ConfigError(f"[{section}] {message}") from exc
+        # NOTE: a config that names its own section ("wandb.mode ...") is not named twice
+        raise ConfigError(f"[{section}] {message.removeprefix(section + '.')}") from exc
 
 
 def _parse_space(table: dict[str, Any], base_dir: Path) -> SearchSpace:
