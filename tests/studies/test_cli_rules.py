@@ -142,7 +142,7 @@ def test_launch_fails_when_its_workers_fail(
         (["launch", str(TINY), "--set", 'measure.include_head="no"'], "include_head must be bool"),
         (["launch", str(TINY), "--set", 'study.enqueue_presets="x"'], "must be list or tuple"),
         (["launch", str(TINY), "--set", "study.n_startup_trials=-1"], "must be an int >= 0"),
-        (["launch", str(TINY), "--set", "wandb.mode=\"off\""], "[wandb] mode must be one of"),
+        (["launch", str(TINY), "--set", 'wandb.mode="off"'], "[wandb] mode must be one of"),
         (["launch", str(TINY), "--storage", "sqlite:///:memory:"], "an in-memory database"),
     ],
 )
