@@ -48,6 +48,19 @@ def _worker(name: str, url: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
 
 
+def _wait(
+    proc: subprocess.Popen[bytes], timeout_s: float, hung: str, problems: list[str]
+) -> bytes:
+    """``proc``'s stderr once it exits; killed, and ``hung`` added to ``problems``, when it
+    has not exited within ``timeout_s``."""
+    try:
+        return proc.communicate(timeout=timeout_s)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        problems.append(f"hung: {hung}")
+        return proc.communicate()[1]
+
+
 def one_run(kind: str, folder: Path, delay_s: float, epochs: int) -> tuple[str, list[str]]:
     """``(where the signal landed, problems)`` of one interrupted and resumed grid."""
     import optuna
@@ -68,13 +81,8 @@ def one_run(kind: str, folder: Path, delay_s: float, epochs: int) -> tuple[str, 
     proc = _worker(name, url)
     time.sleep(delay_s)
     proc.send_signal(signal.SIGTERM)
-    problems = []
-    try:
-        _, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        problems.append("hung: the worker had not exited 120 s after the SIGTERM")
+    problems: list[str] = []
+    err = _wait(proc, 120, "the worker had not exited 120 s after the SIGTERM", problems)
     trials = study.get_trials(deepcopy=False)
     # NOTE: a signal before Python has imported the CLI (its first ~0.3 s) kills the process
     # as it would any program; it has touched nothing then
@@ -94,12 +102,7 @@ def one_run(kind: str, folder: Path, delay_s: float, epochs: int) -> tuple[str, 
     landed = "while exiting" if done and proc.returncode != 0 else landed
     prepare_ablation(spec, **args)  # type: ignore[arg-type]
     proc = _worker(name, url)
-    try:
-        _, err = proc.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        problems.append("hung: the resumed worker had not finished in 300 s")
+    err = _wait(proc, 300, "the resumed worker had not finished in 300 s", problems)
     if proc.returncode != 0:
         problems.append(f"resume exit {proc.returncode}: {err.decode()[-300:]!r}")
     complete = [t for t in study.get_trials(deepcopy=False) if is_completed(t)]
